@@ -1,0 +1,36 @@
+# One-command set-up: every target creates .venv when it is missing.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint bench demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/ruff check sdtools modx tests benchmarks examples
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check sdtools modx tests benchmarks examples
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install -q -e ".[dev,bench]"
+	touch $@
+
+bench: $(VENV)/.bench-installed
+	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.run $(BENCH)
+
+demo: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/modx demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,146 @@
+"""Input checks and small numerically safe helpers shared by every measure.
+
+All public measures accept numpy arrays or torch tensors (on any device) and call
+:func:`as_embeddings` once per input, so every bad input gets the same one-line error.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+_FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def as_tensor(x, name: str, *, ndim: int = 2) -> torch.Tensor:
+    """Return ``x`` as a floating torch tensor (no copy where possible), checking its dtype.
+
+    float16/bfloat16 are promoted to float32; integer, boolean and complex inputs are refused.
+    """
+    if isinstance(x, np.ndarray):
+        if np.iscomplexobj(x):
+            raise ValueError(f"{name} is complex ({x.dtype}); pass real float embeddings")
+        if not np.issubdtype(x.dtype, np.floating):
+            raise ValueError(
+                f"{name} has dtype {x.dtype}; pass float embeddings (e.g. x.astype(np.float32))"
+            )
+        t = torch.from_numpy(np.ascontiguousarray(x))
+    elif isinstance(x, torch.Tensor):
+        t = x.detach()
+    else:
+        raise ValueError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+    if t.is_complex():
+        raise ValueError(f"{name} is complex ({t.dtype}); pass real float embeddings")
+    if t.dtype not in _FLOAT_TYPES:
+        raise ValueError(f"{name} has dtype {t.dtype}; pass float embeddings (e.g. x.float())")
+    if t.dtype in (torch.float16, torch.bfloat16):
+        t = t.float()
+    if t.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D (N x D), got shape {tuple(t.shape)}")
+    return t
+
+
+def as_embeddings(x, name: str, *, min_rows: int = 2, check_values: bool = True) -> torch.Tensor:
+    """Check an (N, D) embedding matrix: float dtype, >= ``min_rows`` rows, finite, no zero rows.
+
+    Returns the tensor un-normalised (callers normalise, often chunk by chunk to save memory).
+    """
+    t = as_tensor(x, name)
+    n, d = t.shape
+    if n < min_rows:
+        raise ValueError(f"{name} has {n} sample(s); at least {min_rows} are needed")
+    if d < 1:
+        raise ValueError(f"{name} has no dimensions (shape {tuple(t.shape)})")
+    if check_values:
+        bad = ~torch.isfinite(t).all(dim=1)
+        if bool(bad.any()):
+            rows = torch.nonzero(bad).flatten()[:5].tolist()
+            raise ValueError(
+                f"{name} contains NaN or Inf in {int(bad.sum())} row(s) (first: {rows}); "
+                "drop or recompute those embeddings"
+            )
+        norms = torch.linalg.vector_norm(t, dim=1)
+        zero = norms == 0
+        if bool(zero.any()):
+            rows = torch.nonzero(zero).flatten()[:5].tolist()
+            raise ValueError(
+                f"{name} has {int(zero.sum())} zero-norm row(s) (first: {rows}); "
+                "an all-zero embedding has no direction"
+            )
+    return t
+
+
+def same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"{name_a} has {a.shape[0]} rows but {name_b} has {b.shape[0]}; "
+            "both must embed the same samples in the same order"
+        )
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"{name_a} has dimension {a.shape[1]} but {name_b} has {b.shape[1]}; a rotation "
+            "between spaces of different dimension is undefined (compare checkpoints of one "
+            "architecture)"
+        )
+
+
+def common(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put two tensors on one device and one dtype (the wider of the two), on ``a``'s device."""
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    return a.to(dtype), b.to(device=a.device, dtype=dtype)
+
+
+def normalize(t: torch.Tensor) -> torch.Tensor:
+    return t / torch.linalg.vector_norm(t, dim=1, keepdim=True)
+
+
+def check_image_of_text(image_of_text, n_images: int, n_texts: int, device) -> torch.Tensor:
+    """Check the caption -> image index array; every image must own at least one caption."""
+    if isinstance(image_of_text, torch.Tensor):
+        idx = image_of_text.detach().cpu()
+    else:
+        idx = torch.as_tensor(np.asarray(image_of_text))
+    if idx.ndim != 1:
+        raise ValueError(f"image_of_text must be 1-D, got shape {tuple(idx.shape)}")
+    if idx.dtype.is_floating_point or idx.dtype == torch.bool or idx.is_complex():
+        raise ValueError(f"image_of_text must hold integer indices, got {idx.dtype}")
+    if idx.numel() != n_texts:
+        raise ValueError(
+            f"image_of_text has {idx.numel()} entries but there are {n_texts} text embeddings; "
+            "give one image index per caption"
+        )
+    idx = idx.long()
+    if n_texts and (int(idx.min()) < 0 or int(idx.max()) >= n_images):
+        raise ValueError(
+            f"image_of_text has indices outside [0, {n_images}) (min {int(idx.min())}, "
+            f"max {int(idx.max())}); indices refer to rows of the image embeddings"
+        )
+    counts = torch.bincount(idx, minlength=n_images)
+    if bool((counts == 0).any()):
+        missing = torch.nonzero(counts == 0).flatten()[:5].tolist()
+        raise ValueError(
+            f"{int((counts == 0).sum())} image(s) have no caption in image_of_text "
+            f"(first: {missing}); drop them or give each image a caption"
+        )
+    return idx.to(device)
+
+
+def stable_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise angle between unit vectors, ``2 atan2(|a-b|, |a+b|)``, in degrees.
+
+    Accurate near 0 and 180 degrees, where ``arccos`` of the dot product loses digits.
+    """
+    d = torch.linalg.vector_norm(a - b, dim=1)
+    s = torch.linalg.vector_norm(a + b, dim=1)
+    return torch.rad2deg(2.0 * torch.atan2(d, s))
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def finite_or_none(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
