@@ -47,29 +47,40 @@ def as_embeddings(x, name: str, *, min_rows: int = 2, check_values: bool = True)
 
     Returns the tensor un-normalised (callers normalise, often chunk by chunk to save memory).
     """
+    return checked_with_norms(x, name, min_rows=min_rows, check_values=check_values)[0]
+
+
+def checked_with_norms(
+    x, name: str, *, min_rows: int = 2, check_values: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`as_embeddings` that also returns the row norms (N, 1) it computed for the checks.
+
+    One pass: a row with a NaN or Inf has a non-finite norm, so the norms serve both checks.
+    """
     t = as_tensor(x, name)
     n, d = t.shape
     if n < min_rows:
         raise ValueError(f"{name} has {n} sample(s); at least {min_rows} are needed")
     if d < 1:
         raise ValueError(f"{name} has no dimensions (shape {tuple(t.shape)})")
-    if check_values:
-        bad = ~torch.isfinite(t).all(dim=1)
-        if bool(bad.any()):
-            rows = torch.nonzero(bad).flatten()[:5].tolist()
-            raise ValueError(
-                f"{name} contains NaN or Inf in {int(bad.sum())} row(s) (first: {rows}); "
-                "drop or recompute those embeddings"
-            )
-        norms = torch.linalg.vector_norm(t, dim=1)
-        zero = norms == 0
-        if bool(zero.any()):
-            rows = torch.nonzero(zero).flatten()[:5].tolist()
-            raise ValueError(
-                f"{name} has {int(zero.sum())} zero-norm row(s) (first: {rows}); "
-                "an all-zero embedding has no direction"
-            )
-    return t
+    if not check_values:
+        return t, None
+    norms = torch.linalg.vector_norm(t, dim=1, keepdim=True)
+    bad = ~torch.isfinite(norms[:, 0])
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten()[:5].tolist()
+        raise ValueError(
+            f"{name} contains NaN or Inf in {int(bad.sum())} row(s) (first: {rows}); "
+            "drop or recompute those embeddings"
+        )
+    zero = norms[:, 0] == 0
+    if bool(zero.any()):
+        rows = torch.nonzero(zero).flatten()[:5].tolist()
+        raise ValueError(
+            f"{name} has {int(zero.sum())} zero-norm row(s) (first: {rows}); "
+            "an all-zero embedding has no direction"
+        )
+    return t, norms
 
 
 def same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
