@@ -81,7 +81,7 @@ def bench_retrieval(n_img: int = 5_000, per_image: int = 5, d: int = 512) -> dic
     V = torch.from_numpy(_unit(rng, n_img, d))
     iot = torch.from_numpy(np.repeat(np.arange(n_img), per_image))
     # captions near their image so that recalls are informative (neither 0 nor 100)
-    T = V[iot] + 1.6 * torch.from_numpy(_unit(rng, n_img * per_image, d))
+    T = V[iot] + 8.0 * torch.from_numpy(_unit(rng, n_img * per_image, d))
     T = T / T.norm(dim=1, keepdim=True)
     ks = (1, 5, 10)
     res = {}

@@ -25,6 +25,11 @@ _EXPORTS = {
     "mutual_knn": "similarity",
     "Summary": "results",
     "Embeddings": "embeddings",
+    "load_checkpoint": "checkpoints",
+    "embed": "embed",
+    "open_data": "data",
+    "SyntheticConfig": "synthetic",
+    "SyntheticStream": "synthetic",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,0 +1,304 @@
+"""The ``sdtools`` command line. Heavy imports happen inside commands so ``--help`` is fast."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Measure spatial disorder between CLIP checkpoints: rotation, deviation, retrieval.",
+)
+
+DataOpt = Annotated[str | None, typer.Option(
+    "--data", help="probe set: synthetic[:k=v,...], csv:PATH, karpathy:JSON:ROOT[:split], "
+    "wds:SHARDS")]
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="open_clip architecture (or model-config JSON) for files that do not name "
+    "one")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, ...")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="images/captions per batch")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or tables")]
+JsonOpt = Annotated[Path | None, typer.Option("--json", help="write the results as JSON")]
+PlotOpt = Annotated[Path | None, typer.Option("--plot", help="write a figure (.png/.pdf)")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="do not read or write the "
+                                          "embedding cache")]
+SkipOpt = Annotated[bool, typer.Option("--skip-missing", help="leave out missing images")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="DataLoader workers")]
+
+
+class Ctx:
+    """Shared options for turning A/B arguments into embeddings."""
+
+    def __init__(self, data, model, device, batch_size, quiet, no_cache, skip_missing,
+                 workers):
+        self.data_spec = data
+        self.model = model
+        self.device = device
+        self.batch_size = batch_size
+        self.quiet = quiet
+        self.no_cache = no_cache
+        self.skip_missing = skip_missing
+        self.workers = workers
+        self._data = None
+
+    def data(self):
+        from .data import open_data
+
+        if self._data is None:
+            if not self.data_spec:
+                raise ValueError("a checkpoint needs a probe set: pass --data SPEC")
+            self._data = open_data(self.data_spec, skip_missing=self.skip_missing)
+            if self._data.skipped and not self.quiet:
+                typer.echo(f"skipped {self._data.skipped} missing image(s)", err=True)
+        return self._data
+
+    def embeddings(self, arg: str, loaded=None):
+        from .embed import embed
+        from .embeddings import Embeddings
+
+        if arg.endswith(".npz") and Path(arg).exists():
+            return Embeddings.load(arg), None
+        from .checkpoints import load_checkpoint
+
+        loaded = loaded or load_checkpoint(arg, model=self.model)
+        emb = embed(loaded, self.data(), batch_size=self.batch_size, device=self.device,
+                    cache=not self.no_cache, progress=not self.quiet,
+                    num_workers=self.workers)
+        return emb, loaded
+
+    def pair(self, a: str, b: str):
+        from .checkpoints import CheckpointError, load_checkpoint
+
+        la = lb = None
+        if not a.endswith(".npz") and not b.endswith(".npz"):
+            la = load_checkpoint(a, model=self.model)
+            lb = load_checkpoint(b, model=self.model)
+            ca, cb = la.model.sdtools_info["model_cfg"], lb.model.sdtools_info["model_cfg"]
+            if ca != cb:
+                raise CheckpointError(
+                    f"A ({la.model.sdtools_info['arch']}) and B "
+                    f"({lb.model.sdtools_info['arch']}) have different architectures; compare "
+                    "checkpoints of one architecture"
+                )
+        ea, _ = self.embeddings(a, la)
+        eb, _ = self.embeddings(b, lb)
+        return ea, eb
+
+
+def _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing=False, workers=0):
+    return Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
+
+
+def _write_json(path: Path, obj) -> None:
+    from .io import write_json
+    from .results import jsonable
+
+    write_json(path, jsonable(obj))
+
+
+def _console(quiet: bool):
+    from rich.console import Console
+
+    return Console(quiet=quiet, highlight=False)
+
+
+@app.command()
+def rotation(
+    a: Annotated[str, typer.Argument(help="checkpoint or saved embeddings (.npz) at time a")],
+    b: Annotated[str, typer.Argument(help="checkpoint or saved embeddings (.npz) at time b")],
+    data: DataOpt = None,
+    modality: Annotated[str, typer.Option(help="image, text or both")] = "both",
+    json_out: JsonOpt = None,
+    plot: PlotOpt = None,
+    max_pairs: Annotated[int | None, typer.Option(
+        help="estimate SAM drift from this many sampled pairs (default: exact)")] = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    batch_size: BatchOpt = 256,
+    quiet: QuietOpt = False,
+    no_cache: NoCacheOpt = False,
+    skip_missing: SkipOpt = False,
+    workers: WorkersOpt = 0,
+):
+    """Intra-modal rotation from A to B: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
+    from .analysis import rotation_report
+
+    ctx = _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
+    ea, eb = ctx.pair(a, b)
+    rep = rotation_report(ea, eb, modality=modality, max_pairs=max_pairs,
+                          progress=not quiet)
+    out = {"a": a, "b": b, "data": ea.meta.get("data", data), **rep}
+    _rotation_table(out, _console(quiet))
+    if json_out:
+        _write_json(json_out, out)
+    if plot:
+        from .plots import plot_rotation
+
+        plot_rotation(out, plot, title=f"{Path(a).name} → {Path(b).name}")
+
+
+def _rotation_table(out: dict, console) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"rotation {out['a']} → {out['b']}")
+    t.add_column("measure")
+    mods = [m for m in ("image", "text") if m in out]
+    for m in mods:
+        t.add_column(m, justify="right")
+
+    def row(label, fn):
+        t.add_row(label, *[fn(out[m]) for m in mods])
+
+    row("RAD mean / median (deg)", lambda r: f"{r['rad']['mean']:.2f} / {r['rad']['median']:.2f}")
+    row("RAD share > 30 deg", lambda r: f"{100 * r['rad']['share_above']['30.0']:.1f}%")
+    row("SAM drift mean (deg)", lambda r: f"{r['sam_drift']['mean']:.3f}" + (
+        "" if r["sam_drift"]["exact"] else f" ± {r['sam_drift']['stderr']:.3f} (est.)"))
+    row("SAM drift p95 (deg)", lambda r: f"{r['sam_drift']['quantiles']['0.95']:.3f}")
+    row("Procrustes det", lambda r: f"{r['procrustes']['det']:+.0f}")
+    row("Procrustes max / mean angle", lambda r:
+        f"{r['procrustes']['max_angle']:.2f} / {r['procrustes']['mean_angle']:.2f}")
+    row("rotation explains", lambda r: f"{100 * r['procrustes']['explained']:.1f}%")
+    row("residual angle mean (deg)", lambda r: f"{r['procrustes']['residual']['mean']:.2f}")
+    row("linear CKA", lambda r: f"{r['linear_cka']:.4f}")
+    row("mutual kNN (k=10)", lambda r: f"{r['mutual_knn']:.3f}")
+    console.print(t)
+
+
+@app.command()
+def deviation(
+    a: Annotated[str, typer.Argument(help="checkpoint or saved embeddings (.npz) at time a")],
+    b: Annotated[str, typer.Argument(help="checkpoint or saved embeddings (.npz) at time b")],
+    data: DataOpt = None,
+    json_out: JsonOpt = None,
+    plot: PlotOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    batch_size: BatchOpt = 256,
+    quiet: QuietOpt = False,
+    no_cache: NoCacheOpt = False,
+    skip_missing: SkipOpt = False,
+    workers: WorkersOpt = 0,
+):
+    """Inter-modal deviation from A to B: pair similarity, unsynchronised rotation, ranks, gap."""
+    from rich.table import Table
+
+    from .analysis import deviation_report
+
+    ctx = _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
+    ea, eb = ctx.pair(a, b)
+    dev = deviation_report(ea, eb)
+    d = dev.to_dict()
+    out = {"a": a, "b": b, "data": ea.meta.get("data", data), **d}
+    t = Table(title=f"deviation {a} → {b}")
+    t.add_column("measure")
+    t.add_column("value", justify="right")
+    t.add_row("positive-pair cosine a → b",
+              f"{d['pos_sim_a_mean']:.3f} → {d['pos_sim_b_mean']:.3f}")
+    t.add_row("unsync |image - caption angle| mean (deg)", f"{d['unsync_abs_mean']:.2f}")
+    t.add_row("relative rotation R_V^T R_T max / geodesic (deg)",
+              f"{d['relative_rotation']['max_angle']:.2f} / "
+              f"{d['relative_rotation']['geodesic_deg']:.2f}")
+    for k in ("t2i", "i2t"):
+        tp = d["top1"][k]
+        t.add_row(f"{k} top-1 lost / gained / kept",
+                  f"{tp['lost']} / {tp['gained']} / {tp['kept']} of {tp['queries']}")
+    t.add_row("mean t2i rank a → b", f"{d['t2i_mean_rank_a']:.1f} → {d['t2i_mean_rank_b']:.1f}")
+    t.add_row("modality gap a → b", f"{d['modality_gap_a']:.3f} → {d['modality_gap_b']:.3f}")
+    _console(quiet).print(t)
+    if json_out:
+        _write_json(json_out, out)
+    if plot:
+        from .plots import plot_deviation
+
+        plot_deviation(dev, plot, title=f"{Path(a).name} → {Path(b).name}")
+
+
+@app.command()
+def embed(
+    ckpt: Annotated[str, typer.Argument(help="checkpoint spec")],
+    data: DataOpt = None,
+    out: Annotated[Path, typer.Option("--out", help="output .npz")] = Path("embeddings.npz"),
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    batch_size: BatchOpt = 256,
+    quiet: QuietOpt = False,
+    no_cache: NoCacheOpt = False,
+    skip_missing: SkipOpt = False,
+    workers: WorkersOpt = 0,
+):
+    """Embed a probe set with a checkpoint and save the embeddings (.npz)."""
+    ctx = _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
+    emb, _ = ctx.embeddings(ckpt)
+    path = emb.save(out)
+    if not quiet:
+        typer.echo(f"wrote {path} ({emb.n_images} images, {emb.n_texts} captions, "
+                   f"dim {emb.dim})")
+
+
+@app.command()
+def retrieval(
+    ckpt_or_emb: Annotated[str, typer.Argument(help="checkpoint spec or embeddings .npz")],
+    data: DataOpt = None,
+    json_out: JsonOpt = None,
+    model: ModelOpt = None,
+    device: DeviceOpt = None,
+    batch_size: BatchOpt = 256,
+    quiet: QuietOpt = False,
+    no_cache: NoCacheOpt = False,
+    skip_missing: SkipOpt = False,
+    workers: WorkersOpt = 0,
+):
+    """Recall@1/5/10 both ways and mean/median ranks."""
+    from rich.table import Table
+
+    from .retrieval import retrieval as run
+
+    ctx = _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
+    emb, _ = ctx.embeddings(ckpt_or_emb)
+    res = run(emb.image, emb.text, emb.image_of_text)
+    t = Table(title=f"retrieval {ckpt_or_emb} ({emb.n_images} images, {emb.n_texts} captions)")
+    t.add_column("direction")
+    for k in res.i2t:
+        t.add_column(f"R@{k}", justify="right")
+    t.add_column("mean / median rank", justify="right")
+    t.add_row("image→text", *[f"{v:.2f}" for v in res.i2t.values()],
+              f"{res.i2t_mean_rank:.1f} / {res.i2t_median_rank:.0f}")
+    t.add_row("text→image", *[f"{v:.2f}" for v in res.t2i.values()],
+              f"{res.t2i_mean_rank:.1f} / {res.t2i_median_rank:.0f}")
+    _console(quiet).print(t)
+    if json_out:
+        _write_json(json_out, {"checkpoint": ckpt_or_emb, "data": emb.meta.get("data", data),
+                               **res.to_dict()})
+
+
+def main(argv=None) -> None:
+    """Entry point: user errors print one line and exit with code 2 (no traceback)."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except SystemExit:
+        raise
+    except Exception as exc:  # classified below; anything else is a real bug: re-raise
+        import click
+
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, (ValueError, FileNotFoundError, PermissionError)):
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"error: {msg}", file=sys.stderr)
+            sys.exit(2)
+        raise
+
+
+if __name__ == "__main__":
+    main()

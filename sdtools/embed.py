@@ -1,0 +1,177 @@
+"""Embedding extraction: batched, inference mode, mixed precision on GPU, cached on disk.
+
+The cache key is (checkpoint content hash, data fingerprint, transform, tokenizer), so a second
+analysis of the same checkpoint and probe set costs no forward pass. Under ``torchrun`` each
+rank embeds a disjoint shard and all ranks receive the gathered result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .checkpoints import Loaded, load_checkpoint, make_preprocess, make_tokenizer
+from .data import ImageDataset, ImageTextData, open_data
+from .embeddings import Embeddings
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SDTOOLS_CACHE", Path.home() / ".cache" / "sdtools"))
+
+
+def model_hash(model: torch.nn.Module) -> str:
+    """Content hash of a model's weights (used when it did not come from a file)."""
+    info = getattr(model, "sdtools_info", None)
+    if info and info.get("sha256"):
+        return info["sha256"]
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _resolve(model_or_spec, arch=None) -> Loaded:
+    if isinstance(model_or_spec, Loaded):
+        return model_or_spec
+    if isinstance(model_or_spec, (str, Path)):
+        return load_checkpoint(model_or_spec, model=arch)
+    if isinstance(model_or_spec, tuple) and len(model_or_spec) == 3:
+        return Loaded(*model_or_spec)
+    if isinstance(model_or_spec, torch.nn.Module):
+        info = getattr(model_or_spec, "sdtools_info", None)
+        if not info:
+            raise ValueError(
+                "a bare model needs its preprocess and tokenizer: pass "
+                "(model, preprocess, tokenizer) or a checkpoint spec"
+            )
+        cfg = info["model_cfg"]
+        return Loaded(model_or_spec, make_preprocess(cfg), make_tokenizer(cfg))
+    raise ValueError(f"cannot embed with a {type(model_or_spec).__name__}")
+
+
+def _dist():
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def cache_key(loaded: Loaded, data: ImageTextData) -> str:
+    tok = loaded.tokenizer
+    parts = {
+        "v": CACHE_VERSION,
+        "model": model_hash(loaded.model),
+        "data": data.fingerprint(),
+        "transform": repr(loaded.preprocess),
+        "tokenizer": f"{type(tok).__name__}:{getattr(tok, 'context_length', '')}",
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def embed(
+    model_or_spec,
+    dataset,
+    batch_size: int = 256,
+    device=None,
+    *,
+    arch=None,
+    cache: bool = True,
+    cache_dir=None,
+    num_workers: int = 0,
+    progress: bool = True,
+    amp: bool = True,
+) -> Embeddings:
+    """Embed every image and caption of ``dataset`` (a dataset or data SPEC) with a model.
+
+    ``model_or_spec``: a checkpoint spec (see :func:`sdtools.load_checkpoint`), the
+    ``(model, preprocess, tokenizer)`` it returns, or a model that came from it. Embeddings
+    are L2-normalised float32. ``amp``: bfloat16 autocast on CUDA.
+    """
+    loaded = _resolve(model_or_spec, arch)
+    data = open_data(dataset) if isinstance(dataset, (str, Path)) else dataset
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    path = None
+    if cache:
+        path = Path(cache_dir or default_cache_dir()) / f"{cache_key(loaded, data)}.npz"
+        if path.exists():
+            return Embeddings.load(path)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = loaded.model.to(device).eval()
+    rank, world = _dist()
+    img_idx = np.arange(data.n_images)[rank::world]
+    txt_idx = np.arange(len(data.captions))[rank::world]
+    use_amp = amp and device.type == "cuda"
+    dim = None
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                enabled=use_amp):
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(ImageDataset(data, loaded.preprocess), img_idx.tolist()),
+            batch_size=batch_size, num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+        )
+        img_out = []
+        bar = _bar(progress and rank == 0, len(img_idx) + len(txt_idx), "embedding")
+        for _, images in loader:
+            f = model.encode_image(images.to(device, non_blocking=True), normalize=True)
+            img_out.append(f.float().cpu())
+            bar.update(len(images))
+        txt_out = []
+        for s in range(0, len(txt_idx), batch_size):
+            caps = [data.captions[j] for j in txt_idx[s : s + batch_size]]
+            f = model.encode_text(loaded.tokenizer(caps).to(device), normalize=True)
+            txt_out.append(f.float().cpu())
+            bar.update(len(caps))
+        bar.close()
+    img = torch.cat(img_out) if img_out else None
+    txt = torch.cat(txt_out) if txt_out else None
+    if world > 1:
+        img, txt = _gather(img, img_idx, data.n_images), _gather(txt, txt_idx,
+                                                                 len(data.captions))
+    dim = img.shape[1]
+    meta = {
+        "checkpoint": getattr(loaded.model, "sdtools_info", {}).get("spec", "in-memory model"),
+        "model_sha256": model_hash(loaded.model),
+        "data": data.spec,
+        "n_images": data.n_images,
+        "n_texts": len(data.captions),
+        "dim": dim,
+    }
+    if data.domains is not None:
+        meta["domains"] = [d.item() if hasattr(d, "item") else d for d in data.domains]
+    emb = Embeddings(img.numpy(), txt.numpy(), data.image_of_text, meta)
+    if path is not None and rank == 0:
+        emb.save(path)
+    return emb
+
+
+def _gather(local: torch.Tensor, idx: np.ndarray, n: int) -> torch.Tensor:
+    parts = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, (idx, local.numpy()))
+    out = np.empty((n, parts[0][1].shape[1]), dtype=np.float32)
+    for i, f in parts:
+        out[i] = f
+    return torch.from_numpy(out)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", leave=False)
