@@ -62,7 +62,7 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
 
 def deviation_report(a: Embeddings, b: Embeddings):
     """Inter-modal deviation between checkpoints a and b; returns the DeviationResult."""
-    from .deviation import deviation
+    from .intermodal import deviation
 
     check_comparable(a, b)
     return deviation(a.image, a.text, b.image, b.text, a.image_of_text)

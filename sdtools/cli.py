@@ -58,36 +58,26 @@ class Ctx:
                 typer.echo(f"skipped {self._data.skipped} missing image(s)", err=True)
         return self._data
 
-    def embeddings(self, arg: str, loaded=None):
-        from .embed import embed
+    def embeddings(self, arg: str):
         from .embeddings import Embeddings
+        from .extract import embed
 
         if arg.endswith(".npz") and Path(arg).exists():
-            return Embeddings.load(arg), None
-        from .checkpoints import load_checkpoint
-
-        loaded = loaded or load_checkpoint(arg, model=self.model)
-        emb = embed(loaded, self.data(), batch_size=self.batch_size, device=self.device,
-                    cache=not self.no_cache, progress=not self.quiet,
-                    num_workers=self.workers)
-        return emb, loaded
+            return Embeddings.load(arg)
+        return embed(arg, self.data(), batch_size=self.batch_size, device=self.device,
+                     arch=self.model, cache=not self.no_cache, progress=not self.quiet,
+                     num_workers=self.workers)
 
     def pair(self, a: str, b: str):
-        from .checkpoints import CheckpointError, load_checkpoint
+        from .checkpoints import CheckpointError
 
-        la = lb = None
-        if not a.endswith(".npz") and not b.endswith(".npz"):
-            la = load_checkpoint(a, model=self.model)
-            lb = load_checkpoint(b, model=self.model)
-            ca, cb = la.model.sdtools_info["model_cfg"], lb.model.sdtools_info["model_cfg"]
-            if ca != cb:
-                raise CheckpointError(
-                    f"A ({la.model.sdtools_info['arch']}) and B "
-                    f"({lb.model.sdtools_info['arch']}) have different architectures; compare "
-                    "checkpoints of one architecture"
-                )
-        ea, _ = self.embeddings(a, la)
-        eb, _ = self.embeddings(b, lb)
+        ea, eb = self.embeddings(a), self.embeddings(b)
+        ca, cb = ea.meta.get("model_cfg"), eb.meta.get("model_cfg")
+        if ca and cb and ca != cb:
+            raise CheckpointError(
+                f"A ({ea.meta.get('arch')}) and B ({eb.meta.get('arch')}) have different "
+                "architectures; compare checkpoints of one architecture"
+            )
         return ea, eb
 
 
@@ -234,7 +224,7 @@ def embed(
 ):
     """Embed a probe set with a checkpoint and save the embeddings (.npz)."""
     ctx = _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
-    emb, _ = ctx.embeddings(ckpt)
+    emb = ctx.embeddings(ckpt)
     path = emb.save(out)
     if not quiet:
         typer.echo(f"wrote {path} ({emb.n_images} images, {emb.n_texts} captions, "
@@ -257,10 +247,10 @@ def retrieval(
     """Recall@1/5/10 both ways and mean/median ranks."""
     from rich.table import Table
 
-    from .retrieval import retrieval as run
+    from .ranking import retrieval as run
 
     ctx = _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
-    emb, _ = ctx.embeddings(ckpt_or_emb)
+    emb = ctx.embeddings(ckpt_or_emb)
     res = run(emb.image, emb.text, emb.image_of_text)
     t = Table(title=f"retrieval {ckpt_or_emb} ({emb.n_images} images, {emb.n_texts} captions)")
     t.add_column("direction")
@@ -284,21 +274,19 @@ def main(argv=None) -> None:
     except SystemExit:
         raise
     except Exception as exc:  # classified below; anything else is a real bug: re-raise
-        import click
-
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(130)
-        if isinstance(exc, click.ClickException):
+        # click's exceptions (typer may vendor its own click), recognised by their shape
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors: code 2
             exc.show()
-            sys.exit(2)
+            sys.exit(exc.exit_code)
+        if type(exc).__name__ == "Exit":
+            sys.exit(getattr(exc, "exit_code", 0))
+        if type(exc).__name__ == "Abort":
+            sys.exit(130)
         if isinstance(exc, (ValueError, FileNotFoundError, PermissionError)):
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             print(f"error: {msg}", file=sys.stderr)
             sys.exit(2)
         raise
-
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoints import Loaded, load_checkpoint, make_preprocess, make_tokenizer
+from .checkpoints import (
+    Loaded,
+    file_sha256,
+    load_checkpoint,
+    make_preprocess,
+    make_tokenizer,
+)
 from .data import ImageDataset, ImageTextData, open_data
 from .embeddings import Embeddings
 
@@ -63,16 +69,30 @@ def _dist():
     return 0, 1
 
 
-def cache_key(loaded: Loaded, data: ImageTextData) -> str:
+def cache_key(model_id: str, data: ImageTextData) -> str:
+    parts = {"v": CACHE_VERSION, "model": model_id, "data": data.fingerprint()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _model_id(loaded: Loaded) -> str:
     tok = loaded.tokenizer
-    parts = {
-        "v": CACHE_VERSION,
-        "model": model_hash(loaded.model),
-        "data": data.fingerprint(),
+    return json.dumps({
+        "weights": model_hash(loaded.model),
         "transform": repr(loaded.preprocess),
         "tokenizer": f"{type(tok).__name__}:{getattr(tok, 'context_length', '')}",
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+    }, sort_keys=True)
+
+
+def _spec_id(spec, arch) -> str | None:
+    """Identity of a checkpoint file from its bytes and the --model argument, without loading
+    it (architecture, transform and tokenizer all follow from these two)."""
+    p = Path(str(spec))
+    if not p.is_file():
+        return None
+    arch_id = arch
+    if arch is not None and Path(str(arch)).is_file():
+        arch_id = file_sha256(arch)
+    return json.dumps({"file": file_sha256(p), "arch": arch_id}, sort_keys=True)
 
 
 def embed(
@@ -92,17 +112,25 @@ def embed(
 
     ``model_or_spec``: a checkpoint spec (see :func:`sdtools.load_checkpoint`), the
     ``(model, preprocess, tokenizer)`` it returns, or a model that came from it. Embeddings
-    are L2-normalised float32. ``amp``: bfloat16 autocast on CUDA.
+    are L2-normalised float32. ``amp``: bfloat16 autocast on CUDA. With ``cache`` a result is
+    stored under (checkpoint content, data, transform); a checkpoint file that hits the cache
+    is not even loaded.
     """
-    loaded = _resolve(model_or_spec, arch)
     data = open_data(dataset) if isinstance(dataset, (str, Path)) else dataset
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    is_spec = isinstance(model_or_spec, (str, Path))
+    model_id = _spec_id(model_or_spec, arch) if (cache and is_spec) else None
+    loaded = None
+    if cache and model_id is None:
+        loaded = _resolve(model_or_spec, arch)
+        model_id = _model_id(loaded)
     path = None
     if cache:
-        path = Path(cache_dir or default_cache_dir()) / f"{cache_key(loaded, data)}.npz"
+        path = Path(cache_dir or default_cache_dir()) / f"{cache_key(model_id, data)}.npz"
         if path.exists():
             return Embeddings.load(path)
+    loaded = loaded or _resolve(model_or_spec, arch)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = loaded.model.to(device).eval()
     rank, world = _dist()
@@ -136,8 +164,11 @@ def embed(
         img, txt = _gather(img, img_idx, data.n_images), _gather(txt, txt_idx,
                                                                  len(data.captions))
     dim = img.shape[1]
+    info = getattr(loaded.model, "sdtools_info", {}) or {}
     meta = {
-        "checkpoint": getattr(loaded.model, "sdtools_info", {}).get("spec", "in-memory model"),
+        "checkpoint": info.get("spec", "in-memory model"),
+        "arch": info.get("arch"),
+        "model_cfg": info.get("model_cfg"),
         "model_sha256": model_hash(loaded.model),
         "data": data.spec,
         "n_images": data.n_images,

@@ -20,8 +20,8 @@ from ._checks import (
     stable_angle_deg,
     to_numpy,
 )
+from .ranking import ranks
 from .results import Summary, jsonable
-from .retrieval import ranks
 from .rotation import principal_angles, procrustes
 
 SHIFT_EDGES = tuple(float(x) for x in np.linspace(-1.0, 1.0, 21))
