@@ -267,12 +267,15 @@ def retrieval(
                                **res.to_dict()})
 
 
-def main(argv=None) -> None:
-    """Entry point: user errors print one line and exit with code 2 (no traceback)."""
+def run_app(typer_app, argv=None) -> None:
+    """Run a typer app: user errors print one line and exit with code 2 (no traceback)."""
     try:
-        app(args=argv, standalone_mode=False)
+        typer_app(args=argv, standalone_mode=False)
     except SystemExit:
         raise
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
     except Exception as exc:  # classified below; anything else is a real bug: re-raise
         # click's exceptions (typer may vendor its own click), recognised by their shape
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors: code 2
@@ -287,6 +290,11 @@ def main(argv=None) -> None:
             print(f"error: {msg}", file=sys.stderr)
             sys.exit(2)
         raise
+
+
+def main(argv=None) -> None:
+    """Entry point of ``sdtools``."""
+    run_app(app, argv)
 
 if __name__ == "__main__":
     main()

@@ -254,28 +254,43 @@ class SyntheticStream:
 _SPEC_KEYS = {f.name for f in dataclasses.fields(SyntheticConfig)}
 
 
-def synthetic_from_spec(rest: str) -> SyntheticData:
+def parse_synthetic_spec(rest: str) -> tuple[SyntheticConfig, tuple[int, ...], str, int | None]:
     """``synthetic[:k=v,...]``: config fields, plus ``domain`` (int, list a+b, or all),
-    ``split`` (train/test) and ``n`` (images per domain)."""
+    ``split`` (train/test) and ``n`` (images per domain). Returns (config, domains, split, n)."""
     kw: dict = {}
     domain, split, n = "0", "test", None
     for item in filter(None, (x.strip() for x in rest.replace(";", ",").split(","))):
         key, eq, val = item.partition("=")
         if not eq:
             raise DataError(f"synthetic option {item!r} is not key=value")
-        if key == "domain":
-            domain = val
-        elif key == "split":
-            split = val
-        elif key == "n":
-            n = int(val)
-        elif key in _SPEC_KEYS:
-            kw[key] = int(val)
-        else:
-            raise DataError(
-                f"unknown synthetic option {key!r}; valid: domain, split, n, "
-                + ", ".join(sorted(_SPEC_KEYS))
-            )
+        try:
+            if key == "domain":
+                domain = val
+            elif key == "split":
+                split = val
+            elif key == "n":
+                n = int(val)
+            elif key in _SPEC_KEYS:
+                kw[key] = int(val)
+            else:
+                raise DataError(
+                    f"unknown synthetic option {key!r}; valid: domain, split, n, "
+                    + ", ".join(sorted(_SPEC_KEYS))
+                )
+        except ValueError as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"synthetic option {key}={val!r} needs an integer") from None
     cfg = SyntheticConfig(**kw)
-    doms = range(cfg.n_domains) if domain == "all" else [int(d) for d in domain.split("+")]
-    return SyntheticData(cfg, tuple(doms), split, n)
+    try:
+        doms = tuple(range(cfg.n_domains)) if domain == "all" else tuple(
+            int(d) for d in domain.split("+"))
+    except ValueError:
+        raise DataError(f"domain={domain!r}: give an index, a list like 0+2, or all") from None
+    return cfg, doms, split, n
+
+
+def synthetic_from_spec(rest: str) -> SyntheticData:
+    """Build the synthetic data a ``synthetic[:k=v,...]`` spec names (see parse_synthetic_spec)."""
+    cfg, doms, split, n = parse_synthetic_spec(rest)
+    return SyntheticData(cfg, doms, split, n)

@@ -1,0 +1,34 @@
+"""After each phase: retrieval on every evaluation set and the probe embeddings for geometry."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from sdtools.embeddings import Embeddings
+from sdtools.extract import embed
+from sdtools.ranking import retrieval
+
+
+def evaluate_phase(loaded, evals, device, batch_size: int = 256):
+    """Returns (set names, [RetrievalResult.to_dict()], probe Embeddings over all sets).
+
+    The probe is every evaluation set's images and captions, concatenated; its ``meta``
+    records which set each image came from, so the report can measure geometry on them.
+    """
+    names, results, parts = [], [], []
+    for name, data in evals:
+        emb = embed(loaded, data, batch_size=batch_size, device=device, cache=False,
+                    progress=False)
+        names.append(name)
+        results.append(retrieval(emb.image, emb.text, emb.image_of_text).to_dict())
+        parts.append(emb)
+    offsets = np.cumsum([0] + [e.n_images for e in parts])
+    probe = Embeddings(
+        np.concatenate([e.image for e in parts]),
+        np.concatenate([e.text for e in parts]),
+        np.concatenate([e.image_of_text + off for e, off in zip(parts, offsets, strict=False)]),
+        {"sets": names, "set_of_image": np.repeat(np.arange(len(parts)),
+                                                  [e.n_images for e in parts]).tolist(),
+         "data": "+".join(e.meta.get("data", "") for e in parts)},
+    )
+    return names, results, probe
