@@ -1,6 +1,9 @@
-"""The ``modx`` command line (continual training)."""
+"""The ``modx`` command line: ``modx train CONFIG.toml`` and ``modx demo``."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -8,15 +11,109 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Continual CLIP training with Mod-X and its baselines.")
 
 
+def _methods(value: str | None) -> list[str] | None:
+    return [m.strip() for m in value.split(",") if m.strip()] if value else None
+
+
 @app.command()
-def train():
-    """Run a continual training (not built yet)."""
-    typer.echo("modx train is not built yet", err=True)
-    raise typer.Exit(2)
+def train(
+    config: Annotated[Path | None, typer.Argument(help="TOML config (flags override it)")] = None,
+    data: Annotated[str | None, typer.Option(help="training data SPEC")] = None,
+    phases: Annotated[str | None, typer.Option(help="domain | contiguous:N | random:N")] = None,
+    methods: Annotated[str | None, typer.Option(help="comma-separated, e.g. finetune,modx")] = None,
+    out: Annotated[str | None, typer.Option(help="run directory")] = None,
+    model: Annotated[str | None, typer.Option(help="open_clip architecture or config JSON")] = None,
+    init: Annotated[str | None, typer.Option(help="start phase 0 from this checkpoint")] = None,
+    steps: Annotated[int | None, typer.Option(help="steps per phase 1..T")] = None,
+    phase0_steps: Annotated[int | None, typer.Option(help="steps of phase 0")] = None,
+    epochs: Annotated[float | None, typer.Option(help="epochs per phase, not steps")] = None,
+    lr: Annotated[float | None, typer.Option()] = None,
+    batch_size: Annotated[int | None, typer.Option()] = None,
+    alpha: Annotated[float | None, typer.Option(help="Mod-X weight")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    device: Annotated[str | None, typer.Option()] = None,
+    precision: Annotated[str | None, typer.Option(help="fp32 | amp_bf16")] = None,
+    checkpoint_every: Annotated[int | None, typer.Option(help="also save every K steps")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """One continual run: phase 0, then phases 1..T for every method, evaluation and report."""
+    from .config import from_dict, load
+
+    overrides = dict(data=data, phases=phases, methods=_methods(methods), out=out, model=model,
+                     init=init, steps=steps, phase0_steps=phase0_steps, epochs=epochs, lr=lr,
+                     batch_size=batch_size, alpha=alpha, seed=seed, device=device,
+                     precision=precision, checkpoint_every=checkpoint_every,
+                     quiet=quiet or None)
+    if config is not None:
+        cfg = load(config, overrides)
+    else:
+        cfg = from_dict({k: v for k, v in overrides.items() if v is not None}, "flags")
+    _run(cfg, resume)
+
+
+def _run(cfg, resume: bool) -> dict:
+    from .train import Trainer
+
+    report = Trainer(cfg, resume=resume).run()
+    if report and not cfg.quiet:
+        _summary(report, cfg.out)
+    return report
+
+
+def _summary(report: dict, out) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from sdtools.report import summary_rows
+
+    t = Table(title=f"continual run {out}")
+    for col in ("method", "avg R@1", "BWT", "domain-0 R@1", "RAD img/txt", "SAM drift img/txt",
+                "Mod-X rows kept"):
+        t.add_column(col, justify="right" if col != "method" else "left")
+
+    def f(x, nd=1):
+        return "–" if x is None else f"{x:.{nd}f}"
+
+    for r in summary_rows(report):
+        t.add_row(r["method"], f(r["avg_r1"]), f(r["bwt"]),
+                  f"{f(r['domain0_r1_phase0'])} → {f(r['domain0_r1_last'])}",
+                  f"{f(r['rad_mean_image'])} / {f(r['rad_mean_text'])}",
+                  f"{f(r['sam_drift_image'], 2)} / {f(r['sam_drift_text'], 2)}",
+                  f(r["selected_share_mean"], 2))
+    Console().print(t)
+    print(f"report: {Path(out) / 'report.md'}")
+
+
+@app.command()
+def demo(
+    out: Annotated[str, typer.Option(help="run directory")] = "runs/demo",
+    preset: Annotated[str, typer.Option(help="default (<10 min on 2 CPU cores) or quick "
+                                        "(<2 min)")] = "default",
+    methods: Annotated[str | None, typer.Option(help="comma-separated; default: finetune, "
+                                                "modx, lwf, joint")] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+    figures: Annotated[bool, typer.Option(help="draw the figures")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """The built-in synthetic continual benchmark, end to end: train, evaluate, report, figures."""
+    from .demo import demo_config
+
+    cfg = demo_config(preset, out=out, seed=seed, methods=_methods(methods), quiet=quiet)
+    report = _run(cfg, resume)
+    if figures and report:
+        from sdtools.figures import draw_all
+
+        paths = draw_all(report, Path(out) / "figures", run_dir=Path(out))
+        if not quiet:
+            print(f"figures: {len(paths)} files in {Path(out) / 'figures'}")
 
 
 def main(argv=None) -> None:
-    app(args=argv)
+    from sdtools.cli import run_app
+
+    run_app(app, argv)
 
 
 if __name__ == "__main__":

@@ -267,6 +267,30 @@ def retrieval(
                                **res.to_dict()})
 
 
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="a modx run directory")],
+    out: Annotated[Path | None, typer.Option("--out", help="where to write report.json, "
+                                             "report.md and figures/ (default: RUN_DIR)")] = None,
+    figures: Annotated[bool, typer.Option(help="draw the figures")] = True,
+    quiet: QuietOpt = False,
+):
+    """Regenerate the multi-phase report (JSON, Markdown, figures) without retraining."""
+    from .figures import draw_all
+    from .io import write_json, write_text
+    from .report import build_report, markdown
+
+    if not run_dir.is_dir():
+        raise ValueError(f"run directory not found: {run_dir}")
+    out = out or run_dir
+    rep = build_report(run_dir)
+    write_json(out / "report.json", rep)
+    write_text(out / "report.md", markdown(rep))
+    n = len(draw_all(rep, out / "figures", run_dir=run_dir)) if figures else 0
+    if not quiet:
+        typer.echo(f"wrote {out / 'report.json'}, {out / 'report.md'} and {n} figure files")
+
+
 def run_app(typer_app, argv=None) -> None:
     """Run a typer app: user errors print one line and exit with code 2 (no traceback)."""
     try:
