@@ -23,9 +23,9 @@ def gather(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
     if world == 1:
         return x
     if with_grad:
-        import torch.distributed.nn
+        from torch.distributed.nn.functional import all_gather
 
-        return torch.cat(torch.distributed.nn.all_gather(x), dim=0)
+        return torch.cat(all_gather(x), dim=0)
     parts = [torch.empty_like(x) for _ in range(world)]
     torch.distributed.all_gather(parts, x.detach())
     return torch.cat(parts, dim=0)
