@@ -30,7 +30,7 @@ bench: $(VENV)/.bench-installed
 	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.run $(BENCH)
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/python examples/geometry_demo.py
+	HF_HUB_OFFLINE=1 $(BIN)/modx demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

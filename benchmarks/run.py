@@ -18,12 +18,10 @@ def _registry() -> dict:
     from . import geometry
 
     benches = dict(geometry.BENCHES)
-    try:
-        from . import pipeline
+    from . import pipeline, training
 
-        benches.update(pipeline.BENCHES)
-    except ImportError:
-        pass
+    benches.update(pipeline.BENCHES)
+    benches.update(training.BENCHES)
     return benches
 
 

@@ -8,7 +8,7 @@ from .config import ConfigError, TrainConfig
 PRESETS = {
     "default": dict(
         data="synthetic:n_domains=4,train_per_domain=3000,test_per_domain=500",
-        phase0_steps=450, phase0_lr=1e-3, steps=120, lr=5e-4, batch_size=128, alpha=3.0,
+        phase0_steps=400, phase0_lr=1e-3, steps=100, lr=5e-4, batch_size=128, alpha=3.0,
     ),
     "quick": dict(
         data="synthetic:n_domains=3,train_per_domain=800,test_per_domain=200",

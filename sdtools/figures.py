@@ -132,7 +132,8 @@ def fig_procrustes(report, out) -> list[Path]:
         ax.set_xlabel("plane (sorted)")
         if i == 0:
             ax.set_ylabel("principal angle (deg)")
-        ax.legend(frameon=False, fontsize=6)
+        if geo:
+            ax.legend(frameon=False, fontsize=6)
     fig.suptitle("Procrustes rotation from phase 0 (images): principal angles and share of "
                  "change explained", fontsize=9)
     fig.tight_layout()

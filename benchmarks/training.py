@@ -1,0 +1,143 @@
+"""Benchmarks of the modx training step and of the vectorised Mod-X alignment."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .harness import measure
+
+BATCH = 128
+STEPS = 12
+
+
+def _trainer():
+    from modx.demo import demo_config
+    from modx.train import Trainer
+
+    cfg = demo_config("default", out="/tmp/modx-bench-unused")
+    cfg.clip_grad = None
+    return Trainer(cfg, progress=False)
+
+
+def _time_steps(fn, n=STEPS, warm=3) -> float:
+    """Median seconds per step over n steps after warm-up (steps vary with the batch)."""
+    for i in range(warm):
+        fn(i)
+    ts = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        fn(warm + i)
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    return ts[len(ts) // 2]
+
+
+def bench_train_steps() -> dict:
+    from open_clip.loss import ClipLoss
+
+    from modx.strategies import make
+    from modx.stream import batches
+
+    tr = _trainer()
+    pt = tr.tensors(0)
+    stream = list(zip(range(STEPS + 3), batches(pt, BATCH, 0, 0), strict=False))
+    data = [(pt.image_batch(bi), pt.token_batch(bc), bi, bc) for _, (bi, bc) in stream]
+
+    def fresh():
+        torch.manual_seed(0)
+        model = tr.new_model()
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-8,
+                                weight_decay=0.1)
+        return model, opt
+
+    # the bare step: open_clip ClipLoss + AdamW, nothing else
+    model, opt = fresh()
+    loss_fn = ClipLoss()
+
+    def bare(i):
+        x, tok, _, _ = data[i]
+        model.train()
+        opt.zero_grad(set_to_none=True)
+        img, txt, scale = model(x, tok)
+        loss_fn(img, txt, scale).backward()
+        opt.step()
+
+    t_bare = _time_steps(bare)
+
+    def ours(strategy, teacher=None, cache=None):
+        m, o = fresh()
+        tr.model = m
+
+        def f(i):
+            _, _, bi, bc = data[i]
+            tr.step(m, m, o, strategy, teacher, cache, pt, bi, bc, 1, i)
+        return f
+
+    cfg = tr.cfg
+    t_ft = _time_steps(ours(make("finetune", cfg)))
+    teacher = tr.new_model().eval().requires_grad_(False)
+    t_live = _time_steps(ours(make("modx", cfg), teacher))
+    cache = tr._teacher_cache(teacher, pt)
+    t_cache = _time_steps(ours(make("modx", cfg), teacher, cache))
+    r_ft, r_live, r_cache = t_ft / t_bare, t_live / t_ft, t_cache / t_ft
+    return {
+        "name": f"training step, tiny CLIP (3.4M params), batch {BATCH}, 2 CPU cores",
+        "baseline": "bare step: open_clip ClipLoss + AdamW on the same model and batches",
+        "bare_s": t_bare,
+        "finetune_s": t_ft,
+        "modx_live_s": t_live,
+        "modx_cached_s": t_cache,
+        "finetune_vs_bare": r_ft,
+        "modx_live_vs_finetune": r_live,
+        "modx_cached_vs_finetune": r_cache,
+        "target": "finetune <= 1.05x bare; modx live <= 1.40x finetune; cached <= 1.10x",
+        "pass": r_ft <= 1.05 and r_live <= 1.40 and r_cache <= 1.10,
+    }
+
+
+def per_row_alignment(vn, tn, vo, to):
+    """A direct per-row Python loop over the official rule (the speed baseline)."""
+    vn, tn = F.normalize(vn, dim=-1), F.normalize(tn, dim=-1)
+    vo, to = F.normalize(vo, dim=-1), F.normalize(to, dim=-1)
+    total = vn.new_zeros(())
+    for new, old in ((vn @ tn.T, vo @ to.T), (tn @ vn.T, to @ vo.T)):
+        for i in range(new.shape[0]):
+            if int(old[i].argmax()) != i:
+                continue
+            p = F.softmax(old[i], dim=0)
+            total = total + (p * (torch.log(p) - F.log_softmax(new[i], dim=0))).sum()
+    return 0.5 * total
+
+
+def bench_alignment() -> dict:
+    from modx.losses import modx_alignment
+
+    out = {"name": "modx_alignment, vectorised vs a per-row Python loop (forward + backward)",
+           "baseline": "per-row loop over the same rule"}
+    ok = True
+    for b in (280, 1024):
+        g = torch.Generator().manual_seed(b)
+        vo = torch.randn(b, 512, generator=g)
+        to = vo + 0.8 * torch.randn(b, 512, generator=g)
+        vn = (vo + 0.1 * torch.randn(b, 512, generator=g)).requires_grad_(True)
+        tn = (to + 0.1 * torch.randn(b, 512, generator=g)).requires_grad_(True)
+        same = torch.allclose(modx_alignment(vn, tn, vo, to), per_row_alignment(vn, tn, vo, to),
+                              rtol=1e-4)
+        loop = measure(lambda vn=vn, tn=tn, vo=vo, to=to:
+                       per_row_alignment(vn, tn, vo, to).backward(), repeat=3)
+        vec = measure(lambda vn=vn, tn=tn, vo=vo, to=to:
+                      modx_alignment(vn, tn, vo, to).backward(), repeat=5)
+        out[f"batch{b}_loop_s"] = loop["seconds"]
+        out[f"batch{b}_vectorised_s"] = vec["seconds"]
+        out[f"batch{b}_speedup"] = loop["seconds"] / vec["seconds"]
+        ok = ok and same
+    out["same_values"] = ok
+    out["target"] = "record the speed-up (values must agree)"
+    out["pass"] = ok
+    return out
+
+
+BENCHES = {"train_steps": bench_train_steps, "alignment": bench_alignment}
