@@ -55,7 +55,7 @@ class RetrievalResult:
         )
 
 
-def ranks(V, T, image_of_text, chunk_size: int = 2048) -> tuple[torch.Tensor, torch.Tensor]:
+def ranks(V, T, image_of_text, chunk_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """1-based ranks of the true match: (per image for image->text, per caption for text->image).
 
     One pass over text chunks: each chunk of the score matrix ``T_c V^T`` (``chunk_size`` x
@@ -77,8 +77,9 @@ def ranks(V, T, image_of_text, chunk_size: int = 2048) -> tuple[torch.Tensor, to
     pos_all = (t * v[iot]).sum(1)
     best = torch.full((n_img,), -torch.inf, dtype=dtype, device=v.device)
     best.scatter_reduce_(0, iot, pos_all, reduce="amax")
-    above = torch.zeros(n_img, dtype=torch.long, device=v.device)
-    t2i = torch.empty(n_txt, dtype=torch.long, device=v.device)
+    # int32 counts: summing booleans into int32 is about twice as fast as into int64
+    above = torch.zeros(n_img, dtype=torch.int32, device=v.device)
+    t2i = torch.empty(n_txt, dtype=torch.int32, device=v.device)
     for s in range(0, n_txt, chunk_size):
         e = min(s + chunk_size, n_txt)
         S = t[s:e] @ v.T
@@ -86,12 +87,12 @@ def ranks(V, T, image_of_text, chunk_size: int = 2048) -> tuple[torch.Tensor, to
         cols = iot[s:e]
         pos = S[rows, cols].clone()
         S[rows, cols] = -torch.inf  # what remains are the wrong candidates
-        t2i[s:e] = (S >= pos[:, None]).sum(1) + 1
-        above += (S >= best[None, :]).sum(0)
-    return above + 1, t2i
+        t2i[s:e] = (S >= pos[:, None]).sum(1, dtype=torch.int32) + 1
+        above += (S >= best[None, :]).sum(0, dtype=torch.int32)
+    return (above + 1).long(), t2i.long()
 
 
-def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 2048) -> RetrievalResult:
+def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024) -> RetrievalResult:
     """Recall@K (percent) image->text and text->image, plus mean and median ranks.
 
     ``V``: (n_images, D) image embeddings; ``T``: (n_texts, D) caption embeddings;
