@@ -155,3 +155,14 @@ def test_embeddings_roundtrip_and_errors(tmp_path, good):
         sdtools.Embeddings.load(tmp_path / "obj.npz")  # object arrays need pickle: refused
     with pytest.raises(ValueError, match="dimension"):
         sdtools.Embeddings(good, good[:, :3], np.arange(20))
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path):
+    import os
+
+    from sdtools.io import write_text
+
+    write_text(tmp_path / "r.md", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (tmp_path / "r.md").stat().st_mode & 0o777 == 0o666 & ~mask
