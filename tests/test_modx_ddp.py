@@ -69,3 +69,33 @@ def test_two_processes_match_one(tmp_path, alpha):
     assert set(res["grads"]) == set(grads1)
     for n, g in grads1.items():
         torch.testing.assert_close(res["grads"][n], g, rtol=1e-4, atol=1e-6)
+
+
+def _embed_worker(rank, world, init_file, ckpt, out):
+    from sdtools.extract import embed
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    torch.set_num_threads(1)
+    emb = embed(ckpt, "synthetic:n=13", cache=False, progress=False)
+    if rank == 1:  # every rank receives the gathered result
+        emb.save(out)
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+def test_embedding_under_two_ranks_equals_one(tmp_path):
+    from helpers import save_modx
+
+    from sdtools.embeddings import Embeddings
+    from sdtools.extract import embed
+
+    save_modx(tmp_path / "m.pt", seed=8)
+    ref = embed(str(tmp_path / "m.pt"), "synthetic:n=13", cache=False, progress=False)
+    mp.spawn(_embed_worker, args=(2, str(tmp_path / "init"), str(tmp_path / "m.pt"),
+                                  str(tmp_path / "e.npz")), nprocs=2, join=True)
+    got = Embeddings.load(tmp_path / "e.npz")
+    torch.testing.assert_close(torch.from_numpy(got.image), torch.from_numpy(ref.image),
+                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.from_numpy(got.text), torch.from_numpy(ref.text),
+                               atol=1e-5, rtol=1e-5)

@@ -268,3 +268,23 @@ def test_phase_tensors_streams_when_large(tmp_path):
     big = PhaseTensors(tr.phases[0], tr.preprocess, tr.tokenizer, max_bytes=0)
     assert small.images is not None and big.images is None
     torch.testing.assert_close(small.image_batch([3, 5]), big.image_batch([3, 5]))
+
+
+def test_modx_train_cli_reads_toml_and_flags(tmp_path, capsys):
+    from modx.cli import main
+    from modx.config import to_toml
+
+    cfg = _cfg(tmp_path, steps=2)
+    (tmp_path / "run.toml").write_text(to_toml(cfg))
+    try:
+        main(["train", str(tmp_path / "run.toml"), "--methods", "finetune,lwf", "--steps", "1",
+              "--out", str(tmp_path / "cli-run")])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    rep = json.loads((tmp_path / "cli-run" / "report.json").read_text())
+    assert list(rep["methods"]) == ["finetune", "lwf"]
+    assert rep["config"]["steps"] == 1 and rep["config"]["alpha"] == 3.0
+    with pytest.raises(SystemExit) as exc:
+        main(["train", str(tmp_path / "run.toml"), "--methods", "sgd", "-q"])
+    assert exc.value.code == 2
+    assert "unknown strategy 'sgd'" in capsys.readouterr().err
