@@ -18,6 +18,7 @@ COLUMNS = [
     ("avg_r1", "final avg R@1", 1),
     ("bwt", "BWT", 1),
     ("domain0_r1_last", "domain-0 R@1 after last phase", 1),
+    ("domain0_change", "domain-0 change since phase 0", 1),
     ("rad_mean_image", "RAD mean image (deg)", 1),
     ("rad_mean_text", "RAD mean text (deg)", 1),
     ("sam_drift_image", "SAM drift image (deg)", 2),
@@ -35,6 +36,7 @@ def table(run_dirs) -> str:
     for d in run_dirs:
         rep = json.loads((Path(d) / "report.json").read_text())
         for row in summary_rows(rep):
+            row["domain0_change"] = row["domain0_r1_last"] - row["domain0_r1_phase0"]
             per_method.setdefault(row["method"], []).append(row)
         phase0.append(next(iter(rep["methods"].values()))["r1"][0][0])
     head = "| method | " + " | ".join(c[1] for c in COLUMNS) + " |"

@@ -85,12 +85,16 @@ def bench_retrieval(n_img: int = 5_000, per_image: int = 5, d: int = 512) -> dic
     T = T / T.norm(dim=1, keepdim=True)
     ks = (1, 5, 10)
     res = {}
+    # ours first, in a fresh process state, so its peak memory is not hidden by pages that
+    # the other computations leave mapped
+    ours = measure(lambda: res.__setitem__("ours", sdtools.retrieval(V, T, iot, ks=ks)), repeat=3)
+    mm = measure(lambda: T @ V.T, repeat=3)
     cb = measure(lambda: res.__setitem__("cb", _clip_benchmark_recalls(V, T, iot, ks)),
                  repeat=1, warmup=0)
-    mm = measure(lambda: T @ V.T, repeat=3)
-    ours = measure(lambda: res.__setitem__("ours", sdtools.retrieval(V, T, iot, ks=ks)), repeat=3)
+    # CLIP_benchmark averages in float32: compare numbers of hits (half a query's weight)
+    n_queries = {"i2t": n_img, "t2i": n_img * per_image}
     same = all(
-        abs(res["ours"][direction][k] - res["cb"][(direction, k)]) < 1e-9
+        abs(res["ours"][direction][k] - res["cb"][(direction, k)]) < 50.0 / n_queries[direction]
         for direction in ("i2t", "t2i") for k in ks
     )
     speedup = cb["seconds"] / ours["seconds"]
