@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import torch
 
@@ -191,7 +189,3 @@ class ReplayBuffer:
     def load_state_dict(self, st: dict) -> None:
         self.items = st["items"].numpy().astype(np.int64).reshape(-1, 3)
         self.seen, self.size, self.seed = int(st["seen"]), int(st["size"]), int(st["seed"])
-
-
-def fingerprint(arr) -> str:
-    return hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()[:16]

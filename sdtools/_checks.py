@@ -6,8 +6,6 @@ All public measures accept numpy arrays or torch tensors (on any device) and cal
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 
@@ -150,8 +148,3 @@ def stable_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
-
-
-def finite_or_none(x: float) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None

@@ -5,8 +5,6 @@ Used by the CLI, by modx's after-phase evaluation and by the multi-phase report.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .embeddings import Embeddings
 from .results import jsonable
 from .rotation import procrustes, rad, sam_drift
@@ -66,9 +64,3 @@ def deviation_report(a: Embeddings, b: Embeddings):
 
     check_comparable(a, b)
     return deviation(a.image, a.text, b.image, b.text, a.image_of_text)
-
-
-def describe(x) -> str:
-    if isinstance(x, Embeddings):
-        return str(x.meta.get("checkpoint", "embeddings"))
-    return str(Path(x))

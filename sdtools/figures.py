@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import _plt, save
+from .plots import _plt
 
 METHOD_COLOURS = {
     "finetune": "#d62728", "modx": "#1f77b4", "lwf": "#2ca02c", "joint": "#7f7f7f",
@@ -305,4 +305,4 @@ def draw_all(report: dict, out, run_dir=None) -> list[Path]:
 
 
 __all__ = ["draw_all", "fig_rad", "fig_sam", "fig_procrustes", "fig_deviation",
-           "fig_retrieval", "fig_methods", "fig_rotation_picture", "save"]
+           "fig_retrieval", "fig_methods", "fig_rotation_picture"]
