@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .plots import _plt
+from .plots import _plt, save
 
 METHOD_COLOURS = {
     "finetune": "#d62728", "modx": "#1f77b4", "lwf": "#2ca02c", "joint": "#7f7f7f",
@@ -32,18 +32,9 @@ def _methods(report):
 
 
 def _save_both(fig, out: Path, name: str) -> list[Path]:
-    plt = _plt()
-    paths = []
-    for ext in ("png", "pdf"):
-        fig_path = out / f"{name}.{ext}"
-        from .io import atomic_path
-
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(fig_path, suffix=f".{ext}") as tmp:
-            fig.savefig(tmp, bbox_inches="tight", format=ext)
-        paths.append(fig_path)
-    plt.close(fig)
-    return paths
+    """Write the figure as PNG and PDF (atomically, via :func:`sdtools.plots.save`)."""
+    png = save(fig, out / f"{name}.png", close=False)
+    return [png, save(fig, out / f"{name}.pdf")]
 
 
 def _grid(n_rows, n_cols, w=7.0, h_row=1.5):

@@ -20,14 +20,15 @@ def _plt():
     return plt
 
 
-def save(fig, path) -> Path:
+def save(fig, path, close: bool = True) -> Path:
     """Save atomically; the format follows the suffix (.png, .pdf, .svg)."""
     from .io import atomic_path
 
     path = Path(path)
     with atomic_path(path, suffix=path.suffix) as tmp:
         fig.savefig(tmp, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
-    _plt().close(fig)
+    if close:
+        _plt().close(fig)
     return path
 
 
