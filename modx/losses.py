@@ -10,16 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-
-def _dist_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
+from sdtools.extract import rank_world
 
 
 def gather(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
     """Concatenate ``x`` over ranks (rank order). With grad, gradients flow back to each rank."""
-    rank, world = _dist_world()
+    rank, world = rank_world()
     if world == 1:
         return x
     if with_grad:
@@ -38,7 +34,7 @@ def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor) -
     """
     from open_clip.loss import ClipLoss
 
-    rank, world = _dist_world()
+    rank, world = rank_world()
     loss = ClipLoss(local_loss=False, gather_with_grad=True, cache_labels=False, rank=rank,
                     world_size=world)
     return loss(img, txt, logit_scale)

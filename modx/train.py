@@ -27,6 +27,7 @@ from sdtools.checkpoints import (
     read_checkpoint_file,
 )
 from sdtools.data import open_data
+from sdtools.extract import rank_world
 from sdtools.io import atomic_path, write_json
 from sdtools.models import tiny_clip_cfg
 
@@ -41,12 +42,6 @@ LOGIT_MAX = math.log(100.0)
 
 class TrainingError(ValueError):
     """A run that cannot go on; the message says why and what was kept."""
-
-
-def _dist() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def init_distributed(device: torch.device) -> None:
@@ -91,7 +86,7 @@ class Trainer:
         self.progress = (not cfg.quiet) if progress is None else progress
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         init_distributed(self.device)
-        self.rank, self.world = _dist()
+        self.rank, self.world = rank_world()
         if cfg.batch_size % (self.world * cfg.grad_accum):
             raise TrainingError(
                 f"batch_size {cfg.batch_size} must split evenly over {self.world} process(es) "

@@ -63,7 +63,8 @@ def _resolve(model_or_spec, arch=None) -> Loaded:
     raise ValueError(f"cannot embed with a {type(model_or_spec).__name__}")
 
 
-def _dist():
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) of the process group; (0, 1) outside ``torchrun``."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank(), torch.distributed.get_world_size()
     return 0, 1
@@ -133,7 +134,7 @@ def embed(
     loaded = loaded or _resolve(model_or_spec, arch)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = loaded.model.to(device).eval()
-    rank, world = _dist()
+    rank, world = rank_world()
     img_idx = np.arange(data.n_images)[rank::world]
     txt_idx = np.arange(len(data.captions))[rank::world]
     use_amp = amp and device.type == "cuda"
