@@ -81,10 +81,6 @@ class Ctx:
         return ea, eb
 
 
-def _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing=False, workers=0):
-    return Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
-
-
 def _write_json(path: Path, obj) -> None:
     from .io import write_json
     from .results import jsonable
@@ -119,7 +115,7 @@ def rotation(
     """Intra-modal rotation from A to B: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
     from .analysis import rotation_report
 
-    ctx = _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
+    ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
     rep = rotation_report(ea, eb, modality=modality, max_pairs=max_pairs,
                           progress=not quiet)
@@ -180,7 +176,7 @@ def deviation(
 
     from .analysis import deviation_report
 
-    ctx = _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
+    ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
     dev = deviation_report(ea, eb)
     d = dev.to_dict()
@@ -223,7 +219,7 @@ def embed(
     workers: WorkersOpt = 0,
 ):
     """Embed a probe set with a checkpoint and save the embeddings (.npz)."""
-    ctx = _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
+    ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     emb = ctx.embeddings(ckpt)
     path = emb.save(out)
     if not quiet:
@@ -249,7 +245,7 @@ def retrieval(
 
     from .ranking import retrieval as run
 
-    ctx = _ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
+    ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     emb = ctx.embeddings(ckpt_or_emb)
     res = run(emb.image, emb.text, emb.image_of_text)
     t = Table(title=f"retrieval {ckpt_or_emb} ({emb.n_images} images, {emb.n_texts} captions)")
