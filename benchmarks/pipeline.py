@@ -19,8 +19,8 @@ DATA = "synthetic:image_size=64,n=600,domain=0+1"
 
 
 def _model(seed=0):
-    from sdtools.checkpoints import Loaded, build_model, make_preprocess, make_tokenizer
-    from sdtools.models import tiny_clip_cfg
+    from sdtools.models.build import Loaded, build_model, make_preprocess, make_tokenizer
+    from sdtools.models.configs import tiny_clip_cfg
 
     torch.manual_seed(seed)
     cfg = tiny_clip_cfg(**MODEL)
@@ -31,8 +31,9 @@ def _model(seed=0):
 
 
 def bench_extraction() -> dict:
-    from sdtools.data import ImageDataset, open_data
-    from sdtools.extract import embed
+    from sdtools.data.base import ImageDataset
+    from sdtools.data.specs import open_data
+    from sdtools.models.extract import embed
 
     loaded, _ = _model()
     data = open_data(DATA)
@@ -68,7 +69,7 @@ def bench_extraction() -> dict:
 
 
 def bench_cached_rotation() -> dict:
-    from sdtools.checkpoints import save_safetensors
+    from sdtools.models.checkpoints import save_safetensors
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -97,7 +98,7 @@ def bench_cached_rotation() -> dict:
 
 
 def bench_synthetic_rate() -> dict:
-    from sdtools.synthetic import SyntheticConfig, SyntheticData
+    from sdtools.data.synthetic import SyntheticConfig, SyntheticData
 
     res = {}
     for size in (32, 64):

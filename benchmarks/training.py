@@ -38,8 +38,8 @@ def _time_interleaved(fns: dict, n=STEPS, warm=3) -> dict:
 def bench_train_steps() -> dict:
     from open_clip.loss import ClipLoss
 
+    from modx.data import batches
     from modx.strategies import make
-    from modx.stream import batches
 
     tr = _trainer()
     pt = tr.tensors(0)

@@ -9,7 +9,6 @@ import argparse
 from pathlib import Path
 
 import sdtools
-from sdtools.plots import plot_deviation, plot_rotation
 
 
 def main(argv=None) -> dict:
@@ -50,8 +49,8 @@ def main(argv=None) -> dict:
         print(f"{name}: R@1 image->text {r.i2t[1]:.1f}, text->image {r.t2i[1]:.1f}")
 
     # 4. figures
-    plot_rotation(results, out / "rotation.png", title="A -> B")
-    plot_deviation(dev, out / "deviation.png", title="A -> B")
+    sdtools.plot_rotation(results, out / "rotation.png", title="A -> B")
+    sdtools.plot_deviation(dev, out / "deviation.png", title="A -> B")
     print(f"figures in {out}")
     return {"rotation": results, "deviation": d}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 
 import sdtools
-from sdtools.analysis import deviation_report, rotation_report
 
 
 def main(argv=None) -> dict:
@@ -25,17 +24,16 @@ def main(argv=None) -> dict:
 
     base = sdtools.embed(args.pretrained, args.data, progress=False)
     tuned = sdtools.embed(args.finetuned, args.data, arch=args.model, progress=False)
-    rot = rotation_report(base, tuned, max_pairs=args.max_pairs)
-    dev = deviation_report(base, tuned).to_dict()
-    for mod in ("image", "text"):
-        r = rot[mod]
-        print(f"{mod:5s} moved {r['rad']['mean']:.2f} deg on average; pairwise angles drifted "
-              f"{r['sam_drift']['mean']:.3f} deg; a rotation explains "
-              f"{100 * r['procrustes']['explained']:.1f}% of the change")
+    rot = sdtools.rotation_report(base, tuned, max_pairs=args.max_pairs)
+    dev = sdtools.deviation_report(base, tuned).to_dict()
+    for mod, r in rot.modalities().items():
+        print(f"{mod:5s} moved {r.rad.mean:.2f} deg on average; pairwise angles drifted "
+              f"{r.sam_drift.mean:.3f} deg; a rotation explains "
+              f"{100 * r.procrustes.explained:.1f}% of the change")
     print(f"matched pairs: cosine {dev['pos_sim_a_mean']:.3f} -> {dev['pos_sim_b_mean']:.3f}; "
           f"top-1 text->image lost {dev['top1']['t2i']['lost']}, gained "
           f"{dev['top1']['t2i']['gained']}")
-    return {"rotation": rot, "deviation": dev}
+    return {"rotation": rot.to_dict(), "deviation": dev}
 
 
 if __name__ == "__main__":

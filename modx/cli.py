@@ -11,6 +11,20 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Continual CLIP training with Mod-X and its baselines.")
 
 
+def _version(value: bool):
+    if value:
+        from . import __version__
+
+        typer.echo(f"modx {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False):
+    """Continual CLIP training with Mod-X and its baselines."""
+
+
 def _methods(value: str | None) -> list[str] | None:
     return [m.strip() for m in value.split(",") if m.strip()] if value else None
 
@@ -35,6 +49,8 @@ def train(
     precision: Annotated[str | None, typer.Option(help="fp32 | amp_bf16")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="also save every K steps")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
+    force: Annotated[bool, typer.Option(help="write the run into an --out folder that holds "
+                                        "other files")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """One continual run: phase 0, then phases 1..T for every method, evaluation and report."""
@@ -49,13 +65,13 @@ def train(
         cfg = load(config, overrides)
     else:
         cfg = from_dict({k: v for k, v in overrides.items() if v is not None}, "flags")
-    _run(cfg, resume)
+    _run(cfg, resume, force)
 
 
-def _run(cfg, resume: bool) -> dict:
+def _run(cfg, resume: bool, force: bool = False) -> dict:
     from .train import Trainer
 
-    report = Trainer(cfg, resume=resume).run()
+    report = Trainer(cfg, resume=resume, force=force).run()
     if report and not cfg.quiet:
         _summary(report, cfg.out)
     return report
@@ -91,7 +107,7 @@ def demo(
     preset: Annotated[str, typer.Option(help="default (<10 min on 2 CPU cores) or quick "
                                         "(<2 min)")] = "default",
     methods: Annotated[str | None, typer.Option(help="comma-separated; default: finetune, "
-                                                "modx, lwf, joint")] = None,
+                                                "modx, lwf, cumulative")] = None,
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     figures: Annotated[bool, typer.Option(help="draw the figures")] = True,
@@ -103,11 +119,13 @@ def demo(
     cfg = demo_config(preset, out=out, seed=seed, methods=_methods(methods), quiet=quiet)
     report = _run(cfg, resume)
     if figures and report:
-        from sdtools.figures import draw_all
+        from sdtools.io import atomic_dir
+        from sdtools.viz.phases import draw_all
 
-        paths = draw_all(report, Path(out) / "figures", run_dir=Path(out))
+        with atomic_dir(Path(out) / "figures") as tmp:
+            n = len(draw_all(report, tmp, run_dir=Path(out), progress=not quiet))
         if not quiet:
-            print(f"figures: {len(paths)} files in {Path(out) / 'figures'}")
+            print(f"figures: {n} files in {Path(out) / 'figures'}")
 
 
 def main(argv=None) -> None:

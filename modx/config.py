@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import tomllib
 
+from sdtools.errors import ConfigError
 
-class ConfigError(ValueError):
-    pass
+__all__ = ["ConfigError", "TrainConfig", "from_dict", "load", "to_toml", "TRAINING_KEYS"]
 
 
 @dataclasses.dataclass
@@ -22,6 +23,7 @@ class TrainConfig:
     # model: architecture for phase 0 from scratch, or a checkpoint to start from
     model: str | None = None  # open_clip name / config JSON; default: the tiny synthetic CLIP
     init: str | None = None  # checkpoint (file or ARCH:TAG): phase 0 = this model, no training
+    base_data: str | None = None  # with init: the data phase 0 was trained on (joint uses it)
     # methods: each runs phases 1..T from the same phase-0 model
     methods: list[str] = dataclasses.field(default_factory=lambda: ["finetune", "modx"])
     # optimisation (AdamW, cosine schedule with warmup)
@@ -35,6 +37,7 @@ class TrainConfig:
     eps: float = 1e-8
     warmup: float = 0.2  # share of the phase's steps
     grad_accum: int = 1
+    optimizer: str = "openclip"  # openclip | official (see README: paper fidelity)
     clip_grad: float | None = 1.0
     precision: str = "fp32"  # fp32 | amp_bf16 (GPU)
     seed: int = 0
@@ -61,6 +64,32 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         from .strategies import STRATEGIES
 
+        check_types(self)
+        for name in ("lr", "phase0_lr", "eps"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("steps", "phase0_steps", "weight_decay", "alpha", "lwf_weight",
+                     "rkd_weight", "ewc_lambda", "checkpoint_every", "log_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.clip_grad is not None and self.clip_grad < 0:
+            raise ConfigError(f"clip_grad must be >= 0 (0: no clipping), got {self.clip_grad}")
+        check_device(self.device, self.precision)
+        if self.tensorboard:
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                raise ConfigError("tensorboard = true needs the tensorboard package: pip install "
+                                  "'sdtools-modx[tensorboard]' (or set tensorboard = false)")
+        for name in ("ewc_batches", "replay_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.optimizer not in ("openclip", "official"):
+            raise ConfigError(f"optimizer must be openclip or official, got {self.optimizer!r}")
         bad = [m for m in self.methods if m not in STRATEGIES]
         if bad:
             raise ConfigError(f"unknown strategy {bad[0]!r}; valid: {', '.join(STRATEGIES)}")
@@ -77,7 +106,7 @@ class TrainConfig:
             raise ConfigError("batch_size must be a multiple of grad_accum")
         if not 0 <= self.warmup < 1:
             raise ConfigError("warmup is a share of the steps, in [0, 1)")
-        if self.steps < 1 and self.epochs is None:
+        if self.steps < 1 and self.epochs is None and any(m != "joint" for m in self.methods):
             raise ConfigError("steps must be >= 1 (or set epochs)")
         if not 0 <= self.replay_fraction < 1:
             raise ConfigError("replay_fraction must be in [0, 1)")
@@ -88,6 +117,56 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+# keys that change what a run trains: --resume refuses a config that differs in any of them
+TRAINING_KEYS = tuple(k for k in FIELDS if k not in ("out", "quiet", "log_every", "tensorboard",
+                                                       "device", "checkpoint_every"))
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+          "list[str]": (list,)}
+
+
+def check_device(device: str | None, precision: str = "fp32") -> None:
+    """A device that exists here, and a precision it supports, before any work starts."""
+    import torch
+
+    if device is not None:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+        if dev.type == "cuda":
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if n == 0:
+                raise ConfigError(f"device {device!r} asked for but CUDA is not available here; "
+                                  "use device = \"cpu\" (or leave it out)")
+            if dev.index is not None and dev.index >= n:
+                raise ConfigError(f"device {device!r} does not exist (this machine has {n} CUDA "
+                                  "device(s))")
+        elif dev.type not in ("cpu", "mps"):
+            raise ConfigError(f"unsupported device {device!r}; use cpu or cuda[:N]")
+    on_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    if precision == "amp_bf16" and not on_cuda:
+        raise ConfigError("precision amp_bf16 needs a CUDA device; use precision = \"fp32\" on "
+                          "the CPU")
+
+
+def check_types(cfg: TrainConfig) -> None:
+    """Every field has the type its annotation names: numbers are numbers, lists are lists."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        parts = [p.strip() for p in str(f.type).split("|")]
+        if v is None and "None" in parts:
+            continue
+        kinds = [k for p in parts if p != "None" for k in _TYPES[p]]
+        ok = isinstance(v, tuple(kinds)) and not (isinstance(v, bool) and bool not in kinds)
+        if ok and isinstance(v, list):
+            ok = all(isinstance(x, str) for x in v)
+        if ok and isinstance(v, float) and not math.isfinite(v):
+            ok = False
+        if not ok:
+            want = " or ".join("a list of strings" if p == "list[str]" else
+                               {"int": "an integer", "float": "a number", "str": "a string",
+                                "bool": "true or false", "None": "left out"}[p] for p in parts)
+            raise ConfigError(f"{f.name} must be {want}, got {v!r}")
 
 
 def from_dict(d: dict, source: str = "config") -> TrainConfig:
@@ -118,17 +197,7 @@ def load(path, overrides: dict | None = None) -> TrainConfig:
 
 
 def to_toml(cfg: TrainConfig) -> str:
-    lines = []
-    for k, v in cfg.to_dict().items():
-        if v is None:
-            continue
-        if isinstance(v, bool):
-            s = "true" if v else "false"
-        elif isinstance(v, (int, float)):
-            s = repr(v)
-        elif isinstance(v, list):
-            s = "[" + ", ".join(f'"{x}"' for x in v) + "]"
-        else:
-            s = '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
-        lines.append(f"{k} = {s}")
-    return "\n".join(lines) + "\n"
+    """The config as TOML (None values left out: they are the defaults)."""
+    import tomli_w
+
+    return tomli_w.dumps({k: v for k, v in cfg.to_dict().items() if v is not None})

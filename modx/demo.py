@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .config import ConfigError, TrainConfig
+from sdtools.errors import ConfigError
+
+from .config import TrainConfig
 
 # 32x32 images, 4 style domains, a 3.4M-parameter CLIP (width 64, 2 layers, patch 4)
 PRESETS = {
@@ -15,7 +17,7 @@ PRESETS = {
         phase0_steps=120, phase0_lr=1e-3, steps=30, lr=5e-4, batch_size=64, alpha=3.0,
     ),
 }
-DEMO_METHODS = ["finetune", "modx", "lwf", "joint"]
+DEMO_METHODS = ["finetune", "modx", "lwf", "cumulative"]
 
 
 def demo_config(preset: str = "default", out: str = "runs/demo", seed: int = 0,

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from sdtools.embeddings import Embeddings
-from sdtools.extract import embed
-from sdtools.ranking import retrieval
+from sdtools.measures.retrieval import retrieval
+from sdtools.models.embeddings import Embeddings
+from sdtools.models.extract import embed
 
 
 def evaluate_phase(loaded, evals, device, batch_size: int = 256):
     """Returns (set names, [RetrievalResult.to_dict()], probe Embeddings over all sets).
+
+    Runs in this process alone (no collective), so rank 0 can evaluate while the others wait.
 
     The probe is every evaluation set's images and captions, concatenated; its ``meta``
     records which set each image came from, so the report can measure geometry on them.
@@ -18,7 +20,7 @@ def evaluate_phase(loaded, evals, device, batch_size: int = 256):
     names, results, parts = [], [], []
     for name, data in evals:
         emb = embed(loaded, data, batch_size=batch_size, device=device, cache=False,
-                    progress=False)
+                    progress=False, shard=False)
         names.append(name)
         results.append(retrieval(emb.image, emb.text, emb.image_of_text).to_dict())
         parts.append(emb)

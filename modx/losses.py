@@ -1,8 +1,8 @@
 """Losses: the CLIP loss (open_clip's ClipLoss), Mod-X alignment and the baselines' terms.
 
 All take raw features (they L2-normalise where the method says so) and return scalars.
-Under data parallelism, :func:`gather` collects features across ranks so that every matrix
-spans the global batch, as the official Mod-X code does.
+Under data parallelism, :func:`sdtools.dist.gather` collects features across ranks so that
+every matrix spans the global batch, as the official Mod-X code does.
 """
 
 from __future__ import annotations
@@ -10,21 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sdtools.extract import rank_world
-
-
-def gather(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
-    """Concatenate ``x`` over ranks (rank order). With grad, gradients flow back to each rank."""
-    rank, world = rank_world()
-    if world == 1:
-        return x
-    if with_grad:
-        from torch.distributed.nn.functional import all_gather
-
-        return torch.cat(all_gather(x), dim=0)
-    parts = [torch.empty_like(x) for _ in range(world)]
-    torch.distributed.all_gather(parts, x.detach())
-    return torch.cat(parts, dim=0)
+from sdtools.dist import rank_world
 
 
 def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,9 @@
 """Continual-learning strategies: each a small object with hooks the trainer calls.
 
 Hooks: ``phase_data`` (what to train on), ``begin_phase`` / ``end_phase``, ``loss`` (an extra
-term on top of the CLIP loss for one batch), ``extra_batch`` (pairs mixed into a batch) and
-``state_dict`` / ``load_state_dict`` for resuming. Select one by name with :func:`make`.
+term on the batch's features, on top of the CLIP loss), ``penalty`` (an extra term on the
+weights, added once per step), ``extra_batch`` (pairs mixed into a batch) and ``state_dict`` /
+``load_state_dict`` for resuming. Select one by name with :func:`make`.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .losses import gather, lwf_distillation, modx_alignment_stats, rkd_angle, rkd_distance
-from .stream import ConcatData, ReplayBuffer
+from sdtools.dist import gather
+from sdtools.errors import ConfigError
+
+from .data import ConcatData, ReplayBuffer
+from .losses import lwf_distillation, modx_alignment_stats, rkd_angle, rkd_distance
 
 
 class Strategy:
     name = "base"
     needs_teacher = False
+    single_run = False  # True: trains once on everything (joint), not phase by phase
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -37,6 +42,9 @@ class Strategy:
     def loss(self, trainer, feats: dict) -> tuple[torch.Tensor | None, dict]:
         return None, {}
 
+    def penalty(self, trainer) -> tuple[torch.Tensor | None, dict]:
+        return None, {}
+
     def state_dict(self) -> dict:
         return {}
 
@@ -50,14 +58,26 @@ class Finetune(Strategy):
     name = "finetune"
 
 
-class Joint(Strategy):
-    """CLIP_jt (upper bound): at phase t, train on the union of phases 0..t."""
+class Cumulative(Strategy):
+    """Continue at each phase t on the union of phases 0..t (a replay of everything)."""
 
-    name = "joint"
+    name = "cumulative"
 
     def phase_data(self, t, phases):
         seen = [p for p in phases[: t + 1] if p is not None]
         return seen[0] if len(seen) == 1 else ConcatData(seen)
+
+
+class Joint(Cumulative):
+    """CLIP_jt, the paper's upper bound: one model trained from the phase-0 initialisation
+    (random, or ``init``) on the union of all phases, base data included, with the whole
+    budget (phase-0 steps plus every phase's). The run reports it as its single phase 1."""
+
+    name = "joint"
+    single_run = True
+
+    def phase_data(self, t, phases):
+        return super().phase_data(len(phases) - 1, phases)
 
 
 def _teacher_feats(feats):
@@ -110,9 +130,12 @@ class RKD(Strategy):
 class EWC(Strategy):
     """EWC: quadratic penalty weighted by the diagonal Fisher of the previous phases.
 
-    At the start of phase t the Fisher of the starting model on phase t-1's data is added to
-    the running sum and the anchor moves to the starting weights, so the penalty is zero at
-    the start of every phase and grows as the weights move.
+    The Fisher is the empirical one: the mean over pairs of the squared gradient of each
+    pair's own contrastive loss term (see :mod:`modx.train.fisher`), so its scale does not
+    depend on the batch size and ``ewc_lambda`` keeps its meaning across settings. At the
+    start of phase t the Fisher of the starting model on phase t-1's data is added to the
+    running sum and the anchor moves to the starting weights, so the penalty is zero at the
+    start of every phase and grows as the weights move.
     """
 
     name = "ewc"
@@ -125,12 +148,16 @@ class EWC(Strategy):
     def begin_phase(self, trainer, t):
         if t == 0 or (self.anchor and trainer.resumed_mid_phase):
             return
+        if trainer.phases[t - 1] is None:  # phase 0 is a given model (init): no data for it
+            self.anchor = {k: p.detach().clone() for k, p in trainer.named_params()}
+            return
         fisher = trainer.fisher_diagonal(t - 1, self.cfg.ewc_batches)
         for k, v in fisher.items():
             self.fisher[k] = self.fisher.get(k, torch.zeros_like(v)) + v
         self.anchor = {k: p.detach().clone() for k, p in trainer.named_params()}
 
-    def penalty(self, trainer) -> torch.Tensor:
+    def quadratic(self, trainer) -> torch.Tensor:
+        """``sum_k F_k (w_k - w*_k)^2`` over the parameters."""
         total = None
         for k, p in trainer.named_params():
             if k in self.fisher:
@@ -138,10 +165,10 @@ class EWC(Strategy):
                 total = term if total is None else total + term
         return total if total is not None else torch.zeros(())
 
-    def loss(self, trainer, feats):
+    def penalty(self, trainer):
         if not self.fisher:
             return None, {}
-        pen = self.penalty(trainer)
+        pen = self.quadratic(trainer)
         return 0.5 * self.cfg.ewc_lambda * pen, {"ewc": float(pen.detach())}
 
     def state_dict(self):
@@ -167,14 +194,17 @@ class Replay(Strategy):
         # exists when methods share a phase-0 model); one pair per image, its first caption
         while len(self.offered) < t:
             p = len(self.offered)
+            self.offered.append(p)
+            if trainer.phases[p] is None:  # phase 0 is a given model (init): nothing to replay
+                continue
             pt = trainer.tensors(p)
             caps = np.array([pt.caps_of[i][0] for i in range(pt.data.n_images)])
             self.buffer.add(p, np.arange(pt.data.n_images), caps)
-            self.offered.append(p)
 
     def extra_batch(self, trainer, t, step):
+        # a multiple of the process count, so that every rank gets the same number of rows
         k = int(round(self.cfg.replay_fraction * self.cfg.batch_size))
-        return self.buffer.sample(k, (t, step))
+        return self.buffer.sample(k - k % trainer.world, (t, step))
 
     def state_dict(self):
         return {"buffer": self.buffer.state_dict(), "offered": list(self.offered)}
@@ -184,10 +214,10 @@ class Replay(Strategy):
         self.offered = [int(x) for x in st["offered"]]
 
 
-STRATEGIES = {c.name: c for c in (Finetune, Joint, ModX, LwF, RKD, EWC, Replay)}
+STRATEGIES = {c.name: c for c in (Finetune, Joint, Cumulative, ModX, LwF, RKD, EWC, Replay)}
 
 
 def make(name: str, cfg) -> Strategy:
     if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
+        raise ConfigError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}")
     return STRATEGIES[name](cfg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,20 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Measure spatial disorder between CLIP checkpoints: rotation, deviation, retrieval.",
 )
+
+def _version(value: bool):
+    if value:
+        from . import __version__
+
+        typer.echo(f"sdtools {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="print the version and exit")] = False):
+    """Measure spatial disorder between CLIP checkpoints: rotation, deviation, retrieval."""
+
 
 DataOpt = Annotated[str | None, typer.Option(
     "--data", help="probe set: synthetic[:k=v,...], csv:PATH, karpathy:JSON:ROOT[:split], "
@@ -48,19 +63,21 @@ class Ctx:
         self._data = None
 
     def data(self):
-        from .data import open_data
+        from .data.specs import open_data
 
         if self._data is None:
             if not self.data_spec:
-                raise ValueError("a checkpoint needs a probe set: pass --data SPEC")
+                from .errors import DataError
+
+                raise DataError("a checkpoint needs a probe set: pass --data SPEC")
             self._data = open_data(self.data_spec, skip_missing=self.skip_missing)
             if self._data.skipped and not self.quiet:
                 typer.echo(f"skipped {self._data.skipped} missing image(s)", err=True)
         return self._data
 
     def embeddings(self, arg: str):
-        from .embeddings import Embeddings
-        from .extract import embed
+        from .models.embeddings import Embeddings
+        from .models.extract import embed
 
         if arg.endswith(".npz") and Path(arg).exists():
             return Embeddings.load(arg)
@@ -69,7 +86,7 @@ class Ctx:
                      num_workers=self.workers)
 
     def pair(self, a: str, b: str):
-        from .checkpoints import CheckpointError
+        from .errors import CheckpointError
 
         ea, eb = self.embeddings(a), self.embeddings(b)
         ca, cb = ea.meta.get("model_cfg"), eb.meta.get("model_cfg")
@@ -83,7 +100,7 @@ class Ctx:
 
 def _write_json(path: Path, obj) -> None:
     from .io import write_json
-    from .results import jsonable
+    from .measures.summary import jsonable
 
     write_json(path, jsonable(obj))
 
@@ -113,46 +130,58 @@ def rotation(
     workers: WorkersOpt = 0,
 ):
     """Intra-modal rotation from A to B: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
-    from .analysis import rotation_report
+    from .report import rotation_report
 
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
     rep = rotation_report(ea, eb, modality=modality, max_pairs=max_pairs,
                           progress=not quiet)
-    out = {"a": a, "b": b, "data": ea.meta.get("data", data), **rep}
-    _rotation_table(out, _console(quiet))
+    _rotation_table(rep, f"rotation {a} → {b}", _console(quiet))
     if json_out:
-        _write_json(json_out, out)
+        _write_json(json_out, {"a": a, "b": b, "data": ea.meta.get("data", data),
+                               **rep.to_dict()})
     if plot:
-        from .plots import plot_rotation
+        from .viz.pairwise import plot_rotation
 
-        plot_rotation(out, plot, title=f"{Path(a).name} → {Path(b).name}")
+        plot_rotation(rep, plot, title=_title(a, b, ea, eb))
 
 
-def _rotation_table(out: dict, console) -> None:
+def _title(a: str, b: str, ea, eb) -> str:
+    """A figure title that tells the two checkpoints apart (run checkpoints share a name)."""
+    def label(arg, emb):
+        p = Path(arg)
+        if p.name == "model.pt" and p.parent.name.startswith("phase"):
+            return "/".join(p.parts[-3:-1]) if p.parent.name != "phase0" else "phase0"
+        return p.name
+
+    return f"{label(a, ea)} → {label(b, eb)}"
+
+
+def _rotation_table(rep, title: str, console) -> None:
     from rich.table import Table
 
-    t = Table(title=f"rotation {out['a']} → {out['b']}")
+    t = Table(title=title)
     t.add_column("measure")
-    mods = [m for m in ("image", "text") if m in out]
+    mods = rep.modalities()
     for m in mods:
         t.add_column(m, justify="right")
 
     def row(label, fn):
-        t.add_row(label, *[fn(out[m]) for m in mods])
+        t.add_row(label, *[fn(r) for r in mods.values()])
 
-    row("RAD mean / median (deg)", lambda r: f"{r['rad']['mean']:.2f} / {r['rad']['median']:.2f}")
-    row("RAD share > 30 deg", lambda r: f"{100 * r['rad']['share_above']['30.0']:.1f}%")
-    row("SAM drift mean (deg)", lambda r: f"{r['sam_drift']['mean']:.3f}" + (
-        "" if r["sam_drift"]["exact"] else f" ± {r['sam_drift']['stderr']:.3f} (est.)"))
-    row("SAM drift p95 (deg)", lambda r: f"{r['sam_drift']['quantiles']['0.95']:.3f}")
-    row("Procrustes det", lambda r: f"{r['procrustes']['det']:+.0f}")
+    row("RAD mean / median (deg)", lambda r: f"{r.rad.mean:.2f} / {r.rad.median:.2f}")
+    row("RAD share > 30 deg", lambda r: f"{100 * r.rad.share_above[30.0]:.1f}%")
+    row("SAM drift mean (deg)", lambda r: f"{r.sam_drift.mean:.3f}" + (
+        "" if r.sam_drift.exact else f" ± {r.sam_drift.stderr:.3f} (est.)"))
+    row("SAM drift p95 (deg)", lambda r: f"{r.sam_drift.quantiles[0.95]:.3f}")
+    row("Procrustes det", lambda r: f"{r.procrustes.det:+.0f}")
     row("Procrustes max / mean angle", lambda r:
-        f"{r['procrustes']['max_angle']:.2f} / {r['procrustes']['mean_angle']:.2f}")
-    row("rotation explains", lambda r: f"{100 * r['procrustes']['explained']:.1f}%")
-    row("residual angle mean (deg)", lambda r: f"{r['procrustes']['residual']['mean']:.2f}")
-    row("linear CKA", lambda r: f"{r['linear_cka']:.4f}")
-    row("mutual kNN (k=10)", lambda r: f"{r['mutual_knn']:.3f}")
+        f"{r.procrustes.max_angle:.2f} / {r.procrustes.mean_angle:.2f}")
+    row("rotation explains", lambda r: f"{100 * r.procrustes.explained:.1f}%")
+    row("residual angle mean (deg)",
+        lambda r: f"{float(r.procrustes.residual_angles_deg.mean()):.2f}")
+    row("linear CKA", lambda r: f"{r.linear_cka:.4f}")
+    row(f"mutual kNN (k={next(iter(mods.values())).knn_k})", lambda r: f"{r.mutual_knn:.3f}")
     console.print(t)
 
 
@@ -174,7 +203,7 @@ def deviation(
     """Inter-modal deviation from A to B: pair similarity, unsynchronised rotation, ranks, gap."""
     from rich.table import Table
 
-    from .analysis import deviation_report
+    from .report import deviation_report
 
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
@@ -200,9 +229,9 @@ def deviation(
     if json_out:
         _write_json(json_out, out)
     if plot:
-        from .plots import plot_deviation
+        from .viz.pairwise import plot_deviation
 
-        plot_deviation(dev, plot, title=f"{Path(a).name} → {Path(b).name}")
+        plot_deviation(dev, plot, title=_title(a, b, ea, eb))
 
 
 @app.command()
@@ -243,7 +272,7 @@ def retrieval(
     """Recall@1/5/10 both ways and mean/median ranks."""
     from rich.table import Table
 
-    from .ranking import retrieval as run
+    from .measures.retrieval import retrieval as run
 
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     emb = ctx.embeddings(ckpt_or_emb)
@@ -272,31 +301,55 @@ def report(
     quiet: QuietOpt = False,
 ):
     """Regenerate the multi-phase report (JSON, Markdown, figures) without retraining."""
-    from .figures import draw_all
-    from .io import write_json, write_text
+    from .errors import RunError
+    from .io import atomic_dir, check_writable_dir, write_json, write_text
     from .report import build_report, markdown
+    from .viz.phases import draw_all
 
     if not run_dir.is_dir():
-        raise ValueError(f"run directory not found: {run_dir}")
+        raise RunError(f"run directory not found: {run_dir}")
     out = out or run_dir
-    rep = build_report(run_dir)
+    check_writable_dir(out, "--out")
+    rep = build_report(run_dir, progress=not quiet)
+    n = 0
+    if figures:
+        with atomic_dir(out / "figures") as tmp:
+            n = len(draw_all(rep, tmp, run_dir=run_dir, progress=not quiet))
     write_json(out / "report.json", rep)
     write_text(out / "report.md", markdown(rep))
-    n = len(draw_all(rep, out / "figures", run_dir=run_dir)) if figures else 0
     if not quiet:
         typer.echo(f"wrote {out / 'report.json'}, {out / 'report.md'} and {n} figure files")
 
 
+def _on_sigterm(signum, frame):
+    from .errors import Interrupted
+
+    raise Interrupted(signum)
+
+
 def run_app(typer_app, argv=None) -> None:
-    """Run a typer app: user errors print one line and exit with code 2 (no traceback)."""
+    """Run a typer app: a :class:`~sdtools.errors.UserError` prints one line and exits with
+    code 2; Ctrl-C exits 130 and SIGTERM 143, saying "interrupted". Anything else is a bug and
+    keeps its traceback. Output files are written atomically, so an interrupted command
+    leaves no partial file."""
+    import signal
+
+    from .errors import Interrupted, UserError
+
+    with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        typer_app(args=argv, standalone_mode=False)
+        code = typer_app(args=argv, standalone_mode=False)
     except SystemExit:
         raise
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted) as exc:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:  # classified below; anything else is a real bug: re-raise
+        sys.exit(143 if isinstance(exc, Interrupted) else 130)
+    except UserError as exc:
+        msg = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"error: {msg}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as exc:
         # click's exceptions (typer may vendor its own click), recognised by their shape
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors: code 2
             exc.show()
@@ -304,12 +357,13 @@ def run_app(typer_app, argv=None) -> None:
         if type(exc).__name__ == "Exit":
             sys.exit(getattr(exc, "exit_code", 0))
         if type(exc).__name__ == "Abort":
+            print("interrupted", file=sys.stderr)
             sys.exit(130)
-        if isinstance(exc, (ValueError, FileNotFoundError, PermissionError)):
-            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            print(f"error: {msg}", file=sys.stderr)
-            sys.exit(2)
         raise
+    if isinstance(code, int) and code:
+        if code == 130:
+            print("interrupted", file=sys.stderr)
+        sys.exit(code)
 
 
 def main(argv=None) -> None:

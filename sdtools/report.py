@@ -1,80 +1,131 @@
-"""Multi-phase reports: every measure over a run directory's phases -> JSON + Markdown.
+"""Measures over two Embeddings, or over every phase of a run directory -> JSON + Markdown.
 
-A run directory (written by ``modx``) holds one folder per phase checkpoint::
-
-    RUN/config.json                 the run's configuration
-    RUN/phase0/                     the shared starting model
-    RUN/METHOD/phase{t}/            t = 1..T, one folder per method
-        eval.json                   {"sets": [names], "retrieval": [RetrievalResult.to_dict()],
-                                     "train": {...}}  (train: selected_share, losses, ...)
-        probe.npz                   the probe embeddings (sdtools Embeddings)
-
-:func:`build_report` reads only these files, so the report can be regenerated without
-retraining (``sdtools report RUN_DIR --out DIR``).
+:func:`rotation_report` and :func:`deviation_report` compare two sets of embeddings (the CLI
+and the examples use them); :func:`build_report` reads a run directory (layout in
+:mod:`sdtools.runs`) and needs no retraining (``sdtools report RUN_DIR --out DIR``).
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import dataclasses
 
 import numpy as np
 
-from .analysis import rotation_report
-from .embeddings import Embeddings
-from .intermodal import deviation
-from .results import jsonable
+from .errors import AnalysisError, RunError
+from .measures.angles import rad
+from .measures.intermodal import DeviationResult, deviation
+from .measures.procrustes import ProcrustesResult, procrustes
+from .measures.sam import SamDriftResult, sam_drift
+from .measures.similarity import linear_cka, mutual_knn
+from .measures.summary import Summary, jsonable
+from .models.embeddings import Embeddings
+from .runs import RunDir
+
+MODALITIES = ("image", "text")
 
 
-class ReportError(ValueError):
-    pass
+def check_comparable(a: Embeddings, b: Embeddings, name_a: str = "A", name_b: str = "B"):
+    """Both embeddings must cover the same probe set, in one space dimension."""
+    if (a.n_images, a.n_texts) != (b.n_images, b.n_texts):
+        raise AnalysisError(
+            f"{name_a} has {a.n_images} images/{a.n_texts} captions but {name_b} has "
+            f"{b.n_images}/{b.n_texts}; embed both on the same probe set (--data)"
+        )
+    if (a.image_of_text != b.image_of_text).any():
+        raise AnalysisError(f"{name_a} and {name_b} pair captions with images differently")
+    da, db = a.meta.get("data"), b.meta.get("data")
+    if da and db and da != db:
+        raise AnalysisError(f"{name_a} was embedded on {da!r} but {name_b} on {db!r}")
+    if a.dim != b.dim:
+        raise AnalysisError(
+            f"{name_a} has dimension {a.dim} but {name_b} has {b.dim}: a rotation between "
+            "spaces of different dimension is undefined; compare checkpoints of one architecture"
+        )
 
 
-def phase_dirs(run: Path, method: str) -> list[Path]:
-    dirs = [run / "phase0"]
-    t = 1
-    while (run / method / f"phase{t}" / "eval.json").is_file():
-        dirs.append(run / method / f"phase{t}")
-        t += 1
-    return dirs
+@dataclasses.dataclass(frozen=True)
+class ModalityRotation:
+    """Every intra-modal measure of one modality from a to b."""
+
+    n: int
+    rad: Summary
+    sam_drift: SamDriftResult
+    procrustes: ProcrustesResult
+    linear_cka: float
+    mutual_knn: float
+    knn_k: int
+
+    def to_dict(self) -> dict:
+        return jsonable({"n": self.n, "rad": self.rad, "sam_drift": self.sam_drift,
+                         "procrustes": self.procrustes, "linear_cka": self.linear_cka,
+                         "mutual_knn": self.mutual_knn, "knn_k": self.knn_k})
 
 
-def methods_in(run: Path) -> list[str]:
-    cfg = _read_json(run / "config.json")
-    names = cfg.get("methods") or sorted(p.name for p in run.iterdir()
-                                         if (p / "phase1" / "eval.json").is_file())
-    return [m for m in names if (run / m / "phase1" / "eval.json").is_file()]
+@dataclasses.dataclass(frozen=True)
+class RotationReport:
+    """Intra-modal rotation of the modalities measured (``image`` and/or ``text``)."""
+
+    image: ModalityRotation | None = None
+    text: ModalityRotation | None = None
+
+    def modalities(self) -> dict[str, ModalityRotation]:
+        return {m: getattr(self, m) for m in MODALITIES if getattr(self, m) is not None}
+
+    def to_dict(self) -> dict:
+        return {m: r.to_dict() for m, r in self.modalities().items()}
 
 
-def _read_json(path: Path):
-    if not path.is_file():
-        raise ReportError(f"{path} not found: is this a modx run directory?")
-    return json.loads(path.read_text())
+def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
+                    max_pairs: int | None = None, knn_k: int = 10,
+                    progress: bool = False) -> RotationReport:
+    """Intra-modal rotation of each modality: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
+    if modality not in ("image", "text", "both"):
+        raise AnalysisError(f"modality must be image, text or both, got {modality!r}")
+    check_comparable(a, b)
+    out = {}
+    for mod in MODALITIES:
+        if modality not in (mod, "both"):
+            continue
+        xa, xb = getattr(a, mod), getattr(b, mod)
+        k = min(knn_k, xa.shape[0] - 1)
+        out[mod] = ModalityRotation(
+            n=int(xa.shape[0]), rad=rad(xa, xb),
+            sam_drift=sam_drift(xa, xb, max_pairs=max_pairs, progress=progress),
+            procrustes=procrustes(xa, xb), linear_cka=linear_cka(xa, xb),
+            mutual_knn=mutual_knn(xa, xb, k=k), knn_k=k)
+    return RotationReport(**out)
+
+
+def deviation_report(a: Embeddings, b: Embeddings) -> DeviationResult:
+    """Inter-modal deviation between checkpoints a and b."""
+    check_comparable(a, b)
+    return deviation(a.image, a.text, b.image, b.text, a.image_of_text)
 
 
 def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = 2_000_000) -> dict:
     """Rotation of both modalities and inter-modal deviation from a to b (JSON-ready)."""
-    rot = rotation_report(a, b, max_pairs=max_pairs)
-    dev = deviation(a.image, a.text, b.image, b.text, a.image_of_text)
-    d = dev.to_dict()
+    rot = rotation_report(a, b, max_pairs=max_pairs).to_dict()
+    d = deviation_report(a, b).to_dict()
     keep = ("pos_shift", "unsync", "unsync_abs_mean", "relative_rotation", "top1",
             "modality_gap_a", "modality_gap_b", "pos_sim_a_mean", "pos_sim_b_mean")
     return jsonable({"image": rot["image"], "text": rot["text"],
                      "deviation": {k: d[k] for k in keep}})
 
 
-def build_report(run, max_pairs: int | None = 2_000_000) -> dict:
-    """Assemble ``report.json`` from a run directory (see the module docstring)."""
-    run = Path(run)
-    config = _read_json(run / "config.json")
-    methods = methods_in(run)
+def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False) -> dict:
+    """Assemble ``report.json`` from a run directory (layout in :mod:`sdtools.runs`)."""
+    run = run if isinstance(run, RunDir) else RunDir(run)
+    config = run.read_config()
+    methods = run.methods()
     if not methods:
-        raise ReportError(f"{run} has no finished phase of any method yet")
-    probes = {run / "phase0": Embeddings.load(run / "phase0" / "probe.npz")}
+        raise RunError(f"{run.path} has no finished phase of any method yet")
+    base = run.read_probe("phase0", 0)
     out = {"config": config, "methods": {}}
+    todo = sum(len(run.phases(m)) - 1 for m in methods)
+    bar = _bar(progress, todo, "report")
     for m in methods:
-        dirs = phase_dirs(run, m)
-        evals = [_read_json(d / "eval.json") for d in dirs]
+        phases = run.phases(m)
+        evals = [run.read_eval(m, t) for t in phases]
         sets = evals[0]["sets"]
         r = {"i2t": {}, "t2i": {}}
         for direction in ("i2t", "t2i"):
@@ -86,16 +137,13 @@ def build_report(run, max_pairs: int | None = 2_000_000) -> dict:
         bwt = None
         if r1.shape[1] == r1.shape[0] and last > 0:  # evaluation set k <-> phase k
             bwt = float(np.mean([r1[last, k] - r1[k, k] for k in range(last)]))
-        for d in dirs:
-            if d not in probes:
-                probes[d] = Embeddings.load(d / "probe.npz")
-        geo = []
-        for t in range(1, len(dirs)):
-            geo.append({
-                "phase": t,
-                "vs_phase0": geometry(probes[dirs[0]], probes[dirs[t]], max_pairs),
-                "vs_prev": geometry(probes[dirs[t - 1]], probes[dirs[t]], max_pairs),
-            })
+        geo, prev = [], base
+        for t in phases[1:]:
+            cur = run.read_probe(m, t)
+            geo.append({"phase": t, "vs_phase0": geometry(base, cur, max_pairs),
+                        "vs_prev": geometry(prev, cur, max_pairs)})
+            prev = cur
+            bar.update(1)
         out["methods"][m] = {
             "sets": sets,
             "r1": r1.tolist(),
@@ -106,7 +154,24 @@ def build_report(run, max_pairs: int | None = 2_000_000) -> dict:
             "selected_share": [e.get("train", {}).get("selected_share") for e in evals],
             "geometry": geo,
         }
+    bar.close()
     return jsonable(out)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="phase", leave=False)
 
 
 def summary_rows(report: dict) -> list[dict]:

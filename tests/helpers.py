@@ -1,11 +1,12 @@
-"""Shared test helpers: tiny open_clip models (random init) and checkpoint files."""
+"""Shared test helpers: planted rotations, tiny open_clip models (random init), checkpoints."""
 
 import json
 
+import numpy as np
 import torch
 
-from sdtools.checkpoints import Loaded, build_model, make_preprocess, make_tokenizer
-from sdtools.models import tiny_clip_cfg
+from sdtools.models.build import Loaded, build_model, make_preprocess, make_tokenizer
+from sdtools.models.configs import tiny_clip_cfg
 
 
 def tiny_cfg(**kw):
@@ -33,3 +34,25 @@ def save_modx(path, seed=0, **kw):
 def write_cfg(path, cfg):
     path.write_text(json.dumps(cfg))
     return path
+
+
+def planted_rotation(angles_deg, dim, rng, reflect=False):
+    """An orthogonal matrix with the given principal angles in a random orthonormal basis.
+
+    Block-diagonal 2x2 rotations (one block per angle), the rest identity; with ``reflect`` a
+    -1 on the last axis (which must lie outside the rotation blocks).
+    """
+    blocks = np.eye(dim)
+    for k, a in enumerate(angles_deg):
+        t = np.radians(a)
+        c, s = np.cos(t), np.sin(t)
+        blocks[2 * k : 2 * k + 2, 2 * k : 2 * k + 2] = [[c, -s], [s, c]]
+    if reflect:
+        assert 2 * len(angles_deg) < dim
+        blocks[-1, -1] = -1.0
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    return q @ blocks @ q.T
+
+
+def unit_rows(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)

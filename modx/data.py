@@ -1,0 +1,210 @@
+"""Split data into phases, turn a phase into tensors, sample batches, keep a replay buffer."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from sdtools.data.base import ImageTextData
+from sdtools.errors import DataError
+
+
+class ConcatData(ImageTextData):
+    """Several datasets as one (used by joint training); domains label the source part."""
+
+    def __init__(self, parts: list[ImageTextData]):
+        if not parts:
+            raise DataError("nothing to concatenate")
+        self.parts = parts
+        self.offsets = np.cumsum([0] + [p.n_images for p in parts])
+        self.captions, iot = [], []
+        for k, p in enumerate(parts):
+            self.captions.extend(p.captions)
+            iot.append(np.asarray(p.image_of_text) + self.offsets[k])
+        self.image_of_text = np.concatenate(iot)
+        self.domains = np.concatenate([np.full(p.n_images, k) for k, p in enumerate(parts)])
+        self.spec = "concat(" + ";".join(p.spec for p in parts) + ")"
+
+    @property
+    def n_images(self) -> int:
+        return int(self.offsets[-1])
+
+    def load_image(self, i: int):
+        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        return self.parts[k].load_image(i - int(self.offsets[k]))
+
+    def _content_token(self) -> str:
+        return ";".join(p._content_token() for p in self.parts)
+
+
+def split_phases(data: ImageTextData, how: str, seed: int = 0) -> list[ImageTextData]:
+    """``how``: ``domain`` (by the data's domain labels, in sorted order), ``contiguous:N``
+    (N equal contiguous slices of the images, the official protocol) or ``random:N``."""
+    kind, _, arg = how.partition(":")
+    n = data.n_images
+    if kind == "domain":
+        if data.domains is None:
+            raise DataError(f"{data.spec} has no domain labels; use contiguous:N or random:N")
+        labels = sorted(set(data.domains.tolist()), key=lambda x: (str(type(x)), x))
+        groups = [np.flatnonzero(data.domains == lab) for lab in labels]
+    elif kind in ("contiguous", "random"):
+        try:
+            k = int(arg)
+        except ValueError:
+            raise DataError(f"phases {how!r}: give the number of phases, e.g. {kind}:5") from None
+        if k < 1:
+            raise DataError(f"phases {how!r}: need at least one phase")
+        if k > n:
+            raise DataError(f"{k} phases but only {n} images; use fewer phases")
+        order = np.arange(n) if kind == "contiguous" else np.random.default_rng(seed).permutation(n)
+        groups = [np.sort(g) for g in np.array_split(order, k)]
+    else:
+        raise DataError(f"unknown phase split {how!r}; use domain, contiguous:N or random:N")
+    for i, g in enumerate(groups):
+        if len(g) == 0:
+            raise DataError(f"phase {i} of {how!r} is empty")
+    return [data.subset(g) for g in groups]
+
+
+class PhaseTensors:
+    """A phase's images as preprocessed tensors and captions as tokens, made once.
+
+    Valid because the transforms are deterministic (eval-style), as in the official protocol.
+    Images are kept in memory when they fit in ``max_bytes``; otherwise transformed per batch.
+    """
+
+    def __init__(self, data: ImageTextData, preprocess, tokenizer, max_bytes: int = 2 << 30,
+                 progress: bool = False):
+        self.data = data
+        self.preprocess = preprocess
+        self.tokens = tokenizer(list(data.captions)) if len(data.captions) else None
+        self.image_of_text = torch.as_tensor(np.asarray(data.image_of_text), dtype=torch.long)
+        self.caps_of = [[] for _ in range(data.n_images)]
+        for j, i in enumerate(data.image_of_text.tolist()):
+            self.caps_of[i].append(j)
+        first = preprocess(data.load_image(0))
+        self.images = None
+        if first.numel() * 4 * data.n_images <= max_bytes:
+            self.images = torch.empty((data.n_images, *first.shape), dtype=first.dtype)
+            rng = range(data.n_images)
+            if progress:
+                from tqdm.auto import tqdm
+
+                rng = tqdm(rng, desc="preparing images", leave=False, unit="img")
+            for i in rng:
+                self.images[i] = first if i == 0 else preprocess(data.load_image(i))
+
+    def image_batch(self, idx) -> torch.Tensor:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        if self.images is not None:
+            return self.images[idx]
+        return torch.stack([self.preprocess(self.data.load_image(int(i))) for i in idx])
+
+    def token_batch(self, cap_idx) -> torch.Tensor:
+        return self.tokens[torch.as_tensor(cap_idx, dtype=torch.long)]
+
+
+def _rng(*keys) -> np.random.Generator:
+    return np.random.default_rng([int(k) for k in keys])
+
+
+def batches(pt: PhaseTensors, batch_size: int, seed: int, phase: int, start: int = 0,
+            say=None):
+    """Deterministic stream of (image indices, caption indices) batches, from batch ``start``.
+
+    Each epoch shuffles the images (seeded by seed, phase, epoch) and picks one of each image's
+    captions; a batch never holds the same caption text twice (a duplicate waits for the next
+    batch), since a twin caption would make the old model's correct answer look wrong. Data
+    with fewer distinct captions than a batch cannot satisfy that: it is refused at once,
+    and an epoch that fills no batch stops the stream, so this never loops forever.
+    """
+    n = pt.data.n_images
+    if batch_size > n:
+        raise DataError(f"batch size {batch_size} is larger than the phase ({n} images)")
+    distinct = len(set(pt.data.captions))
+    if distinct < batch_size:
+        raise DataError(
+            f"{pt.data.spec}: only {distinct} distinct caption(s) among {n} images, but a batch "
+            f"of {batch_size} needs {batch_size} different captions; check the captions (are "
+            "they read from the right member/column?) or lower batch_size"
+        )
+    step, epoch = 0, 0
+    while True:
+        rng = _rng(seed, phase, epoch, 104729)
+        order = rng.permutation(n)
+        picks = rng.random(n)
+        pending = []
+        filled = 0
+        batch_i, batch_c, seen = [], [], set()
+        for i in order.tolist():
+            caps = pt.caps_of[i]
+            c = caps[int(picks[i] * len(caps))]
+            text = pt.data.captions[c]
+            if text in seen:
+                pending.append((i, c, text))
+                continue
+            batch_i.append(i)
+            batch_c.append(c)
+            seen.add(text)
+            if len(batch_i) == batch_size:
+                filled += 1
+                if step >= start:
+                    yield np.asarray(batch_i), np.asarray(batch_c)
+                step += 1
+                batch_i, batch_c, seen = [], [], set()
+                keep = []
+                for i2, c2, t2 in pending:  # deferred duplicates go first into the next batch
+                    if t2 in seen or len(batch_i) == batch_size:
+                        keep.append((i2, c2, t2))
+                    else:
+                        batch_i.append(i2)
+                        batch_c.append(c2)
+                        seen.add(t2)
+                pending = keep
+        if not filled:
+            raise DataError(
+                f"{pt.data.spec}: no batch of {batch_size} pairs with distinct captions could be "
+                f"filled in a whole epoch ({distinct} distinct captions, most repeated); lower "
+                "batch_size or deduplicate the captions"
+            )
+        epoch += 1  # the incomplete last batch of an epoch is dropped
+
+
+class ReplayBuffer:
+    """Reservoir sample (uniform over everything offered) of past (phase, image, caption)."""
+
+    def __init__(self, size: int, seed: int = 0):
+        if size < 1:
+            raise DataError(f"replay buffer size must be >= 1, got {size}")
+        self.size = size
+        self.items = np.zeros((0, 3), dtype=np.int64)
+        self.seen = 0
+        self.seed = seed
+
+    def add(self, phase: int, images: np.ndarray, captions: np.ndarray) -> None:
+        rng = _rng(self.seed, phase, self.seen, 1299709)
+        items = np.stack([np.full(len(images), phase), images, captions], 1).astype(np.int64)
+        buf = list(self.items)
+        for it in items:
+            self.seen += 1
+            if len(buf) < self.size:
+                buf.append(it)
+            else:
+                j = int(rng.integers(0, self.seen))
+                if j < self.size:
+                    buf[j] = it
+        self.items = np.asarray(buf, dtype=np.int64).reshape(-1, 3)
+
+    def sample(self, k: int, step_seed) -> np.ndarray:
+        if len(self.items) == 0 or k <= 0:
+            return self.items[:0]
+        rng = _rng(self.seed, *step_seed, 15485863)
+        return self.items[rng.choice(len(self.items), min(k, len(self.items)), replace=False)]
+
+    def state_dict(self) -> dict:
+        return {"items": torch.from_numpy(self.items.copy()), "seen": self.seen,
+                "size": self.size, "seed": self.seed}
+
+    def load_state_dict(self, st: dict) -> None:
+        self.items = st["items"].numpy().astype(np.int64).reshape(-1, 3)
+        self.seen, self.size, self.seed = int(st["seen"]), int(st["size"]), int(st["seed"])

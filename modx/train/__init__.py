@@ -1,0 +1,9 @@
+"""The trainer in parts: orchestration (run), the phase loop (phase), one step (step),
+checkpoint payloads (checkpoint), EWC's Fisher (fisher), the run-directory guard (guard) and
+the metrics logger (metrics)."""
+
+from sdtools.errors import TrainingError
+
+from .run import Trainer
+
+__all__ = ["Trainer", "TrainingError"]

@@ -1,0 +1,39 @@
+"""What a run may do with its ``--out`` folder: never overwrite a user's files, never resume
+with other training settings than the run was trained with."""
+
+from __future__ import annotations
+
+import json
+
+from sdtools.errors import TrainingError
+from sdtools.runs import RunDir
+
+from ..config import TRAINING_KEYS
+
+
+def check_out_dir(rd: RunDir, cfg, resume: bool, force: bool = False) -> None:
+    out = rd.path
+    if out.exists() and not out.is_dir():
+        raise TrainingError(f"--out {out} is a file; give a directory for the run")
+    if resume:
+        if not rd.exists():
+            raise TrainingError(f"--resume: {out} holds no modx run (no config.json); drop "
+                                "--resume to start a new run there")
+        try:
+            old = rd.read_config()
+        except Exception as exc:  # a damaged config.json cannot vouch for the run
+            raise TrainingError(f"--resume: {rd.config_path} is unreadable ({exc})") from None
+        new = json.loads(json.dumps(cfg.to_dict()))  # the same JSON round trip as the file
+        changed = [k for k in TRAINING_KEYS if k in old and old[k] != new.get(k)]
+        if changed:
+            diffs = ", ".join(f"{k} ({old[k]!r} -> {new.get(k)!r})" for k in changed[:4])
+            raise TrainingError(f"--resume with other training settings than {out} was trained "
+                                f"with: {diffs}; resume with the run's own config "
+                                f"({rd.config_path}) or start a new run in another --out")
+        return
+    if rd.exists() or (out / "phase0").exists():
+        raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose "
+                            "another --out")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise TrainingError(f"{out} exists and holds files that are not a modx run; choose "
+                            "another --out (or pass --force to write the run into it)")

@@ -1,0 +1,103 @@
+"""The phase loop: optimizer and schedule, resume inside a phase, progress, checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..data import batches
+from . import checkpoint
+from .step import PhaseContext, assemble, train_step
+
+BETAS = {"openclip": (0.9, 0.98), "official": (0.9, 0.999)}
+
+
+def lr_multiplier(step: int, total: int, warmup: float, from_zero: bool = False) -> float:
+    """Multiplier of the base lr: linear warmup over ``warmup * total`` steps, then cosine.
+
+    open_clip's warmup starts at lr/w (``(step + 1) / w``); the official Mod-X one at 0.
+    """
+    w = int(round(warmup * total))
+    if step < w:
+        return (step if from_zero else step + 1) / w
+    span = max(total - w, 1)
+    return 0.5 * (1.0 + math.cos(math.pi * min(step - w, span) / span))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float, decay_all: bool = False):
+    """open_clip's convention: no weight decay on gains, biases, embeddings' scales,
+    logit_scale; ``decay_all`` (the official Mod-X setting) decays every parameter."""
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        exclude = p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
+        (no_decay if exclude and not decay_all else decay).append(p)
+    return [{"params": no_decay, "weight_decay": 0.0},
+            {"params": decay, "weight_decay": weight_decay}]
+
+
+def make_optimizer(model, cfg, lr: float) -> torch.optim.Optimizer:
+    official = cfg.optimizer == "official"
+    return torch.optim.AdamW(param_groups(model, cfg.weight_decay, decay_all=official), lr=lr,
+                             betas=BETAS[cfg.optimizer], eps=cfg.eps)
+
+
+def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr: float,
+                d) -> dict:
+    """Train ``tr.model`` for ``steps`` steps on ``data``; saves ``d/model.pt`` at the end."""
+    cfg = tr.cfg
+    model = tr.model
+    pt = tr.tensors(t) if data is tr.phases[t] else tr.tensors(t, data)
+    opt = make_optimizer(model, cfg, lr)
+    start = 0
+    last = d / "last.pt"
+    tr.resumed_mid_phase = False
+    if tr.resume and last.is_file():
+        obj = checkpoint.load_into(model, last, tr.model_cfg, tr.arch)
+        opt.load_state_dict(obj["optimizer"])
+        strategy.load_state_dict(obj.get("strategy", {}))
+        start = int(obj["step"])
+        tr.resumed_mid_phase = True
+        tr.say(f"  resuming {method} phase {t} at step {start}")
+    strategy.begin_phase(tr, t)
+    cache = tr.teacher_cache(teacher, pt) if teacher is not None and cfg.teacher_cache else None
+    ddp = model
+    if tr.world > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+    official = cfg.optimizer == "official"
+    ctx = PhaseContext(tr, t, method, strategy, teacher, cache, pt, model, ddp, opt, steps, lr,
+                       None if official else cfg.clip_grad)
+    bar = tr.bar(steps, start, f"{method} phase {t}")
+    shares, losses = [], []
+    stream = batches(pt, cfg.batch_size, cfg.seed, t, start, say=tr.say)
+    for step in range(start, steps):
+        tr.fail_point(method, t, step)
+        bi, bc = next(stream)
+        for g in opt.param_groups:
+            g["lr"] = lr * lr_multiplier(step, steps, cfg.warmup, from_zero=official)
+        x, tok, old = assemble(ctx, bi, bc, step)
+        logs = train_step(ctx, x, tok, old, step, cfg.grad_accum)
+        losses.append(logs["loss"])
+        if "selected_share" in logs:
+            shares.append(logs["selected_share"])
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{logs['loss']:.3f}")
+        if cfg.log_every and (step + 1) % cfg.log_every == 0:
+            tr.metrics.log(event="train", method=method, phase=t, step=step + 1,
+                           lr=opt.param_groups[0]["lr"], **logs)
+        if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
+            tr.save(checkpoint.resume_payload(model, tr.arch, tr.model_cfg, cfg.to_dict(), t,
+                                              method, opt, step + 1, strategy), last)
+    if bar is not None:
+        bar.close()
+    strategy.end_phase(tr, t)
+    tr.save(checkpoint.model_payload(model, tr.arch, tr.model_cfg, cfg.to_dict(), t, method),
+            d / "model.pt")
+    if last.is_file() and tr.rank == 0:
+        last.unlink()
+    return {"steps": steps, "final_loss": float(np.mean(losses[-10:])) if losses else None,
+            "selected_share": float(np.mean(shares)) if shares else None}

@@ -1,0 +1,167 @@
+"""Base types of image-text datasets: :class:`ImageTextData`, :class:`Subset`, image files.
+
+Every dataset is an :class:`ImageTextData`: ``n_images`` images, ``captions`` (all captions,
+flat), ``image_of_text`` (caption -> image index) and ``load_image(i)`` (a PIL RGB image), plus
+optional ``domains`` (per-image domain label).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataError
+
+__all__ = ["DataError", "ImageTextData", "Subset", "FileImageData", "ImageDataset", "open_rgb"]
+
+
+class ImageTextData:
+    """Base: subclasses set ``captions``, ``image_of_text`` and implement ``load_image``."""
+
+    spec: str = ""
+    captions: list[str]
+    image_of_text: np.ndarray
+    domains: np.ndarray | None = None
+    skipped: int = 0  # images left out because their file is missing
+    no_caption: int = 0  # images left out because they have no (non-empty) caption
+
+    @property
+    def n_images(self) -> int:
+        raise NotImplementedError
+
+    def load_image(self, i: int) -> Image.Image:
+        raise NotImplementedError
+
+    def fingerprint(self) -> str:
+        """Identifies the content for the embedding cache: spec plus captions and sizes."""
+        h = hashlib.sha256(self.spec.encode())
+        h.update(str(self.n_images).encode())
+        for c in self.captions:
+            h.update(c.encode("utf-8", "replace") + b"\0")
+        h.update(np.asarray(self.image_of_text, dtype=np.int64).tobytes())
+        h.update(self._content_token().encode())
+        return h.hexdigest()
+
+    def _content_token(self) -> str:
+        return ""
+
+    def captions_of(self, i: int) -> list[str]:
+        return [self.captions[j] for j in np.flatnonzero(self.image_of_text == i)]
+
+    def subset(self, images) -> Subset:
+        return Subset(self, np.asarray(images, dtype=np.int64))
+
+    def __len__(self) -> int:
+        return self.n_images
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.spec!r}, images={self.n_images}, "
+                f"captions={len(self.captions)})")
+
+
+class Subset(ImageTextData):
+    """A selection of images of another dataset, with all their captions."""
+
+    def __init__(self, base: ImageTextData, images: np.ndarray):
+        self.base = base
+        self.images = images
+        remap = np.full(base.n_images, -1, dtype=np.int64)
+        remap[images] = np.arange(len(images))
+        keep = np.flatnonzero(remap[base.image_of_text] >= 0)
+        self.captions = [base.captions[j] for j in keep]
+        self.image_of_text = remap[base.image_of_text[keep]]
+        self.domains = None if base.domains is None else base.domains[images]
+        self.spec = f"{base.spec}#subset:{hashlib.sha256(images.tobytes()).hexdigest()[:12]}"
+
+    @property
+    def n_images(self) -> int:
+        return len(self.images)
+
+    def load_image(self, i: int) -> Image.Image:
+        return self.base.load_image(int(self.images[i]))
+
+    def _content_token(self) -> str:
+        return self.base._content_token()
+
+
+def open_rgb(path_or_bytes) -> Image.Image:
+    """Open an image as RGB (grayscale, palette and RGBA are converted; alpha over white)."""
+    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    with Image.open(src) as im:
+        im.load()
+        if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
+            im = im.convert("RGBA")
+            bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+            return Image.alpha_composite(bg, im).convert("RGB")
+        return im.convert("RGB")
+
+
+
+class FileImageData(ImageTextData):
+    """Images on disk with captions; checks that every image exists at construction."""
+
+    def __init__(self, spec: str, paths: list[Path], captions: list[list[str]],
+                 domains: list | None = None, skip_missing: bool = False):
+        self.spec = spec
+        missing = [i for i, p in enumerate(paths) if not p.is_file()]
+        if missing and not skip_missing:
+            first = [str(paths[i]) for i in missing[:3]]
+            raise DataError(
+                f"{len(missing)} of {len(paths)} images are missing (first: {first}); fix the "
+                "paths or pass --skip-missing to leave them out"
+            )
+        captions = [[c for c in caps if c] for caps in captions]
+        uncaptioned = {i for i, caps in enumerate(captions) if not caps}
+        keep = sorted(set(range(len(paths))) - set(missing) - uncaptioned)
+        self.skipped = len(set(missing) - uncaptioned)
+        self.no_caption = len(uncaptioned)
+        self.paths = [paths[i] for i in keep]
+        self.captions = []
+        iot = []
+        for new, old in enumerate(keep):
+            caps = captions[old]
+            self.captions.extend(caps)
+            iot.extend([new] * len(caps))
+        self.image_of_text = np.asarray(iot, dtype=np.int64)
+        self.domains = None if domains is None else np.asarray([domains[i] for i in keep])
+        if not self.paths:
+            raise DataError(f"{spec}: no images left to use ({self.skipped} missing, "
+                            f"{self.no_caption} without a caption)")
+
+    @property
+    def n_images(self) -> int:
+        return len(self.paths)
+
+    def load_image(self, i: int) -> Image.Image:
+        p = self.paths[i]
+        try:
+            return open_rgb(p)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"cannot read image {p} ({exc}); remove or replace it") from None
+
+    def _content_token(self) -> str:
+        h = hashlib.sha256()
+        for p in self.paths:
+            st = p.stat()
+            h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
+        return h.hexdigest()
+
+
+
+@dataclasses.dataclass
+class ImageDataset:
+    """torch Dataset over a data's images with a transform: yields (index, image tensor)."""
+
+    data: ImageTextData
+    transform: object
+
+    def __len__(self) -> int:
+        return self.data.n_images
+
+    def __getitem__(self, i):
+        return i, self.transform(self.data.load_image(i))

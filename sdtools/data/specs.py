@@ -1,0 +1,134 @@
+"""The data SPEC grammar, parsed here only: one table from prefix to loader.
+
+    synthetic[:k=v,...]                         the built-in synthetic stream (SyntheticConfig)
+    csv:PATH[:opt,...]                          open_clip CSV; options skip-missing,
+                                                img-key=COL, caption-key=COL, sep=tab|comma
+    karpathy:JSON:IMAGE_ROOT[:SPLIT[+SPLIT]]    dataset_coco.json / dataset_flickr30k.json
+    wds:SHARDS[:caption-key=txt;caption,...]    webdataset tar shards ({000..009} and ::)
+
+A spec names a dataset completely, so the string that opened a dataset (``data.spec``) can be
+passed back to ``--data``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..errors import DataError
+from .base import ImageTextData
+
+USAGE = ("use synthetic[:k=v,...], csv:PATH[:options], karpathy:JSON:IMAGE_ROOT[:split] or "
+         "wds:SHARDS")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """A parsed spec: ``kind`` (the prefix), positional ``args`` and ``key=value`` options."""
+
+    kind: str
+    text: str
+    args: tuple[str, ...]
+    options: dict
+
+    @property
+    def name(self) -> str:
+        """A short display name: the file's stem (and split) for files, the spec otherwise."""
+        from pathlib import Path
+
+        if self.kind in ("csv", "karpathy"):
+            split = self.options.get("split")
+            return Path(self.args[0]).stem + (f":{split}" if split else "")
+        return self.text
+
+
+def _options(items: list[str], flags: tuple[str, ...], keys: tuple[str, ...], spec: str) -> dict:
+    out: dict = {}
+    for item in filter(None, (x.strip() for x in items)):
+        key, eq, val = item.partition("=")
+        if not eq and key in flags:
+            out[key] = True
+        elif eq and key in keys:
+            out[key] = val
+        else:
+            valid = ", ".join([*flags, *(f"{k}=..." for k in keys)])
+            raise DataError(f"{spec}: unknown option {item!r}; valid: {valid}")
+    return out
+
+
+def parse_spec(spec) -> DataSpec:
+    """Split a SPEC into its kind, arguments and options (no file is opened)."""
+    text = str(spec).strip()
+    kind, colon, rest = text.partition(":")
+    if kind == "synthetic":
+        return DataSpec(kind, text, (rest,), {})
+    if kind == "csv" and colon:
+        path, *opts = rest.split(":")
+        o = _options(",".join(opts).split(","), ("skip-missing",),
+                     ("img-key", "caption-key", "sep"), text)
+        return DataSpec(kind, text, (path,), o)
+    if kind == "karpathy" and colon:
+        parts = rest.split(":")
+        if len(parts) < 2 or not parts[0] or not parts[1]:
+            raise DataError(f"{text}: a karpathy spec is karpathy:JSON:IMAGE_ROOT[:split]")
+        o = {"split": parts[2] if len(parts) > 2 and parts[2] else "test"}
+        o.update(_options(parts[3:], ("skip-missing",), (), text))
+        return DataSpec(kind, text, (parts[0], parts[1]), o)
+    if kind == "wds" and colon:
+        shards, opts = rest, {}
+        # options follow the last ':' only when it holds key=value (shard lists use '::')
+        head, sep, tail = rest.rpartition(":")
+        if sep and "=" in tail and "/" not in tail:
+            shards, opts = head, _options(tail.split(","), (), ("caption-key",), text)
+        if not shards:
+            raise DataError(f"{text}: name the shards, e.g. wds:data/{{000..009}}.tar")
+        return DataSpec(kind, text, (shards,), opts)
+    raise DataError(f"unknown data spec {text!r}; {USAGE}")
+
+
+def synthetic_of(spec):
+    """``(SyntheticConfig, domains, split, n)`` of a synthetic spec, or None for other kinds."""
+    p = parse_spec(spec)
+    if p.kind != "synthetic":
+        return None
+    from .synthetic import parse_synthetic_spec
+
+    return parse_synthetic_spec(p.args[0])
+
+
+def _open_synthetic(p: DataSpec, skip_missing: bool) -> ImageTextData:
+    from .synthetic import synthetic_from_spec
+
+    return synthetic_from_spec(p.args[0])
+
+
+def _open_csv(p: DataSpec, skip_missing: bool) -> ImageTextData:
+    from .files import load_csv
+
+    o = p.options
+    return load_csv(p.args[0], img_key=o.get("img-key", "filepath"),
+                    caption_key=o.get("caption-key", "title"), sep=o.get("sep"),
+                    skip_missing=skip_missing or bool(o.get("skip-missing")))
+
+
+def _open_karpathy(p: DataSpec, skip_missing: bool) -> ImageTextData:
+    from .files import load_karpathy
+
+    return load_karpathy(p.args[0], p.args[1], p.options["split"],
+                         skip_missing=skip_missing or bool(p.options.get("skip-missing")))
+
+
+def _open_wds(p: DataSpec, skip_missing: bool) -> ImageTextData:
+    from .webdataset import WebDatasetData
+
+    keys = p.options.get("caption-key")
+    return WebDatasetData(p.args[0], caption_keys=keys.split(";") if keys else None)
+
+
+LOADERS = {"synthetic": _open_synthetic, "csv": _open_csv, "karpathy": _open_karpathy,
+           "wds": _open_wds}
+
+
+def open_data(spec, skip_missing: bool = False) -> ImageTextData:
+    """Parse a data SPEC (see the module docstring) into a dataset."""
+    p = parse_spec(spec)
+    return LOADERS[p.kind](p, skip_missing)

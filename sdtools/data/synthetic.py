@@ -1,0 +1,297 @@
+"""The synthetic stream: procedurally rendered shapes with captions, in several style domains.
+
+Each image shows one shape with attributes (shape, colour, size, position, fill) on a dark
+background with a tone and a texture style; its captions (several paraphrase templates) name
+them all. Domains share objects and words but shift in style: domain k draws its background
+styles from a sliding window (plain+stripes, stripes+dots, dots+checks, ...) and drops a
+rotating subset of shapes and colours. Everything is deterministic by seed; all knobs live in
+:class:`SyntheticConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import numpy as np
+from PIL import Image
+
+from ..errors import DataError
+from .base import ImageTextData
+
+SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond")
+COLOURS = {
+    "red": (0.95, 0.2, 0.15), "green": (0.2, 0.9, 0.25), "blue": (0.25, 0.45, 1.0),
+    "yellow": (0.97, 0.9, 0.2), "magenta": (0.95, 0.25, 0.9), "cyan": (0.2, 0.9, 0.95),
+}
+SIZES = {"small": 0.13, "medium": 0.18, "large": 0.24}  # radius as a share of the image side
+POSITIONS = ("top left", "top", "top right", "left", "centre", "right",
+             "bottom left", "bottom", "bottom right")
+FILLS = ("filled", "outlined")
+STYLES = ("plain", "striped", "dotted", "checkered", "noisy", "wavy")
+TONES = {
+    "navy": (0.05, 0.07, 0.25), "maroon": (0.25, 0.05, 0.07), "forest": (0.05, 0.22, 0.08),
+    "charcoal": (0.15, 0.15, 0.15), "plum": (0.2, 0.06, 0.22), "teal": (0.04, 0.2, 0.22),
+}
+TEMPLATES = (
+    "a {size} {fill} {colour} {shape} at the {pos} on a {tone} {style} background",
+    "{pos}: {size} {colour} {shape}, {fill}, over {style} {tone}",
+    "picture of a {colour} {shape} ({size}, {fill}) in the {pos}, {tone} {style} backdrop",
+    "{style} {tone} background with one {fill} {size} {colour} {shape}, {pos}",
+)
+SPLITS = {"train": 0, "test": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class SyntheticConfig:
+    """Knobs of the synthetic stream (all in one place)."""
+
+    image_size: int = 32
+    n_domains: int = 4
+    train_per_domain: int = 3000
+    test_per_domain: int = 500
+    captions_per_image: int = 3
+    styles_per_domain: int = 2  # sliding window over STYLES: domain k uses k .. k+styles-1
+    drop_shapes: int = 2  # shapes left out per domain (rotating)
+    drop_colours: int = 2  # colours left out per domain (rotating)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.image_size < 16:
+            raise DataError(f"image_size must be >= 16, got {self.image_size}")
+        if not 1 <= self.n_domains <= len(STYLES) - self.styles_per_domain + 1:
+            raise DataError(
+                f"n_domains must be in [1, {len(STYLES) - self.styles_per_domain + 1}] with "
+                f"{self.styles_per_domain} styles per domain, got {self.n_domains}"
+            )
+        if not 1 <= self.captions_per_image <= len(TEMPLATES):
+            raise DataError(f"captions_per_image must be in [1, {len(TEMPLATES)}]")
+        if not 0 <= self.drop_shapes < len(SHAPES) or not 0 <= self.drop_colours < len(COLOURS):
+            raise DataError("drop_shapes and drop_colours must leave at least one of each")
+
+    def domain_vocab(self, k: int) -> dict[str, tuple[int, ...]]:
+        """Indices of the shapes, colours and styles that domain ``k`` uses."""
+        def keep(n_all, n_drop):
+            drop = {(n_drop * (k + 2) + j) % n_all for j in range(n_drop)} if n_drop else set()
+            return tuple(i for i in range(n_all) if i not in drop)
+
+        return {
+            "shape": keep(len(SHAPES), self.drop_shapes),
+            "colour": keep(len(COLOURS), self.drop_colours),
+            "style": tuple(range(k, k + self.styles_per_domain)),
+        }
+
+
+@functools.lru_cache(maxsize=8)
+def _masks(size: int) -> np.ndarray:
+    """Masks (shape, size, fill, H, W) centred in a (2*size) canvas, for rolling into place."""
+    c = size  # centre of a 2*size canvas
+    yy, xx = np.mgrid[0 : 2 * size, 0 : 2 * size].astype(np.float64) + 0.5
+    dy, dx = yy - c, xx - c
+    out = np.zeros((len(SHAPES), len(SIZES), 2, 2 * size, 2 * size), dtype=np.float32)
+
+    def shape_mask(name, r):
+        if name == "circle":
+            return np.hypot(dx, dy) <= r
+        if name == "square":
+            return np.maximum(np.abs(dx), np.abs(dy)) <= 0.85 * r
+        if name == "triangle":
+            return (dy <= 0.8 * r) & (dy >= -r) & (np.abs(dx) <= (dy + r) * 0.6)
+        if name == "cross":
+            return ((np.abs(dx) <= r / 3) & (np.abs(dy) <= r)) | (
+                (np.abs(dy) <= r / 3) & (np.abs(dx) <= r))
+        if name == "ring":
+            d = np.hypot(dx, dy)
+            return (d <= r) & (d >= 0.55 * r)
+        if name == "diamond":
+            return np.abs(dx) + np.abs(dy) <= r
+        raise AssertionError(name)
+
+    for si, name in enumerate(SHAPES):
+        for zi, share in enumerate(SIZES.values()):
+            r = share * size
+            full = shape_mask(name, r)
+            inner = shape_mask(name, max(r - 1.6, 0.5))
+            out[si, zi, 0] = full
+            out[si, zi, 1] = full & ~inner
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _patterns(size: int) -> np.ndarray:
+    """Texture patterns (style, H, W) in [0, 1]; 'noisy' is filled per image."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    p = np.zeros((len(STYLES), size, size), dtype=np.float32)
+    p[1] = ((xx + yy) // 3) % 2  # striped (diagonal)
+    p[2] = ((xx % 5 < 2) & (yy % 5 < 2))  # dotted
+    p[3] = ((xx // 4 + yy // 4) % 2)  # checkered
+    p[5] = 0.5 + 0.5 * np.sin(xx / 2.0 + 2.0 * np.sin(yy / 3.0))  # wavy
+    return p
+
+
+class SyntheticData(ImageTextData):
+    """One domain (or several) and split of the synthetic stream, rendered on construction.
+
+    ``attributes``: dict of per-image index arrays (shape, colour, size, pos, fill, style,
+    tone); ``images``: uint8 array (N, H, W, 3); ``domains``: per-image domain index.
+    """
+
+    def __init__(self, config: SyntheticConfig, domains=(0,), split: str = "test",
+                 n: int | None = None):
+        if split not in SPLITS:
+            raise DataError(f"unknown split {split!r}; use train or test")
+        for k in domains:
+            if not 0 <= int(k) < config.n_domains:
+                raise DataError(f"domain {k} is outside [0, {config.n_domains})")
+        self.config = config
+        self.split = split
+        per = n if n is not None else (
+            config.train_per_domain if split == "train" else config.test_per_domain)
+        if per < 1:
+            raise DataError(f"need at least one sample per domain, got {per}")
+        parts = [self._sample(int(k), split, per) for k in domains]
+        self.attributes = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+        self.domains = np.concatenate([np.full(per, int(k)) for k in domains])
+        self.images = self._render(parts)
+        self.captions, iot = [], []
+        for i in range(len(self.domains)):
+            for t in self._templates_of(i):
+                self.captions.append(self.caption(i, t))
+                iot.append(i)
+        self.image_of_text = np.asarray(iot, dtype=np.int64)
+        dom = ",".join(str(int(k)) for k in domains)
+        self.spec = f"synthetic:{dataclasses.asdict(config)}:domains={dom}:split={split}:n={per}"
+
+    # ------------------------------------------------------------------ sampling
+    def _sample(self, k: int, split: str, n: int) -> dict[str, np.ndarray]:
+        cfg = self.config
+        rng = np.random.default_rng([cfg.seed, k, SPLITS[split], 7919])
+        vocab = cfg.domain_vocab(k)
+        out = {
+            "shape": rng.choice(vocab["shape"], n),
+            "colour": rng.choice(vocab["colour"], n),
+            "size": rng.integers(0, len(SIZES), n),
+            "pos": rng.integers(0, len(POSITIONS), n),
+            "fill": rng.integers(0, len(FILLS), n),
+            "style": rng.choice(vocab["style"], n),
+            "tone": rng.integers(0, len(TONES), n),
+            "jitter": rng.integers(-1, 2, (n, 2)),
+            "noise_seed": rng.integers(0, 2**31, n),
+            "template_seed": rng.integers(0, 2**31, n),
+        }
+        return out
+
+    def _render(self, parts) -> np.ndarray:
+        s = self.config.image_size
+        masks = _masks(s)
+        patterns = _patterns(s)
+        tones = np.asarray(list(TONES.values()), dtype=np.float32)
+        colours = np.asarray(list(COLOURS.values()), dtype=np.float32)
+        a = self.attributes
+        n = len(self.domains)
+        imgs = np.empty((n, s, s, 3), dtype=np.uint8)
+        grid = (0.25, 0.5, 0.75)
+        for i in range(n):
+            style = a["style"][i]
+            if STYLES[style] == "noisy":
+                pat = np.random.default_rng(a["noise_seed"][i]).random((s, s), dtype=np.float32)
+            else:
+                pat = patterns[style]
+            tone = tones[a["tone"][i]]
+            img = tone[None, None, :] * (1.0 + 0.9 * pat[:, :, None])
+            p = a["pos"][i]
+            cy = int(round(grid[p // 3] * s)) + a["jitter"][i, 0]
+            cx = int(round(grid[p % 3] * s)) + a["jitter"][i, 1]
+            m = masks[a["shape"][i], a["size"][i], a["fill"][i]]
+            m = m[s - cy : 2 * s - cy, s - cx : 2 * s - cx]
+            col = colours[a["colour"][i]]
+            img = img * (1.0 - m[:, :, None]) + col[None, None, :] * m[:, :, None]
+            imgs[i] = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return imgs
+
+    def _templates_of(self, i: int) -> list[int]:
+        k = self.config.captions_per_image
+        rng = np.random.default_rng(self.attributes["template_seed"][i])
+        return sorted(rng.choice(len(TEMPLATES), k, replace=False).tolist())
+
+    def words(self, i: int) -> dict[str, str]:
+        """The attribute words of image ``i``."""
+        a = self.attributes
+        return {
+            "shape": SHAPES[a["shape"][i]],
+            "colour": list(COLOURS)[a["colour"][i]],
+            "size": list(SIZES)[a["size"][i]],
+            "pos": POSITIONS[a["pos"][i]],
+            "fill": FILLS[a["fill"][i]],
+            "style": STYLES[a["style"][i]],
+            "tone": list(TONES)[a["tone"][i]],
+        }
+
+    def caption(self, i: int, template: int = 0) -> str:
+        return TEMPLATES[template].format(**self.words(i))
+
+    # ------------------------------------------------------------------ dataset API
+    @property
+    def n_images(self) -> int:
+        return len(self.domains)
+
+    def load_image(self, i: int) -> Image.Image:
+        return Image.fromarray(self.images[i])
+
+
+class SyntheticStream:
+    """All domains of the synthetic stream: ``stream.domain(k, "train")``."""
+
+    def __init__(self, config: SyntheticConfig | None = None):
+        self.config = config or SyntheticConfig()
+
+    def domain(self, k: int, split: str = "train", n: int | None = None) -> SyntheticData:
+        return SyntheticData(self.config, (k,), split, n)
+
+    def all_domains(self, split: str = "test", n: int | None = None) -> SyntheticData:
+        return SyntheticData(self.config, tuple(range(self.config.n_domains)), split, n)
+
+
+_SPEC_KEYS = {f.name for f in dataclasses.fields(SyntheticConfig)}
+
+
+def parse_synthetic_spec(rest: str) -> tuple[SyntheticConfig, tuple[int, ...], str, int | None]:
+    """``synthetic[:k=v,...]``: config fields, plus ``domain`` (int, list a+b, or all),
+    ``split`` (train/test) and ``n`` (images per domain). Returns (config, domains, split, n)."""
+    kw: dict = {}
+    domain, split, n = "0", "test", None
+    for item in filter(None, (x.strip() for x in rest.replace(";", ",").split(","))):
+        key, eq, val = item.partition("=")
+        if not eq:
+            raise DataError(f"synthetic option {item!r} is not key=value")
+        try:
+            if key == "domain":
+                domain = val
+            elif key == "split":
+                split = val
+            elif key == "n":
+                n = int(val)
+            elif key in _SPEC_KEYS:
+                kw[key] = int(val)
+            else:
+                raise DataError(
+                    f"unknown synthetic option {key!r}; valid: domain, split, n, "
+                    + ", ".join(sorted(_SPEC_KEYS))
+                )
+        except ValueError as exc:
+            if isinstance(exc, DataError):
+                raise
+            raise DataError(f"synthetic option {key}={val!r} needs an integer") from None
+    cfg = SyntheticConfig(**kw)
+    try:
+        doms = tuple(range(cfg.n_domains)) if domain == "all" else tuple(
+            int(d) for d in domain.split("+"))
+    except ValueError:
+        raise DataError(f"domain={domain!r}: give an index, a list like 0+2, or all") from None
+    return cfg, doms, split, n
+
+
+def synthetic_from_spec(rest: str) -> SyntheticData:
+    """Build the synthetic data a ``synthetic[:k=v,...]`` spec names (see parse_synthetic_spec)."""
+    cfg, doms, split, n = parse_synthetic_spec(rest)
+    return SyntheticData(cfg, doms, split, n)

@@ -1,0 +1,146 @@
+"""webdataset tar shards, read with our own indexer (member offsets, images on demand).
+
+Members are grouped into samples as webdataset groups them: the key is the member's path up
+to the first dot of its file name, the rest is the extension (``0001.jpg``, ``0001.txt``).
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import DataError
+from .base import ImageTextData, open_rgb
+
+IMAGE_KEYS = ("jpg", "jpeg", "png", "webp", "bmp")
+DEFAULT_CAPTION_KEYS = ("txt", "json")  # open_clip reads 'txt'; a json's caption(s) next
+
+
+def expand_shards(pattern: str) -> list[str]:
+    """Shard paths of a pattern: ``{000..009}`` ranges and ``{a,b}`` lists (braceexpand, as
+    webdataset expands them), several patterns joined with ``::``."""
+    from braceexpand import braceexpand
+
+    out = []
+    for part in filter(None, pattern.split("::")):
+        out.extend(braceexpand(part))
+    return out
+
+
+def _json_captions(raw: bytes, where: str) -> list[str]:
+    try:
+        meta = json.loads(raw.decode("utf-8", "replace"))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where} is not valid JSON ({exc.msg}); fix or remove it") from None
+    if not isinstance(meta, dict):
+        raise DataError(f"{where} holds a JSON {type(meta).__name__}, not an object with a "
+                        "'caption' or 'captions' field")
+    c = meta.get("captions", meta.get("caption"))
+    caps = [c] if isinstance(c, str) else list(c) if isinstance(c, list) else []
+    return [str(x).strip() for x in caps if str(x).strip()]
+
+
+class WebDatasetData(ImageTextData):
+    """webdataset tar shards: an image member (jpg/png/...) and a caption per sample.
+
+    ``caption_keys``: extensions tried in order, the first one present gives the captions
+    (``txt``: the text; ``json``: its ``caption``/``captions`` field; any other: the text).
+    Samples with no caption under these keys are dropped and counted (``no_caption``).
+    """
+
+    def __init__(self, pattern: str, caption_keys=None):
+        self.caption_keys = tuple(caption_keys or DEFAULT_CAPTION_KEYS)
+        self.spec = f"wds:{pattern}"
+        if self.caption_keys != DEFAULT_CAPTION_KEYS:
+            self.spec += ":caption-key=" + ";".join(self.caption_keys)
+        self.shards = [Path(p) for p in expand_shards(pattern)]
+        if not self.shards:
+            raise DataError(f"wds:{pattern} names no shard")
+        missing = [str(p) for p in self.shards if not p.is_file()]
+        if missing:
+            raise DataError(f"{len(missing)} shard(s) missing (first: {missing[:3]})")
+        self.index, self.captions, iot = [], [], []
+        others: set[str] = set()
+        for s in self.shards:
+            for key, g in self._groups(s).items():
+                if "img" not in g:
+                    continue
+                caps = self._captions(g, f"{s}:{key}")
+                if not caps:
+                    self.no_caption += 1
+                    others.update(e for e in g if e != "img")
+                    continue
+                i = len(self.index)
+                self.index.append((s, key, *g["img"]))
+                self.captions.extend(caps)
+                iot.extend([i] * len(caps))
+        if not self.index:
+            found = f"; their other members: {sorted(others)}" if others else ""
+            raise DataError(
+                f"no sample in {pattern} has both an image and a caption under "
+                f"{'/'.join(self.caption_keys)} ({self.no_caption} image(s) without one{found}); "
+                "name the caption member with wds:SHARDS:caption-key=KEY"
+            )
+        self.image_of_text = np.asarray(iot, dtype=np.int64)
+
+    def _groups(self, shard: Path) -> dict[str, dict]:
+        groups: dict[str, dict] = {}
+        try:
+            with tarfile.open(shard) as tf:
+                for m in tf:
+                    if not m.isfile():
+                        continue
+                    base = m.name.rsplit("/", 1)[-1]
+                    stem, dot, ext = base.partition(".")
+                    if not dot:
+                        continue
+                    key = m.name[: len(m.name) - len(base)] + stem
+                    g = groups.setdefault(key, {})
+                    ext = ext.lower()
+                    if ext in IMAGE_KEYS:
+                        g["img"] = (m.offset_data, m.size)
+                    elif ext in self.caption_keys:
+                        f = tf.extractfile(m)
+                        g[ext] = f.read() if f else b""
+                    else:
+                        g[ext] = None
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise DataError(f"{shard} is not a readable tar shard ({exc}); webdataset shards "
+                            "are tar files") from None
+        return groups
+
+    def _captions(self, g: dict, where: str) -> list[str]:
+        for k in self.caption_keys:
+            raw = g.get(k)
+            if raw is None:
+                continue
+            if k == "json":
+                caps = _json_captions(raw, f"{where}.json")
+            else:
+                text = raw.decode("utf-8", "replace").strip()
+                caps = [text] if text else []
+            if caps:
+                return caps
+        return []
+
+    @property
+    def n_images(self) -> int:
+        return len(self.index)
+
+    def load_image(self, i: int) -> Image.Image:
+        shard, key, off, size = self.index[i]
+        with open(shard, "rb") as fh:
+            fh.seek(off)
+            raw = fh.read(size)
+        try:
+            return open_rgb(raw)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DataError(f"cannot read the image of sample {key} in {shard} ({exc}); remove "
+                            "the sample or re-encode the image") from None
+
+    def _content_token(self) -> str:
+        return ";".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self.shards)

@@ -1,0 +1,45 @@
+"""Distributed helpers (torchrun): rank, world size, barriers, gathering. No-ops alone."""
+
+from __future__ import annotations
+
+import torch
+
+
+def is_initialized() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) of the process group; (0, 1) outside ``torchrun``."""
+    if is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def barrier() -> None:
+    """Wait for every rank (after rank 0 wrote files the others read)."""
+    if is_initialized() and torch.distributed.get_world_size() > 1:
+        torch.distributed.barrier()
+
+
+def broadcast_object(obj, src: int = 0):
+    """``obj`` from rank ``src`` on every rank (returned as is alone)."""
+    if not is_initialized() or torch.distributed.get_world_size() == 1:
+        return obj
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def gather(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
+    """Concatenate ``x`` over ranks (rank order). With grad, gradients flow back to each rank."""
+    _, world = rank_world()
+    if world == 1:
+        return x
+    if with_grad:
+        from torch.distributed.nn.functional import all_gather
+
+        return torch.cat(all_gather(x), dim=0)
+    parts = [torch.empty_like(x) for _ in range(world)]
+    torch.distributed.all_gather(parts, x.detach().contiguous())
+    return torch.cat(parts, dim=0)

@@ -1,0 +1,1 @@
+"""Measures: pure tensor maths, numpy or torch in, typed results out."""

@@ -1,0 +1,1 @@
+"""Models: checkpoint reading, architectures, the Embeddings container and extraction."""

@@ -1,0 +1,119 @@
+"""One loader for every CLIP checkpoint kind, never unpickling arbitrary code.
+
+Supported specs (see :func:`load_checkpoint`):
+
+- a modx checkpoint (``.pt``): ``{"format": "modx", "model_cfg": ..., "state_dict": ...}``;
+- an open_clip trainer checkpoint ``{"epoch", "name", "state_dict", ...}`` (keys possibly
+  prefixed ``module.``) or a bare state dict, with ``model=ARCH`` (a built-in open_clip name or
+  a model-config JSON file);
+- the official Mod-X checkpoints ``{"model_state_dict": ...}`` and any state dict in OpenAI
+  CLIP's key layout (ViT or ModifiedResNet, any text depth): the architecture is inferred from
+  the tensors, with QuickGELU, in float32;
+- ``.safetensors`` files (a ``model_cfg`` JSON in their metadata names the architecture);
+- ``ARCH:PRETRAINED_TAG`` (``ViT-B-32:openai``) resolved by open_clip from its local cache only.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+from .build import (
+    Loaded,
+    build_model,
+    clean_state_dict,
+    load_state_dict_checked,
+    make_preprocess,
+    make_tokenizer,
+    resolve_model_cfg,
+    unwrap_cfg,
+)
+from .openai import infer_openai_cfg, looks_openai
+from .pretrained import cached_pretrained, is_pretrained_spec
+from .reading import file_sha256, read_checkpoint_file
+
+MODX_FORMAT = "modx"
+
+__all__ = ["CheckpointError", "Loaded", "load_checkpoint", "save_safetensors", "MODX_FORMAT"]
+
+
+
+def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
+    """Load a checkpoint spec into ``(model, preprocess, tokenizer)`` (float32, eval mode).
+
+    ``model``: open_clip architecture name or model-config JSON for files that do not name
+    their architecture (open_clip trainer checkpoints, bare state dicts in open_clip layout).
+    The returned model carries ``model.sdtools_info`` (spec, content hash, model config).
+    """
+    spec = str(spec)
+    if is_pretrained_spec(spec):
+        arch, _, tag = spec.partition(":")
+        if model is not None:
+            raise CheckpointError(f"{spec} names its architecture; drop --model")
+        name, cfg = resolve_model_cfg(arch)
+        path = cached_pretrained(arch, tag, cache_dir=cache_dir)
+        obj, meta = read_checkpoint_file(path)
+        content = f"{spec}:{file_sha256(path)}"
+    else:
+        path = Path(spec)
+        if not path.exists():
+            raise CheckpointError(
+                f"checkpoint not found: {spec} (give a file, or ARCH:TAG such as ViT-B-32:openai)"
+            )
+        obj, meta = read_checkpoint_file(path)
+        content = file_sha256(path)
+        name, cfg = None, None
+    sd, name, cfg = _state_dict_and_cfg(obj, meta, model, name, cfg, spec)
+    net = build_model(cfg)
+    load_state_dict_checked(net, sd, name)
+    if device is not None:
+        net = net.to(device)
+    net.sdtools_info = {"spec": spec, "sha256": content, "arch": name, "model_cfg": cfg}
+    return Loaded(net, make_preprocess(cfg), make_tokenizer(cfg))
+
+
+def _state_dict_and_cfg(obj, meta, arch, name, cfg, spec):
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{spec} is not a checkpoint (found a {type(obj).__name__})")
+    if obj.get("format") == MODX_FORMAT:
+        name, cfg = obj.get("arch", "modx"), unwrap_cfg(obj["model_cfg"])
+        sd = obj["state_dict"]
+    elif "model_state_dict" in obj:  # official Mod-X checkpoints (OpenAI layout)
+        sd = obj["model_state_dict"]
+    elif "state_dict" in obj and isinstance(obj["state_dict"], dict):  # open_clip trainer
+        sd = obj["state_dict"]
+    else:
+        sd = obj
+    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor)
+                                                     for v in sd.values()):
+        raise CheckpointError(
+            f"{spec} is not a checkpoint: no state dict of tensors found (keys: "
+            f"{list(obj)[:5]})"
+        )
+    sd = clean_state_dict(dict(sd))
+    if arch is not None:
+        name, cfg = resolve_model_cfg(arch)
+    elif cfg is None and "model_cfg" in meta:
+        name, cfg = meta.get("arch", "safetensors"), unwrap_cfg(json.loads(meta["model_cfg"]))
+    elif cfg is None and looks_openai(sd):
+        name, cfg = "openai-layout (inferred)", infer_openai_cfg(sd)
+    elif cfg is None:
+        raise CheckpointError(
+            f"{spec} does not name its architecture; pass --model ARCH (an open_clip name such "
+            "as ViT-B-32, or a model-config JSON file)"
+        )
+    return sd, name, cfg
+
+
+def save_safetensors(model: torch.nn.Module, path, model_cfg: dict, arch: str = "custom"):
+    """Write a model's weights and config as ``.safetensors`` (atomic)."""
+    from safetensors.torch import save_file
+
+    from ..io import atomic_path
+
+    sd = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file(sd, str(tmp), metadata={"model_cfg": json.dumps(model_cfg), "arch": arch})

@@ -1,0 +1,106 @@
+"""The :class:`Embeddings` container: image and caption embeddings of one probe set.
+
+Saved as ``.npz`` (no pickles: ``meta`` is stored as JSON text), written atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_path
+from ..measures.checks import as_embeddings, check_image_of_text, to_numpy
+
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass
+class Embeddings:
+    """``image`` (n_images, D), ``text`` (n_texts, D), ``image_of_text`` (n_texts,), ``meta``.
+
+    ``meta`` is a JSON-ready dict (checkpoint, data spec, domain labels, ...).
+    """
+
+    image: np.ndarray
+    text: np.ndarray
+    image_of_text: np.ndarray
+    meta: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        img = as_embeddings(self.image, "image", min_rows=1)
+        txt = as_embeddings(self.text, "text", min_rows=1)
+        if img.shape[1] != txt.shape[1]:
+            raise ValueError(
+                f"image embeddings have dimension {img.shape[1]} but text embeddings have "
+                f"{txt.shape[1]}; both must come from one model"
+            )
+        iot = check_image_of_text(self.image_of_text, img.shape[0], txt.shape[0], "cpu")
+        self.image = to_numpy(img)
+        self.text = to_numpy(txt)
+        self.image_of_text = iot.numpy().astype(np.int64)
+        self.meta = dict(self.meta or {})
+
+    @property
+    def n_images(self) -> int:
+        return self.image.shape[0]
+
+    @property
+    def n_texts(self) -> int:
+        return self.text.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.image.shape[1]
+
+    def first_caption(self) -> np.ndarray:
+        """Index of one caption per image (the first), to pair images with texts 1:1."""
+        first = np.full(self.n_images, -1, dtype=np.int64)
+        for j in range(self.n_texts - 1, -1, -1):
+            first[self.image_of_text[j]] = j
+        return first
+
+    def save(self, path) -> Path:
+        """Write ``path`` (.npz) atomically; returns the path."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(
+                ".npz"
+            )
+        with atomic_path(path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(
+                    fh,
+                    image=self.image,
+                    text=self.text,
+                    image_of_text=self.image_of_text,
+                    meta=np.array(json.dumps(self.meta)),
+                    format_version=np.array(FORMAT_VERSION),
+                )
+        return path
+
+    @classmethod
+    def load(cls, path) -> Embeddings:
+        path = Path(path)
+        if not path.exists():
+            raise ValueError(f"embeddings file not found: {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                missing = {"image", "text", "image_of_text"} - set(z.files)
+                if missing:
+                    raise ValueError(
+                        f"{path} is not an sdtools embeddings file (missing {sorted(missing)}); "
+                        "write one with `sdtools embed` or Embeddings.save"
+                    )
+                meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+                return cls(z["image"], z["text"], z["image_of_text"], meta)
+        except (OSError, EOFError) as exc:
+            raise ValueError(f"{path} is not a readable .npz embeddings file ({exc})") from None
+
+    def __repr__(self) -> str:
+        return (
+            f"Embeddings(n_images={self.n_images}, n_texts={self.n_texts}, dim={self.dim}, "
+            f"meta_keys={sorted(self.meta)})"
+        )

@@ -1,0 +1,203 @@
+"""Embedding extraction: batched, inference mode, mixed precision on GPU, cached on disk.
+
+The cache key is (checkpoint content hash, data fingerprint, transform, tokenizer), so a second
+analysis of the same checkpoint and probe set costs no forward pass. Under ``torchrun`` each
+rank embeds a disjoint shard and all ranks receive the gathered result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.base import ImageDataset, ImageTextData
+from ..data.specs import open_data
+from ..dist import rank_world
+from .build import Loaded, make_preprocess, make_tokenizer
+from .checkpoints import load_checkpoint
+from .embeddings import Embeddings
+from .reading import file_sha256
+
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SDTOOLS_CACHE", Path.home() / ".cache" / "sdtools"))
+
+
+def model_hash(model: torch.nn.Module) -> str:
+    """Content hash of a model's weights (used when it did not come from a file)."""
+    info = getattr(model, "sdtools_info", None)
+    if info and info.get("sha256"):
+        return info["sha256"]
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _resolve(model_or_spec, arch=None) -> Loaded:
+    if isinstance(model_or_spec, Loaded):
+        return model_or_spec
+    if isinstance(model_or_spec, (str, Path)):
+        return load_checkpoint(model_or_spec, model=arch)
+    if isinstance(model_or_spec, tuple) and len(model_or_spec) == 3:
+        return Loaded(*model_or_spec)
+    if isinstance(model_or_spec, torch.nn.Module):
+        info = getattr(model_or_spec, "sdtools_info", None)
+        if not info:
+            raise ValueError(
+                "a bare model needs its preprocess and tokenizer: pass "
+                "(model, preprocess, tokenizer) or a checkpoint spec"
+            )
+        cfg = info["model_cfg"]
+        return Loaded(model_or_spec, make_preprocess(cfg), make_tokenizer(cfg))
+    raise ValueError(f"cannot embed with a {type(model_or_spec).__name__}")
+
+
+
+def cache_key(model_id: str, data: ImageTextData) -> str:
+    parts = {"v": CACHE_VERSION, "model": model_id, "data": data.fingerprint()}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _model_id(loaded: Loaded) -> str:
+    tok = loaded.tokenizer
+    return json.dumps({
+        "weights": model_hash(loaded.model),
+        "transform": repr(loaded.preprocess),
+        "tokenizer": f"{type(tok).__name__}:{getattr(tok, 'context_length', '')}",
+    }, sort_keys=True)
+
+
+def _spec_id(spec, arch) -> str | None:
+    """Identity of a checkpoint file from its bytes and the --model argument, without loading
+    it (architecture, transform and tokenizer all follow from these two)."""
+    p = Path(str(spec))
+    if not p.is_file():
+        return None
+    arch_id = arch
+    if arch is not None and Path(str(arch)).is_file():
+        arch_id = file_sha256(arch)
+    return json.dumps({"file": file_sha256(p), "arch": arch_id}, sort_keys=True)
+
+
+def embed(
+    model_or_spec,
+    dataset,
+    batch_size: int = 256,
+    device=None,
+    *,
+    arch=None,
+    cache: bool = True,
+    cache_dir=None,
+    num_workers: int = 0,
+    progress: bool = True,
+    amp: bool = True,
+    shard: bool = True,
+) -> Embeddings:
+    """Embed every image and caption of ``dataset`` (a dataset or data SPEC) with a model.
+
+    ``model_or_spec``: a checkpoint spec (see :func:`sdtools.load_checkpoint`), the
+    ``(model, preprocess, tokenizer)`` it returns, or a model that came from it. Embeddings
+    are L2-normalised float32. ``amp``: bfloat16 autocast on CUDA. With ``cache`` a result is
+    stored under (checkpoint content, data, transform); a checkpoint file that hits the cache
+    is not even loaded. ``shard``: under ``torchrun`` every rank embeds a share and all receive
+    the result (a collective: every rank must call); ``shard=False`` embeds everything here.
+    """
+    data = open_data(dataset) if isinstance(dataset, (str, Path)) else dataset
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    is_spec = isinstance(model_or_spec, (str, Path))
+    model_id = _spec_id(model_or_spec, arch) if (cache and is_spec) else None
+    loaded = None
+    if cache and model_id is None:
+        loaded = _resolve(model_or_spec, arch)
+        model_id = _model_id(loaded)
+    path = None
+    if cache:
+        path = Path(cache_dir or default_cache_dir()) / f"{cache_key(model_id, data)}.npz"
+        if path.exists():
+            return Embeddings.load(path)
+    loaded = loaded or _resolve(model_or_spec, arch)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = loaded.model.to(device).eval()
+    rank, world = rank_world() if shard else (0, 1)
+    img_idx = np.arange(data.n_images)[rank::world]
+    txt_idx = np.arange(len(data.captions))[rank::world]
+    use_amp = amp and device.type == "cuda"
+    dim = None
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                enabled=use_amp):
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.Subset(ImageDataset(data, loaded.preprocess), img_idx.tolist()),
+            batch_size=batch_size, num_workers=num_workers,
+            pin_memory=device.type == "cuda",
+        )
+        img_out = []
+        bar = _bar(progress and rank == 0, len(img_idx) + len(txt_idx), "embedding")
+        for _, images in loader:
+            f = model.encode_image(images.to(device, non_blocking=True), normalize=True)
+            img_out.append(f.float().cpu())
+            bar.update(len(images))
+        txt_out = []
+        for s in range(0, len(txt_idx), batch_size):
+            caps = [data.captions[j] for j in txt_idx[s : s + batch_size]]
+            f = model.encode_text(loaded.tokenizer(caps).to(device), normalize=True)
+            txt_out.append(f.float().cpu())
+            bar.update(len(caps))
+        bar.close()
+    img = torch.cat(img_out) if img_out else None
+    txt = torch.cat(txt_out) if txt_out else None
+    if world > 1:
+        img, txt = _gather(img, img_idx, data.n_images), _gather(txt, txt_idx,
+                                                                 len(data.captions))
+    dim = img.shape[1]
+    info = getattr(loaded.model, "sdtools_info", {}) or {}
+    meta = {
+        "checkpoint": info.get("spec", "in-memory model"),
+        "arch": info.get("arch"),
+        "model_cfg": info.get("model_cfg"),
+        "model_sha256": model_hash(loaded.model),
+        "data": data.spec,
+        "n_images": data.n_images,
+        "n_texts": len(data.captions),
+        "dim": dim,
+    }
+    if data.domains is not None:
+        meta["domains"] = [d.item() if hasattr(d, "item") else d for d in data.domains]
+    emb = Embeddings(img.numpy(), txt.numpy(), data.image_of_text, meta)
+    if path is not None and rank == 0 and rank_world()[0] == 0:
+        emb.save(path)
+    return emb
+
+
+def _gather(local: torch.Tensor, idx: np.ndarray, n: int) -> torch.Tensor:
+    parts = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, (idx, local.numpy()))
+    out = np.empty((n, parts[0][1].shape[1]), dtype=np.float32)
+    for i, f in parts:
+        out[i] = f
+    return torch.from_numpy(out)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="item", leave=False)

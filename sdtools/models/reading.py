@@ -1,0 +1,58 @@
+"""Reading checkpoint files without unpickling arbitrary code (``weights_only=True``)."""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import torch
+
+from ..errors import CheckpointError
+
+
+def file_sha256(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_checkpoint_file(path) -> tuple[dict, dict]:
+    """Read a ``.pt``/``.pth``/``.bin`` (``weights_only=True``) or ``.safetensors`` file.
+
+    Returns ``(obj, safetensors_metadata)``. Pickles that need arbitrary code are refused.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; pass the checkpoint file inside it")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = fh.metadata() or {}
+            return load_file(str(path)), meta
+        except Exception as exc:  # safetensors raises its own error types
+            raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else "unpickling error"
+        if "Weights only load failed" in str(exc) or "Unsupported" in str(exc):
+            raise CheckpointError(
+                f"refused to load {path}: it needs arbitrary code to unpickle "
+                f"({msg[:120]}); only tensor checkpoints are loaded (weights_only=True). "
+                "Re-save it as a state dict or .safetensors"
+            ) from None
+        raise CheckpointError(f"{path} is not a checkpoint ({msg[:160]})") from None
+    except Exception as exc:  # torch raises many types on garbage (KeyError, RuntimeError, ...)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path} is not a checkpoint ({msg[:160]})") from None
+    return obj, {}
+
+

@@ -1,0 +1,124 @@
+"""The run directory of a continual run: its layout, written and read here only.
+
+::
+
+    RUN/config.json                 the run's configuration (TrainConfig.to_dict())
+    RUN/metrics.jsonl               training and evaluation events, one JSON object a line
+    RUN/phase0/                     the shared starting model
+    RUN/METHOD/phase{t}/            t = 1..T, one folder per method
+        model.pt                    the phase's model and its config
+        last.pt                     mid-phase state for --resume (gone once the phase ends)
+        eval.json                   {"sets": [names], "retrieval": [RetrievalResult.to_dict()],
+                                     "train": {...}}
+        probe.npz                   the probe embeddings (sdtools Embeddings)
+    RUN/report.json, report.md, figures/
+
+modx writes a run through :class:`RunDir`; the report and the figures read it through it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import RunError
+from .io import write_json
+
+PHASE0 = "phase0"
+
+
+class RunDir:
+    """Paths and files of one run directory."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # ---------------------------------------------------------------- paths
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.path / "figures"
+
+    def phase_dir(self, method: str, t: int) -> Path:
+        return self.path / PHASE0 if t == 0 else self.path / method / f"phase{t}"
+
+    def model_path(self, method: str, t: int) -> Path:
+        return self.phase_dir(method, t) / "model.pt"
+
+    def eval_path(self, method: str, t: int) -> Path:
+        return self.phase_dir(method, t) / "eval.json"
+
+    def probe_path(self, method: str, t: int) -> Path:
+        return self.phase_dir(method, t) / "probe.npz"
+
+    def last_path(self, method: str, t: int) -> Path:
+        return self.phase_dir(method, t) / "last.pt"
+
+    # ---------------------------------------------------------------- state
+    def exists(self) -> bool:
+        """True when the folder holds a run: a ``config.json`` that a modx run wrote."""
+        try:
+            cfg = json.loads(self.config_path.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(cfg, dict) and {"data", "methods", "phases"} <= set(cfg)
+
+    def is_done(self, method: str, t: int) -> bool:
+        return self.model_path(method, t).is_file() and self.eval_path(method, t).is_file()
+
+    def read_config(self) -> dict:
+        return _read_json(self.config_path)
+
+    def write_config(self, cfg: dict) -> None:
+        write_json(self.config_path, cfg)
+
+    def methods(self) -> list[str]:
+        """Methods with at least one finished phase, in the config's order."""
+        cfg = self.read_config()
+        names = cfg.get("methods") or sorted(p.name for p in self.path.iterdir() if p.is_dir())
+        return [m for m in names if self.eval_path(m, 1).is_file()]
+
+    def phases(self, method: str) -> list[int]:
+        """Finished phases of a method: 0, 1, ..., up to the first one not evaluated."""
+        t = 1
+        while self.eval_path(method, t).is_file():
+            t += 1
+        return list(range(t))
+
+    def read_eval(self, method: str, t: int) -> dict:
+        return _read_json(self.eval_path(method, t))
+
+    def write_eval(self, method: str, t: int, sets, retrieval, train: dict) -> None:
+        write_json(self.eval_path(method, t),
+                   {"sets": list(sets), "retrieval": list(retrieval), "train": train})
+
+    def read_probe(self, method: str, t: int):
+        from .models.embeddings import Embeddings
+
+        return Embeddings.load(self.probe_path(method, t))
+
+    def has_probe(self, method: str, t: int) -> bool:
+        return self.probe_path(method, t).is_file()
+
+    def write_probe(self, method: str, t: int, emb) -> None:
+        emb.save(self.probe_path(method, t))
+
+
+def _read_json(path: Path):
+    if not path.is_file():
+        raise RunError(f"{path} not found: is {path.parent} a modx run directory?")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"{path} is not valid JSON ({exc}); the run directory is damaged") \
+            from None

@@ -1,0 +1,1 @@
+"""Figures: style, pairwise plots (two checkpoints) and multi-phase figures (a run)."""

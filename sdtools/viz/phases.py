@@ -1,0 +1,293 @@
+"""Paper-style figures of a multi-phase report (``report.json`` of a continual run).
+
+Each function takes the report dict (and, where per-sample data is needed, the run
+directory) and writes PNG and PDF. One consistent colour per method; sized for a paper column
+(3.4 in) or page (7 in).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .style import colour, pyplot, save_both, styled
+
+MOD_STYLE = {"image": dict(color="#1f77b4"), "text": dict(color="#d62728")}
+
+
+
+def _methods(report):
+    return list(report["methods"])
+
+
+
+def _grid(n_rows, n_cols, w=7.0, h_row=1.5):
+    plt = pyplot()
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(w, max(h_row * n_rows, 1.8)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.spines[["top", "right"]].set_visible(False)
+    return fig, axes
+
+
+def _hist(ax, summary, style, label, offset):
+    edges = np.asarray(summary["bin_edges"], dtype=float)
+    hist = np.asarray(summary["histogram"], dtype=float)
+    share = hist / max(hist.sum(), 1)
+    idx = np.arange(len(share))
+    ax.bar(idx + offset, share, width=0.42, align="edge", label=label, alpha=0.9, **style)
+    step = max(1, len(edges) // 6)
+    ax.set_xticks(np.arange(0, len(edges), step), [f"{e:g}" for e in edges[::step]])
+
+
+@styled
+def fig_rad(report, out) -> list[Path]:
+    """1. Per-sample rotation angle (RAD) against phase 0: a panel per phase, rows = methods."""
+    methods = _methods(report)
+    T = max(len(report["methods"][m]["geometry"]) for m in methods)
+    fig, axes = _grid(len(methods), max(T, 1), h_row=1.3)
+    for i, m in enumerate(methods):
+        geo = report["methods"][m]["geometry"]
+        for t in range(max(T, 1)):
+            ax = axes[i, t]
+            if t >= len(geo):
+                ax.axis("off")
+                continue
+            for j, mod in enumerate(("image", "text")):
+                r = geo[t]["vs_phase0"][mod]["rad"]
+                _hist(ax, r, MOD_STYLE[mod], f"{mod} {r['mean']:.0f}°", 0.45 * j)
+            ax.legend(frameon=False, fontsize=6)
+            if i == 0:
+                ax.set_title(f"phase {geo[t]['phase']} vs 0")
+            if t == 0:
+                ax.set_ylabel(f"{m}\nshare", color=colour(m))
+            if i == len(methods) - 1:
+                ax.set_xlabel("rotation angle (deg)")
+    fig.suptitle("Rotation angle distribution (RAD) against phase 0", fontsize=9)
+    fig.tight_layout()
+    return save_both(fig, Path(out), "fig1_rad")
+
+
+@styled
+def fig_sam(report, out) -> list[Path]:
+    """2. SAM drift beside RAD: per phase, mean rotation vs mean self-angle drift."""
+    methods = _methods(report)
+    fig, axes = _grid(1, 2, h_row=2.4)
+    for m in methods:
+        geo = report["methods"][m]["geometry"]
+        ph = [g["phase"] for g in geo]
+        for mod, ls in (("image", "-"), ("text", "--")):
+            axes[0, 0].plot(ph, [g["vs_phase0"][mod]["rad"]["mean"] for g in geo], ls,
+                            marker="o", ms=3, color=colour(m), label=f"{m} {mod}")
+            axes[0, 1].plot(ph, [g["vs_phase0"][mod]["sam_drift"]["mean"] for g in geo], ls,
+                            marker="o", ms=3, color=colour(m))
+    axes[0, 0].set(title="RAD mean vs phase 0 (rotation)", xlabel="phase", ylabel="deg")
+    axes[0, 1].set(title="SAM drift mean vs phase 0 (topology)", xlabel="phase", ylabel="deg")
+    axes[0, 0].legend(frameon=False, fontsize=6, ncol=2)
+    for ax in axes.flat:
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle("Rotation versus topology change (solid: images, dashed: captions)",
+                 fontsize=9)
+    fig.tight_layout()
+    return save_both(fig, Path(out), "fig2_sam_vs_rad")
+
+
+@styled
+def fig_procrustes(report, out) -> list[Path]:
+    """3. Procrustes principal-angle spectra per phase, with the share a rotation explains."""
+    methods = _methods(report)
+    fig, axes = _grid(1, len(methods), h_row=2.2)
+    for i, m in enumerate(methods):
+        ax = axes[0, i]
+        geo = report["methods"][m]["geometry"]
+        cmap = pyplot().get_cmap("viridis")
+        for k, g in enumerate(geo):
+            p = g["vs_phase0"]["image"]["procrustes"]
+            ang = np.asarray(p["angles_deg"], dtype=float)
+            ax.plot(np.arange(1, ang.size + 1), ang, color=cmap(k / max(len(geo) - 1, 1)),
+                    label=f"ph {g['phase']}: {100 * p['explained']:.0f}% expl.")
+        ax.set_title(m, color=colour(m))
+        ax.set_xlabel("plane (sorted)")
+        if i == 0:
+            ax.set_ylabel("principal angle (deg)")
+        if geo:
+            ax.legend(frameon=False, fontsize=6)
+    fig.suptitle("Procrustes rotation from phase 0 (images): principal angles and share of "
+                 "change explained", fontsize=9)
+    fig.tight_layout()
+    return save_both(fig, Path(out), "fig3_procrustes")
+
+
+def _probe(run_dir, method, t):
+    from ..runs import RunDir
+
+    rd = RunDir(run_dir)
+    return rd.read_probe(method, t) if rd.has_probe(method, t) else None
+
+
+@styled
+def fig_deviation(report, out, run_dir=None) -> list[Path]:
+    """4. Inter-modal deviation at the last phase: image vs caption angle, pair cosine shift,
+    top-1 hits lost and gained per phase."""
+    from ..measures.angles import sample_angles
+
+    methods = _methods(report)
+    fig, axes = _grid(len(methods), 3, h_row=1.6)
+    for i, m in enumerate(methods):
+        geo = report["methods"][m]["geometry"]
+        if not geo:
+            for ax in axes[i]:
+                ax.axis("off")
+            continue
+        last = geo[-1]["vs_phase0"]["deviation"]
+        ax = axes[i, 0]
+        a = _probe(run_dir, m, 0) if run_dir else None
+        b = _probe(run_dir, m, geo[-1]["phase"]) if run_dir else None
+        if a is not None and b is not None:
+            va = sample_angles(a.image, b.image)[a.image_of_text]
+            ta = sample_angles(a.text, b.text)
+            pick = np.random.default_rng(0).choice(len(ta), min(len(ta), 1500), replace=False)
+            ax.scatter(va[pick], ta[pick], s=2, alpha=0.35, color=colour(m))
+            hi = float(max(va.max(), ta.max()))
+            ax.plot([0, hi], [0, hi], color="#999", lw=0.7, ls="--")
+            ax.set(xlabel="image angle (deg)", ylabel="caption angle")
+        else:
+            _hist(ax, last["unsync"], dict(color=colour(m)), "image - caption", 0.0)
+            ax.set(xlabel="unsync (deg)")
+        ax.set_title(f"{m}: rotation, image vs caption" if i == 0 else m, color=colour(m))
+        _hist(axes[i, 1], last["pos_shift"], dict(color=colour(m)),
+              f"mean {last['pos_shift']['mean']:+.3f}", 0.0)
+        axes[i, 1].legend(frameon=False, fontsize=6)
+        axes[i, 1].set(xlabel="cos shift of true pairs")
+        if i == 0:
+            axes[i, 1].set_title("positive-pair cosine, last vs phase 0")
+        ph = [g["phase"] for g in geo]
+        lost = [g["vs_phase0"]["deviation"]["top1"]["t2i"]["lost"] for g in geo]
+        gained = [g["vs_phase0"]["deviation"]["top1"]["t2i"]["gained"] for g in geo]
+        x = np.arange(len(ph))
+        axes[i, 2].bar(x - 0.2, lost, 0.4, color="#d62728", label="lost")
+        axes[i, 2].bar(x + 0.2, gained, 0.4, color="#2ca02c", label="gained")
+        axes[i, 2].set_xticks(x, [str(p) for p in ph])
+        axes[i, 2].set(xlabel="phase", ylabel="t2i queries")
+        if i == 0:
+            axes[i, 2].set_title("top-1 hits vs phase 0")
+            axes[i, 2].legend(frameon=False, fontsize=6)
+    fig.tight_layout()
+    return save_both(fig, Path(out), "fig4_deviation")
+
+
+@styled
+def fig_retrieval(report, out) -> list[Path]:
+    """5. Retrieval matrices R[t][k] per method (heatmaps) and domain-0 forgetting curves."""
+    plt = pyplot()
+    methods = _methods(report)
+    fig = plt.figure(figsize=(7.0, 2.2))
+    gs = fig.add_gridspec(1, len(methods) + 1, width_ratios=[1] * len(methods) + [1.4])
+    vmax = max(float(np.max(report["methods"][m]["r1"])) for m in methods)
+    for i, m in enumerate(methods):
+        ax = fig.add_subplot(gs[0, i])
+        r = np.asarray(report["methods"][m]["r1"])
+        ax.imshow(r, cmap="Blues", vmin=0, vmax=vmax, aspect="auto")
+        for (t, k), v in np.ndenumerate(r):
+            ax.text(k, t, f"{v:.0f}", ha="center", va="center", fontsize=6,
+                    color="white" if v > 0.6 * vmax else "black")
+        ax.set_title(m, color=colour(m))
+        ax.set_xlabel("domain k")
+        ax.set_xticks(range(r.shape[1]))
+        ax.set_yticks(range(r.shape[0]))
+        if i == 0:
+            ax.set_ylabel("after phase t")
+    ax = fig.add_subplot(gs[0, -1])
+    for m in methods:
+        r = np.asarray(report["methods"][m]["r1"])
+        ax.plot(range(r.shape[0]), r[:, 0], marker="o", ms=3, color=colour(m), label=m,
+                ls="--" if m == "joint" else "-")
+    ax.set(title="domain-0 R@1", xlabel="phase", ylabel="R@1 (%)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(frameon=False, fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    return save_both(fig, Path(out), "fig5_retrieval")
+
+
+@styled
+def fig_methods(report, out) -> list[Path]:
+    """6. Methods side by side on the spatial-disorder summaries and retrieval."""
+    from ..report import summary_rows
+
+    rows = summary_rows(report)
+    panels = [("avg_r1", "final avg R@1 (%)"), ("bwt", "BWT (R@1 points)"),
+              ("rad_mean_image", "RAD mean, images (deg)"),
+              ("sam_drift_image", "SAM drift mean, images (deg)"),
+              ("unsync_abs_mean", "|unsync| mean (deg)"),
+              ("relative_rotation_geodesic", "R_V^T R_T geodesic (deg)")]
+    fig, axes = _grid(2, 3, h_row=1.7)
+    for ax, (key, title) in zip(axes.flat, panels, strict=True):
+        names = [r["method"] for r in rows]
+        vals = [np.nan if r[key] is None else r[key] for r in rows]
+        ax.bar(range(len(rows)), vals, color=[colour(n) for n in names])
+        ax.set_xticks(range(len(rows)), names, rotation=30, fontsize=6)
+        ax.set_title(title)
+        ax.axhline(0, color="#999", lw=0.6)
+    fig.suptitle("Does the method reduce spatial disorder? (last phase vs phase 0)", fontsize=9)
+    fig.tight_layout()
+    return save_both(fig, Path(out), "fig6_methods")
+
+
+@styled
+def fig_rotation_picture(report, out, run_dir=None, n_samples: int = 6) -> list[Path]:
+    """7. A few samples' image embeddings across phases, projected on phase 0's top-2 PCs."""
+    methods = _methods(report)
+    fig, axes = _grid(1, len(methods), h_row=2.3)
+    base = _probe(run_dir, methods[0], 0) if run_dir else None
+    for i, m in enumerate(methods):
+        ax = axes[0, i]
+        ax.set_title(m, color=colour(m))
+        if base is None:
+            ax.text(0.5, 0.5, "needs the run directory", ha="center", transform=ax.transAxes)
+            continue
+        mu = base.image.mean(0)
+        _, _, vt = np.linalg.svd(base.image - mu, full_matrices=False)
+        pick = np.random.default_rng(1).choice(base.n_images, n_samples, replace=False)
+        T = len(report["methods"][m]["geometry"])
+        traj = []
+        for t in range(T + 1):
+            e = _probe(run_dir, m, t)
+            x = e.image[pick] / np.linalg.norm(e.image[pick], axis=1, keepdims=True)
+            traj.append((x - mu) @ vt[:2].T)
+        traj = np.stack(traj)  # (T+1, n, 2)
+        bg = (base.image - mu) @ vt[:2].T
+        ax.scatter(bg[:, 0], bg[:, 1], s=1, color="#ddd")
+        for j in range(n_samples):
+            ax.plot(traj[:, j, 0], traj[:, j, 1], "-", color=colour(m), lw=0.8, alpha=0.8)
+            ax.scatter(traj[0, j, 0], traj[0, j, 1], s=10, color="black", zorder=3)
+            ax.scatter(traj[-1, j, 0], traj[-1, j, 1], s=10, marker="x", color=colour(m),
+                       zorder=3)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Image embeddings of a few samples from phase 0 (dot) to the last phase (x), "
+                 "on phase 0's first two principal axes", fontsize=8)
+    fig.tight_layout()
+    return save_both(fig, Path(out), "fig7_rotation_picture")
+
+
+def draw_all(report: dict, out, run_dir=None, progress: bool = False) -> list[Path]:
+    """Every figure; the per-sample ones use the run directory's probe embeddings."""
+    out = Path(out)
+    steps = [lambda: fig_rad(report, out), lambda: fig_sam(report, out),
+             lambda: fig_procrustes(report, out), lambda: fig_deviation(report, out, run_dir),
+             lambda: fig_retrieval(report, out), lambda: fig_methods(report, out),
+             lambda: fig_rotation_picture(report, out, run_dir)]
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="figures", unit="fig", leave=False)
+    paths = []
+    for draw in steps:
+        paths += draw()
+    return paths
+
+
+__all__ = ["draw_all", "fig_rad", "fig_sam", "fig_procrustes", "fig_deviation",
+           "fig_retrieval", "fig_methods", "fig_rotation_picture"]

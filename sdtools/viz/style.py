@@ -1,0 +1,65 @@
+"""The look of every figure: palette, an rc context (global rcParams are left alone), saving.
+
+No backend is chosen here: matplotlib picks one (Agg on a machine without a display).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+RC = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
+      "figure.dpi": 150, "axes.spines.top": False, "axes.spines.right": False}
+MODALITY_COLOURS = {"image": "#1f77b4", "text": "#d62728"}
+METHOD_COLOURS = {
+    "finetune": "#d62728", "modx": "#1f77b4", "lwf": "#2ca02c", "joint": "#7f7f7f",
+    "cumulative": "#bababa", "rkd": "#9467bd", "ewc": "#8c564b", "replay": "#ff7f0e",
+}
+_SPARE = ("#17becf", "#bcbd22", "#e377c2", "#aec7e8", "#98df8a", "#c49c94")
+
+
+def colour(method: str) -> str:
+    """A method's colour: fixed for the known methods, else from a stable hash of the name
+    (the same in every process, unlike ``hash()``)."""
+    if method in METHOD_COLOURS:
+        return METHOD_COLOURS[method]
+    digest = hashlib.sha256(method.encode()).digest()
+    return _SPARE[digest[0] % len(_SPARE)]
+
+
+def pyplot():
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def styled(fn):
+    """Run a figure function inside the house rc context."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def save(fig, path, close: bool = True) -> Path:
+    """Save atomically; the format follows the suffix (.png, .pdf, .svg)."""
+    from ..io import atomic_path
+
+    path = Path(path)
+    with atomic_path(path, suffix=path.suffix) as tmp:
+        fig.savefig(tmp, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+    if close:
+        pyplot().close(fig)
+    return path
+
+
+def save_both(fig, out, name: str) -> list[Path]:
+    """Write the figure as ``name.png`` and ``name.pdf`` in ``out``."""
+    out = Path(out)
+    png = save(fig, out / f"{name}.png", close=False)
+    return [png, save(fig, out / f"{name}.pdf")]
