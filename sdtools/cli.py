@@ -170,19 +170,27 @@ def _rotation_table(rep, title: str, console) -> None:
         t.add_row(label, *[fn(r) for r in mods.values()])
 
     row("RAD mean / median (deg)", lambda r: f"{r.rad.mean:.2f} / {r.rad.median:.2f}")
+    if all(r.rad.mean_ci is not None for r in mods.values()):
+        row("RAD mean 95% CI", lambda r: f"[{r.rad.mean_ci.low:.2f}, {r.rad.mean_ci.high:.2f}]")
     row("RAD share > 30 deg", lambda r: f"{100 * r.rad.share_above[30.0]:.1f}%")
     row("SAM drift mean (deg)", lambda r: f"{r.sam_drift.mean:.3f}" + (
         "" if r.sam_drift.exact else f" ± {r.sam_drift.stderr:.3f} (est.)"))
     row("SAM drift p95 (deg)", lambda r: f"{r.sam_drift.quantiles[0.95]:.3f}")
-    row("Procrustes det", lambda r: f"{r.procrustes.det:+.0f}")
+    row("Procrustes rank (determined dims)", lambda r: f"{r.procrustes.rank}")
     row("Procrustes max / mean angle", lambda r:
         f"{r.procrustes.max_angle:.2f} / {r.procrustes.mean_angle:.2f}")
-    row("rotation explains", lambda r: f"{100 * r.procrustes.explained:.1f}%")
+    row("reflection (significant)", lambda r: "yes" if r.procrustes.reflection else "no")
+    row("rotation explains, in sample", lambda r: f"{100 * r.procrustes.explained:.1f}%")
+    row("rotation explains, held out", lambda r: f"{100 * r.procrustes.explained_heldout:.1f}%")
+    row("rigidity (0 jitter, 1 rotation)", lambda r: f"{r.procrustes.rigidity:.3f}")
     row("residual angle mean (deg)",
         lambda r: f"{float(r.procrustes.residual_angles_deg.mean()):.2f}")
     row("linear CKA", lambda r: f"{r.linear_cka:.4f}")
     row(f"mutual kNN (k={next(iter(mods.values())).knn_k})", lambda r: f"{r.mutual_knn:.3f}")
     console.print(t)
+    for m, r in mods.items():
+        for w in r.procrustes.warnings:
+            typer.echo(f"warning ({m}): {w}", err=True)
 
 
 @app.command()
@@ -218,7 +226,11 @@ def deviation(
     t.add_row("unsync |image - caption angle| mean (deg)", f"{d['unsync_abs_mean']:.2f}")
     t.add_row("relative rotation R_V^T R_T max / geodesic (deg)",
               f"{d['relative_rotation']['max_angle']:.2f} / "
-              f"{d['relative_rotation']['geodesic_deg']:.2f}")
+              f"{d['relative_rotation']['geodesic_deg']:.2f} "
+              f"(in {d['relative_rotation']['rank']} shared dims)")
+    t.add_row("cross-applied residual, captions / images",
+              f"{d['cross_residual']['text_by_image']:.3f} / "
+              f"{d['cross_residual']['image_by_text']:.3f}")
     for k in ("t2i", "i2t"):
         tp = d["top1"][k]
         t.add_row(f"{k} top-1 lost / gained / kept",

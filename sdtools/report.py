@@ -77,8 +77,12 @@ class RotationReport:
 
 def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
                     max_pairs: int | None = None, knn_k: int = 10,
-                    progress: bool = False) -> RotationReport:
-    """Intra-modal rotation of each modality: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
+                    progress: bool = False, ci: bool = True, n_boot: int = 1000,
+                    seed: int = 0) -> RotationReport:
+    """Intra-modal rotation of each modality: RAD, SAM drift, Procrustes, CKA, mutual kNN.
+
+    ``ci``: bootstrap intervals (``n_boot`` resamples of the probe items, ``seed``) of the RAD
+    mean and shares."""
     if modality not in ("image", "text", "both"):
         raise AnalysisError(f"modality must be image, text or both, got {modality!r}")
     check_comparable(a, b)
@@ -89,9 +93,9 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
         xa, xb = getattr(a, mod), getattr(b, mod)
         k = min(knn_k, xa.shape[0] - 1)
         out[mod] = ModalityRotation(
-            n=int(xa.shape[0]), rad=rad(xa, xb),
+            n=int(xa.shape[0]), rad=rad(xa, xb, ci=ci, n_boot=n_boot, seed=seed),
             sam_drift=sam_drift(xa, xb, max_pairs=max_pairs, progress=progress),
-            procrustes=procrustes(xa, xb), linear_cka=linear_cka(xa, xb),
+            procrustes=procrustes(xa, xb, residuals=True), linear_cka=linear_cka(xa, xb),
             mutual_knn=mutual_knn(xa, xb, k=k), knn_k=k)
     return RotationReport(**out)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import InputError
+
 _FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
@@ -19,24 +21,24 @@ def as_tensor(x, name: str, *, ndim: int = 2) -> torch.Tensor:
     """
     if isinstance(x, np.ndarray):
         if np.iscomplexobj(x):
-            raise ValueError(f"{name} is complex ({x.dtype}); pass real float embeddings")
+            raise InputError(f"{name} is complex ({x.dtype}); pass real float embeddings")
         if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(
+            raise InputError(
                 f"{name} has dtype {x.dtype}; pass float embeddings (e.g. x.astype(np.float32))"
             )
         t = torch.from_numpy(np.ascontiguousarray(x))
     elif isinstance(x, torch.Tensor):
         t = x.detach()
     else:
-        raise ValueError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
+        raise InputError(f"{name} must be a numpy array or torch tensor, got {type(x).__name__}")
     if t.is_complex():
-        raise ValueError(f"{name} is complex ({t.dtype}); pass real float embeddings")
+        raise InputError(f"{name} is complex ({t.dtype}); pass real float embeddings")
     if t.dtype not in _FLOAT_TYPES:
-        raise ValueError(f"{name} has dtype {t.dtype}; pass float embeddings (e.g. x.float())")
+        raise InputError(f"{name} has dtype {t.dtype}; pass float embeddings (e.g. x.float())")
     if t.dtype in (torch.float16, torch.bfloat16):
         t = t.float()
     if t.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D (N x D), got shape {tuple(t.shape)}")
+        raise InputError(f"{name} must be {ndim}-D (N x D), got shape {tuple(t.shape)}")
     return t
 
 
@@ -58,23 +60,30 @@ def checked_with_norms(
     t = as_tensor(x, name)
     n, d = t.shape
     if n < min_rows:
-        raise ValueError(f"{name} has {n} sample(s); at least {min_rows} are needed")
+        raise InputError(f"{name} has {n} sample(s); at least {min_rows} are needed")
     if d < 1:
-        raise ValueError(f"{name} has no dimensions (shape {tuple(t.shape)})")
+        raise InputError(f"{name} has no dimensions (shape {tuple(t.shape)})")
     if not check_values:
         return t, None
     norms = torch.linalg.vector_norm(t, dim=1, keepdim=True)
+    if not bool(torch.isfinite(norms).all() & (norms > 0).all()):
+        # a finite, non-zero row can still overflow or underflow its norm (1e30, 1e-30):
+        # scale each row by its largest entry first; directions are all that matter
+        peak = t.abs().amax(dim=1, keepdim=True)
+        if bool(torch.isfinite(peak).all()):
+            t = t / torch.where(peak > 0, peak, torch.ones_like(peak))
+            norms = torch.linalg.vector_norm(t, dim=1, keepdim=True)
     bad = ~torch.isfinite(norms[:, 0])
     if bool(bad.any()):
         rows = torch.nonzero(bad).flatten()[:5].tolist()
-        raise ValueError(
+        raise InputError(
             f"{name} contains NaN or Inf in {int(bad.sum())} row(s) (first: {rows}); "
             "drop or recompute those embeddings"
         )
     zero = norms[:, 0] == 0
     if bool(zero.any()):
         rows = torch.nonzero(zero).flatten()[:5].tolist()
-        raise ValueError(
+        raise InputError(
             f"{name} has {int(zero.sum())} zero-norm row(s) (first: {rows}); "
             "an all-zero embedding has no direction"
         )
@@ -83,12 +92,12 @@ def checked_with_norms(
 
 def same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
     if a.shape[0] != b.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"{name_a} has {a.shape[0]} rows but {name_b} has {b.shape[0]}; "
             "both must embed the same samples in the same order"
         )
     if a.shape[1] != b.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"{name_a} has dimension {a.shape[1]} but {name_b} has {b.shape[1]}; a rotation "
             "between spaces of different dimension is undefined (compare checkpoints of one "
             "architecture)"
@@ -112,24 +121,24 @@ def check_image_of_text(image_of_text, n_images: int, n_texts: int, device) -> t
     else:
         idx = torch.as_tensor(np.asarray(image_of_text))
     if idx.ndim != 1:
-        raise ValueError(f"image_of_text must be 1-D, got shape {tuple(idx.shape)}")
+        raise InputError(f"image_of_text must be 1-D, got shape {tuple(idx.shape)}")
     if idx.dtype.is_floating_point or idx.dtype == torch.bool or idx.is_complex():
-        raise ValueError(f"image_of_text must hold integer indices, got {idx.dtype}")
+        raise InputError(f"image_of_text must hold integer indices, got {idx.dtype}")
     if idx.numel() != n_texts:
-        raise ValueError(
+        raise InputError(
             f"image_of_text has {idx.numel()} entries but there are {n_texts} text embeddings; "
             "give one image index per caption"
         )
     idx = idx.long()
     if n_texts and (int(idx.min()) < 0 or int(idx.max()) >= n_images):
-        raise ValueError(
+        raise InputError(
             f"image_of_text has indices outside [0, {n_images}) (min {int(idx.min())}, "
             f"max {int(idx.max())}); indices refer to rows of the image embeddings"
         )
     counts = torch.bincount(idx, minlength=n_images)
     if bool((counts == 0).any()):
         missing = torch.nonzero(counts == 0).flatten()[:5].tolist()
-        raise ValueError(
+        raise InputError(
             f"{int((counts == 0).sum())} image(s) have no caption in image_of_text "
             f"(first: {missing}); drop them or give each image a caption"
         )

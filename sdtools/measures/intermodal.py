@@ -12,6 +12,7 @@ import dataclasses
 import numpy as np
 import torch
 
+from ..errors import InputError
 from .checks import (
     as_embeddings,
     check_image_of_text,
@@ -20,8 +21,9 @@ from .checks import (
     stable_angle_deg,
     to_numpy,
 )
-from .procrustes import principal_angles, procrustes
+from .crosscov import cross_covariance, prepare
 from .retrieval import ranks
+from .rotations import effective_rank, fit_rotation, principal_angles, reflection_significant
 from .summary import Summary, jsonable
 
 SHIFT_EDGES = tuple(float(x) for x in np.linspace(-1.0, 1.0, 21))
@@ -36,8 +38,14 @@ class DeviationResult:
       ``pos_shift = pos_sim_b - pos_sim_a``.
     - ``image_angles`` (per caption's image) and ``text_angles``: per-sample rotation angles;
       ``unsync = image_angles - text_angles`` (0 when a pair rotated in step).
-    - ``relative_angles_deg``: principal angles of ``R_V^T R_T`` (all 0 when both modalities
-      rotate by the same orthogonal map).
+    - ``relative_angles_deg``: principal angles of ``R_V^T R_T`` in the subspace where the
+      probe determines both fits (``relative_rank`` dimensions; see
+      :func:`relative_rotation`): 0 when both modalities rotate by the same map, near 0 for a
+      shared rotation with independent jitter.
+    - ``cross_text`` / ``cross_image``: the cross-applied residual, how much more of the
+      change of the captions (images) is left when they are moved by the images' (captions')
+      rotation instead of their own, as a share of that change: 0 in step, large out of step.
+      Unlike the per-pair ``unsync`` it has no floor under a shared rotation.
     - ``t2i_rank_a/b`` per caption, ``i2t_rank_a/b`` per image; top-1 hits lost and gained.
     - ``gap_a`` / ``gap_b``: modality gap ``||mean(V) - mean(T)||``.
     """
@@ -48,6 +56,9 @@ class DeviationResult:
     text_angles: np.ndarray
     relative_angles_deg: np.ndarray
     relative_reflection: bool
+    relative_rank: int
+    cross_text: float
+    cross_image: float
     t2i_rank_a: np.ndarray
     t2i_rank_b: np.ndarray
     i2t_rank_a: np.ndarray
@@ -93,7 +104,11 @@ class DeviationResult:
                     "mean_angle": float(rel.mean()) if rel.size else 0.0,
                     "geodesic_deg": float(np.sqrt(np.sum(rel**2))),
                     "reflection": self.relative_reflection,
+                    "rank": self.relative_rank,
                 },
+                "cross_residual": {"text_by_image": self.cross_text,
+                                   "image_by_text": self.cross_image,
+                                   "mean": (self.cross_text + self.cross_image) / 2.0},
                 "t2i_mean_rank_a": float(self.t2i_rank_a.mean()),
                 "t2i_mean_rank_b": float(self.t2i_rank_b.mean()),
                 "rank_shift_t2i_mean": float((self.t2i_rank_b - self.t2i_rank_a).mean()),
@@ -114,7 +129,7 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
     same_shape(va, vb, "V_a", "V_b")
     same_shape(ta, tb, "T_a", "T_b")
     if va.shape[1] != ta.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"V_a has dimension {va.shape[1]} but T_a has {ta.shape[1]}; image and text "
             "embeddings must share one space"
         )
@@ -129,10 +144,7 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
     img_ang = stable_angle_deg(va, vb)[iot]
     txt_ang = stable_angle_deg(ta, tb)
 
-    # relative rotation of the two modalities: R_V^T R_T (needs >= 2 samples in each)
-    rv = procrustes(va, vb).rotation
-    rt = procrustes(ta, tb).rotation if ta.shape[0] >= 2 else np.eye(va.shape[1])
-    rel, refl = principal_angles(rv.T @ rt)
+    rel, refl, rel_rank, cross_t, cross_i = relative_rotation(va, vb, ta, tb)
 
     i2t_a, t2i_a = ranks(va, ta, iot, chunk_size=chunk_size)
     i2t_b, t2i_b = ranks(vb, tb, iot, chunk_size=chunk_size)
@@ -146,6 +158,9 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
         text_angles=f64(txt_ang),
         relative_angles_deg=rel,
         relative_reflection=refl,
+        relative_rank=rel_rank,
+        cross_text=cross_t,
+        cross_image=cross_i,
         t2i_rank_a=to_numpy(t2i_a),
         t2i_rank_b=to_numpy(t2i_b),
         i2t_rank_a=to_numpy(i2t_a),
@@ -153,3 +168,56 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
         gap_a=gap_a,
         gap_b=gap_b,
     )
+
+
+def _fit(a, b, energy: float):
+    """The modality's rotation, its cross-covariance and the a-space directions it determines."""
+    cc = cross_covariance(prepare(a, b, False), 1)
+    M = cc.total
+    R, _, _ = fit_rotation(M, None, reflection_significant(M, cc.base))
+    U, sv, _ = torch.linalg.svd(M)
+    return R, cc, U[:, :effective_rank(sv, energy)]
+
+
+def _gram(x) -> torch.Tensor:
+    return (x.T @ x).double().cpu()
+
+
+def _cross(R_own, R_mix, cc, G) -> float:
+    """(||A R_mix - B||^2 - ||A R_own - B||^2) / ||A - B||^2 from D x D matrices (``G = A^T A``;
+    ``R_mix`` need not be orthogonal)."""
+    if cc.base <= 0:
+        return 0.0
+    M = cc.total
+    own = float(cc.aa.sum() + cc.bb.sum() - 2.0 * torch.sum(R_own * M))
+    mix = float(torch.sum((R_mix.T @ G) * R_mix.T) + cc.bb.sum() - 2.0 * torch.sum(R_mix * M))
+    return (mix - own) / cc.base
+
+
+def relative_rotation(va, vb, ta, tb, energy: float = 0.95, min_cos: float = 0.9):
+    """Principal angles of ``R_V^T R_T`` where the probe determines both fits, and the
+    cross-applied residuals (see :class:`DeviationResult`).
+
+    Each fit determines the directions holding ``energy`` of its cross-covariance; the
+    common subspace ``P`` is spanned by the pairs of those directions closer than
+    ``acos(min_cos)``. Moving one modality by the other's rotation is done inside ``P`` only
+    (its own rotation elsewhere), so a direction only one modality covers cannot count as
+    unsynchronised.
+    """
+    d = va.shape[1]
+    if ta.shape[0] < 2:
+        return np.zeros(d // 2), False, 0, 0.0, 0.0
+    rv, ccv, uv = _fit(va, vb, energy)
+    rt, cct, ut = _fit(ta, tb, energy)
+    a, cosines, _ = torch.linalg.svd(uv.T @ ut)
+    P = uv @ a[:, cosines > min_cos]
+    k = P.shape[1]
+    if k == 0:
+        return np.zeros(0), False, 0, 0.0, 0.0
+    U, _, Vt = torch.linalg.svd(P.T @ rv.T @ rt @ P)
+    rel, refl = principal_angles(U @ Vt)
+    PP = P @ P.T
+    eye = torch.eye(d, dtype=PP.dtype)
+    text_by_image = _cross(rt, PP @ rv + (eye - PP) @ rt, cct, _gram(ta))
+    image_by_text = _cross(rv, PP @ rt + (eye - PP) @ rv, ccv, _gram(va))
+    return rel, refl, k, text_by_image, image_by_text

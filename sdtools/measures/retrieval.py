@@ -17,8 +17,9 @@ import dataclasses
 import numpy as np
 import torch
 
+from ..errors import InputError
 from .checks import as_embeddings, check_image_of_text, normalize, to_numpy
-from .summary import jsonable
+from .summary import Interval, bootstrap_means, bootstrap_weights, jsonable, percentile_ci
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +34,8 @@ class RetrievalResult:
     t2i_median_rank: float
     i2t_ranks: np.ndarray
     t2i_ranks: np.ndarray
+    i2t_ci: dict[int, Interval] | None = None
+    t2i_ci: dict[int, Interval] | None = None
 
     def __getitem__(self, key):  # allows result["i2t"][1] as in the API contract
         return getattr(self, key)
@@ -51,6 +54,7 @@ class RetrievalResult:
                 "i2t_median_rank": self.i2t_median_rank,
                 "t2i_mean_rank": self.t2i_mean_rank,
                 "t2i_median_rank": self.t2i_median_rank,
+                **({"i2t_ci": self.i2t_ci, "t2i_ci": self.t2i_ci} if self.i2t_ci else {}),
             }
         )
 
@@ -64,7 +68,7 @@ def ranks(V, T, image_of_text, chunk_size: int = 1024) -> tuple[torch.Tensor, to
     v = as_embeddings(V, "V")
     t = as_embeddings(T, "T", min_rows=1)
     if v.shape[1] != t.shape[1]:
-        raise ValueError(
+        raise InputError(
             f"V has dimension {v.shape[1]} but T has {t.shape[1]}; image and text embeddings "
             "must share one space"
         )
@@ -92,17 +96,27 @@ def ranks(V, T, image_of_text, chunk_size: int = 1024) -> tuple[torch.Tensor, to
     return (above + 1).long(), t2i.long()
 
 
-def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024) -> RetrievalResult:
+def _recall_ci(ranks_: np.ndarray, ks, n_boot: int, seed: int) -> dict[int, Interval]:
+    w = bootstrap_weights(ranks_.size, n_boot, seed)
+    hits = np.stack([(ranks_ <= k).astype(np.float64) for k in ks], 1)
+    boot = 100.0 * bootstrap_means(hits, w)
+    return {k: Interval(*percentile_ci(boot[:, j]), n_boot=n_boot, seed=seed)
+            for j, k in enumerate(ks)}
+
+
+def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024, ci: bool = False,
+              n_boot: int = 1000, seed: int = 0) -> RetrievalResult:
     """Recall@K (percent) image->text and text->image, plus mean and median ranks.
 
     ``V``: (n_images, D) image embeddings; ``T``: (n_texts, D) caption embeddings;
     ``image_of_text``: (n_texts,) index of each caption's image. Rows are L2-normalised.
     Never holds more than ``chunk_size`` x n_images scores at once. See the module docstring
-    for how ties are counted.
+    for how ties are counted. ``ci``: bootstrap intervals of each recall, resampling the
+    queries of each direction (``n_boot`` resamples, ``seed``).
     """
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1:
-        raise ValueError(f"ks must be positive integers, got {ks}")
+        raise InputError(f"ks must be positive integers, got {ks}")
     r_i2t, r_t2i = ranks(V, T, image_of_text, chunk_size=chunk_size)
     r_i2t, r_t2i = to_numpy(r_i2t), to_numpy(r_t2i)
     return RetrievalResult(
@@ -114,4 +128,6 @@ def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024) -> Ret
         t2i_median_rank=float(np.median(r_t2i)),
         i2t_ranks=r_i2t,
         t2i_ranks=r_t2i,
+        i2t_ci=_recall_ci(r_i2t, ks, n_boot, seed) if ci else None,
+        t2i_ci=_recall_ci(r_t2i, ks, n_boot, seed) if ci else None,
     )

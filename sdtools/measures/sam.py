@@ -8,9 +8,10 @@ import math
 import numpy as np
 import torch
 
+from ..errors import InputError
 from .angles import pair_of
 from .checks import normalize
-from .summary import DEFAULT_QUANTILES, Summary, jsonable
+from .summary import DEFAULT_QUANTILES, Summary, clean_edges, jsonable
 
 SAM_EDGES = tuple(float(x) for x in [*range(0, 21), 25, 30, 45, 60, 90, 180])
 _FINE_BINS = 18000  # SAM drift histogram resolution: 0.01 degree over [0, 180]
@@ -49,9 +50,24 @@ def _drift_block(ga: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
     return ga.sub_(gb).abs_().mul_(180.0 / math.pi)
 
 
+def fine_counts(d: torch.Tensor, rows_per_pass: int = 1 << 22) -> torch.Tensor:
+    """Exact int64 counts of ``d`` (degrees) in the 0.01-degree bins over [0, 180] (values
+    outside are clipped into the end bins), a bounded number of values at a time.
+
+    Integer bin indices and ``bincount`` count exactly for any N (a float32 histogram stops
+    counting at 2^24 per bin)."""
+    flat = d.reshape(-1)
+    out = torch.zeros(_FINE_BINS, dtype=torch.int64, device=d.device)
+    for s in range(0, flat.numel(), rows_per_pass):
+        part = flat[s : s + rows_per_pass]
+        idx = (part * (_FINE_BINS / 180.0)).to(torch.int64).clamp_(0, _FINE_BINS - 1)
+        out += torch.bincount(idx, minlength=_FINE_BINS)
+    return out
+
+
 class _DriftAccumulator:
     def __init__(self, device):
-        self.fine = torch.zeros(_FINE_BINS, dtype=torch.float64, device=device)
+        self.fine = torch.zeros(_FINE_BINS, dtype=torch.int64, device=device)
         self.total = 0.0
         self.total_sq = 0.0
         self.count = 0
@@ -66,10 +82,10 @@ class _DriftAccumulator:
         self.total += float(rows.sum(1).double().sum())
         self.total_sq += float((torch.linalg.vector_norm(rows, dim=1).double() ** 2).sum())
         self.max = max(self.max, float(d.max()))
-        self.fine += torch.histc(d, bins=_FINE_BINS, min=0.0, max=180.0).to(torch.float64)
+        self.fine += fine_counts(d)
 
     def result(self, n_samples: int, bin_edges, quantiles) -> SamDriftResult:
-        fine = self.fine.cpu().numpy()
+        fine = self.fine.cpu().numpy().astype(np.float64)
         width = 180.0 / _FINE_BINS
         cdf = np.cumsum(fine)
         n = self.count
@@ -99,7 +115,7 @@ class _DriftAccumulator:
             median=q(0.5),
             max=self.max,
             quantiles={float(p): q(p) for p in quantiles},
-            bin_edges=tuple(float(e) for e in edges),
+            bin_edges=clean_edges(edges),
             histogram=tuple(int(round(h)) for h in hist),
         )
 
@@ -127,13 +143,13 @@ def sam_drift(
     :func:`sample_angles` with a small drift.
     """
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
     a, b = pair_of(A, B)
     n = a.shape[0]
     total_pairs = n * (n - 1) // 2
     if max_pairs is not None:
         if max_pairs < 2:
-            raise ValueError(f"max_pairs must be at least 2, got {max_pairs}")
+            raise InputError(f"max_pairs must be at least 2, got {max_pairs}")
         if max_pairs < total_pairs:
             return _sam_drift_sampled(a, b, int(max_pairs), seed, bin_edges, quantiles)
     a = normalize(a)

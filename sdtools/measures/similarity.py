@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError
 from .checks import as_embeddings, normalize
 
 
@@ -20,7 +21,7 @@ def _pair_any_dim(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
     x = as_embeddings(X, "X")
     y = as_embeddings(Y, "Y")
     if x.shape[0] != y.shape[0]:
-        raise ValueError(
+        raise InputError(
             f"X has {x.shape[0]} rows but Y has {y.shape[0]}; both must embed the same samples"
         )
     x = normalize(x.to(torch.float64))
@@ -56,7 +57,7 @@ def linear_cka(X, Y, debiased: bool = False) -> float:
     """
     x, y = _pair_any_dim(X, Y)
     if debiased and x.shape[0] < 4:
-        raise ValueError(f"debiased CKA needs at least 4 samples, got {x.shape[0]}")
+        raise InputError(f"debiased CKA needs at least 4 samples, got {x.shape[0]}")
     xy = _hsic_terms(x, y, debiased)
     xx = _hsic_terms(x, x, debiased)
     yy = _hsic_terms(y, y, debiased)
@@ -80,7 +81,7 @@ def mutual_knn(X, Y, k: int = 10, chunk_size: int = 4096) -> float:
     x, y = _pair_any_dim(X, Y)
     n = x.shape[0]
     if not 1 <= k < n:
-        raise ValueError(f"k must be in [1, {n - 1}] for {n} samples, got {k}")
+        raise InputError(f"k must be in [1, {n - 1}] for {n} samples, got {k}")
     nx = knn_indices(x, k, chunk_size)
     ny = knn_indices(y, k, chunk_size)
     hits = 0

@@ -10,6 +10,56 @@ import numpy as np
 DEFAULT_ANGLE_EDGES = tuple(float(x) for x in range(0, 181, 15))
 DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 DEFAULT_THRESHOLDS = (15.0, 30.0, 45.0, 60.0, 90.0)
+BOOT_N = 1000  # bootstrap resamples
+BOOT_SEED = 0
+BOOT_LEVEL = 0.95
+
+
+def clean_edges(edges) -> tuple[float, ...]:
+    """Bin edges as floats without rounding noise (-0.4, not -0.3999999999999999)."""
+    return tuple(float(round(float(e), 10)) for e in edges)
+
+
+def bootstrap_weights(n: int, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.ndarray:
+    """Resampling weights (n_boot, n): how often each item is drawn in each resample."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float32)
+
+
+def bootstrap_means(values, weights: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` (n,) or of each column of ``values`` (n, m) in every resample."""
+    v = np.asarray(values, dtype=np.float64)
+    return (weights.astype(np.float64) @ v) / weights.shape[1]
+
+
+def percentile_ci(samples, level: float = BOOT_LEVEL) -> tuple[float, float]:
+    """The central ``level`` interval of bootstrap samples (percentile method)."""
+    lo, hi = np.quantile(np.asarray(samples, dtype=np.float64), [(1 - level) / 2,
+                                                                  (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+@dataclasses.dataclass(frozen=True)
+class Interval:
+    """A confidence interval and how it was made (percentile bootstrap over probe items)."""
+
+    low: float
+    high: float
+    level: float = BOOT_LEVEL
+    n_boot: int = BOOT_N
+    seed: int = BOOT_SEED
+
+    def to_dict(self) -> dict:
+        return {"low": self.low, "high": self.high, "level": self.level, "n_boot": self.n_boot,
+                "seed": self.seed}
+
+
+def mean_interval(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED,
+                  level: float = BOOT_LEVEL) -> Interval:
+    """Bootstrap interval of the mean of per-item values (vectorised resampler)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    w = bootstrap_weights(v.size, n_boot, seed)
+    return Interval(*percentile_ci(bootstrap_means(v, w), level), level, n_boot, seed)
 
 
 def jsonable(x):
@@ -50,6 +100,8 @@ class Summary:
     bin_edges: tuple[float, ...]
     histogram: tuple[int, ...]
     share_above: dict[float, float]
+    mean_ci: Interval | None = None
+    share_above_ci: dict[float, Interval] | None = None
 
     @classmethod
     def of(
@@ -58,10 +110,25 @@ class Summary:
         bin_edges=DEFAULT_ANGLE_EDGES,
         quantiles=DEFAULT_QUANTILES,
         thresholds=DEFAULT_THRESHOLDS,
+        ci: bool = False,
+        n_boot: int = BOOT_N,
+        seed: int = BOOT_SEED,
     ) -> Summary:
+        """``ci``: bootstrap intervals of the mean and the shares (``n_boot`` resamples of the
+        items, ``seed``)."""
         v = np.asarray(values, dtype=np.float64).ravel()
         if v.size == 0:
-            raise ValueError("cannot summarise an empty set of values")
+            from ..errors import InputError
+
+            raise InputError("cannot summarise an empty set of values")
+        mean_ci = share_ci = None
+        if ci:
+            w = bootstrap_weights(v.size, n_boot, seed)
+            cols = np.stack([v, *[(v > t).astype(np.float64) for t in thresholds]], 1)
+            boot = bootstrap_means(cols, w)
+            mean_ci = Interval(*percentile_ci(boot[:, 0]), n_boot=n_boot, seed=seed)
+            share_ci = {float(t): Interval(*percentile_ci(boot[:, j + 1]), n_boot=n_boot,
+                                           seed=seed) for j, t in enumerate(thresholds)}
         edges = np.asarray(bin_edges, dtype=np.float64)
         hist, _ = np.histogram(np.clip(v, edges[0], edges[-1]), bins=edges)
         qs = np.quantile(v, quantiles) if quantiles else []
@@ -73,9 +140,11 @@ class Summary:
             max=float(v.max()),
             median=float(np.median(v)),
             quantiles={float(q): float(x) for q, x in zip(quantiles, qs, strict=True)},
-            bin_edges=tuple(float(e) for e in edges),
+            bin_edges=clean_edges(edges),
             histogram=tuple(int(h) for h in hist),
             share_above={float(t): float((v > t).mean()) for t in thresholds},
+            mean_ci=mean_ci,
+            share_above_ci=share_ci,
         )
 
     def to_dict(self) -> dict:
@@ -91,5 +160,7 @@ class Summary:
                 "bin_edges": self.bin_edges,
                 "histogram": self.histogram,
                 "share_above": self.share_above,
+                **({"mean_ci": self.mean_ci, "share_above_ci": self.share_above_ci}
+                   if self.mean_ci is not None else {}),
             }
         )

@@ -44,7 +44,7 @@ def test_rad_summary_histogram(rng):
 def test_planted_rotation_recovered(rng, dim):
     R0 = planted_rotation(ANGLES, dim, rng)
     A = unit_rows(rng.normal(size=(400, dim)))
-    res = sdtools.procrustes(A, A @ R0)
+    res = sdtools.procrustes(A, A @ R0, residuals=True)
     expect = sorted(ANGLES + [0.0] * (dim // 2 - len(ANGLES)), reverse=True)
     np.testing.assert_allclose(res.angles_deg, expect, atol=1e-6)
     assert res.det == pytest.approx(1.0)
@@ -53,6 +53,8 @@ def test_planted_rotation_recovered(rng, dim):
     assert res.residual_angles_deg.max() < 1e-6
     np.testing.assert_allclose(res.rotation, R0, atol=1e-10)
     assert res.geodesic_deg == pytest.approx(np.sqrt(np.sum(np.square(ANGLES))), abs=1e-6)
+    assert res.rank == dim and res.explained_heldout == pytest.approx(1.0, abs=1e-9)
+    assert res.rigidity == pytest.approx(1.0, abs=1e-6)
 
 
 def test_planted_reflection_gives_det_minus_one(rng):
@@ -81,7 +83,7 @@ def test_noise_lowers_explained(rng):
 def test_procrustes_matches_scipy(rng):
     A = unit_rows(rng.normal(size=(300, 10)))
     B = unit_rows(A + 0.5 * rng.normal(size=A.shape))
-    res = sdtools.procrustes(A, B)
+    res = sdtools.procrustes(A, B, residuals=True)
     R, _ = scipy.linalg.orthogonal_procrustes(A, B)
     np.testing.assert_allclose(res.rotation, R, atol=1e-10)
     left = np.sum((A @ R - B) ** 2)

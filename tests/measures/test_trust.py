@@ -1,0 +1,136 @@
+"""Known answers for what the measures mean: zero when nothing changed, rotation-like only when
+the change is a rotation, reflections only when real, intervals that cover the truth."""
+
+import numpy as np
+import pytest
+import torch
+from helpers import planted_rotation, unit_rows
+
+import sdtools
+from sdtools.measures.sam import _FINE_BINS, fine_counts
+
+
+def _jitter(X, deg, rng):
+    """Turn every row by ``deg`` degrees towards a random perpendicular direction."""
+    E = rng.standard_normal(X.shape)
+    E -= (E * X).sum(1, keepdims=True) * X
+    E = unit_rows(E)
+    t = np.radians(deg)
+    return np.cos(t) * X + np.sin(t) * E
+
+
+def _low_rank(rng, n, r, d, floor=0.02):
+    basis = np.linalg.qr(rng.standard_normal((d, r)))[0]
+    return unit_rows(rng.standard_normal((n, r)) @ basis.T + floor * rng.standard_normal((n, d)))
+
+
+def test_identical_inputs_with_fewer_samples_than_dimensions(rng):
+    A = rng.standard_normal((20, 64))
+    fit = sdtools.procrustes(A, A)
+    assert fit.max_angle < 1e-6  # no noise reported as rotation outside the data's span
+    assert fit.det == 1.0 and not fit.reflection
+    assert fit.rank <= 20
+    assert fit.warnings and "only 20 probe items" in fit.warnings[0]
+
+
+def test_rotation_outside_the_probe_span_is_not_reported(rng):
+    """Data in 6 of 32 dimensions; a rotation that only moves the other 26 is invisible."""
+    basis = np.linalg.qr(rng.standard_normal((32, 32)))[0]
+    A = unit_rows(rng.standard_normal((500, 6)) @ basis[:, :6].T)
+    hidden = basis[:, 6:] @ planted_rotation([90.0, 60.0], 26, rng) @ basis[:, 6:].T
+    R = basis[:, :6] @ basis[:, :6].T + hidden
+    fit = sdtools.procrustes(A, A @ R)
+    assert fit.rank == 6 and fit.max_angle < 1e-6
+
+
+def test_identical_inputs_give_zero_relative_rotation(rng):
+    V = rng.standard_normal((200, 512))
+    iot = np.repeat(np.arange(200), 5)
+    T = V[iot] + rng.standard_normal((1000, 512))
+    d = sdtools.deviation(V, T, V, T, iot).to_dict()
+    assert d["relative_rotation"]["max_angle"] < 1e-6
+    assert d["cross_residual"]["mean"] == 0.0
+
+
+@pytest.mark.parametrize("jitter", [15.0, 30.0])
+def test_shared_rotation_with_independent_jitter_stays_near_zero(rng, jitter):
+    n, dim = 2000, 64
+    V = _low_rank(rng, n, 10, dim)
+    iot = np.repeat(np.arange(n), 2)
+    T = unit_rows(V[iot] + 0.3 * rng.standard_normal((2 * n, dim)))
+    R = planted_rotation([60.0, 40.0, 20.0], dim, rng)
+    d = sdtools.deviation(V, T, _jitter(V @ R, jitter, rng), _jitter(T @ R, jitter, rng), iot)
+    dd = d.to_dict()
+    assert dd["relative_rotation"]["max_angle"] < 10.0  # was 33-65 degrees on all dimensions
+    assert dd["relative_rotation"]["rank"] <= 12
+    assert abs(dd["cross_residual"]["mean"]) < 0.03
+
+
+def test_rotations_in_different_planes_are_found(rng):
+    n, dim = 1500, 16
+    V = unit_rows(rng.standard_normal((n, dim)))
+    T = unit_rows(V + 0.3 * rng.standard_normal((n, dim)))
+    R1 = planted_rotation([40.0], dim, np.random.default_rng(5))
+    R2 = planted_rotation([40.0], dim, np.random.default_rng(6))
+    d = sdtools.deviation(V, T, V @ R1, T @ R2, np.arange(n))
+    dd = d.to_dict()
+    assert dd["relative_rotation"]["max_angle"] > 30.0
+    assert dd["cross_residual"]["mean"] > 0.5
+    # the per-pair unsync barely sees it, although many top-1 hits are lost
+    assert dd["unsync_abs_mean"] < 10.0 and d.top1_changes()["t2i"]["lost"] > 100
+
+
+def test_pure_jitter_is_not_rotation_like_and_a_rotation_is(rng):
+    A = unit_rows(rng.standard_normal((1000, 256)))
+    jit = sdtools.procrustes(A, _jitter(A, 30.0, rng))
+    assert jit.explained > 0.1  # in sample, a fit of this size explains noise
+    assert jit.explained_heldout < 0.0  # held out it does not
+    assert abs(jit.rigidity) < 0.1
+    A = unit_rows(rng.standard_normal((4000, 32)))
+    R = planted_rotation([50.0, 30.0, 20.0, 10.0], 32, rng)
+    rot = sdtools.procrustes(A, _jitter(A @ R, 2.0, rng))
+    assert rot.rigidity > 0.9 and rot.explained_heldout > 0.9
+    big_n = sdtools.procrustes(A, _jitter(A, 30.0, rng))
+    assert abs(big_n.rigidity) < 0.05 and abs(big_n.explained) < 0.05
+
+
+def test_reflection_only_when_significant(rng):
+    noisy = []
+    for s in range(8):
+        X = unit_rows(np.random.default_rng(s).standard_normal((300, 64)))
+        noisy.append(sdtools.procrustes(X, _jitter(X, 50.0, rng)).reflection)
+    assert not any(noisy)
+    R0 = planted_rotation([40.0], 9, rng, reflect=True)
+    A = unit_rows(rng.standard_normal((300, 9)))
+    fit = sdtools.procrustes(A, _jitter(A @ R0, 5.0, rng))
+    assert fit.reflection and fit.det == -1.0
+
+
+def test_sam_histogram_counts_past_two_to_the_24():
+    d = torch.full(((1 << 24) + 3,), 12.345)
+    counts = fine_counts(d, rows_per_pass=1 << 23)
+    assert int(counts.sum()) == (1 << 24) + 3
+    assert int(counts[int(12.345 * _FINE_BINS / 180.0)]) == (1 << 24) + 3
+
+
+def test_bin_edges_have_no_float_noise(rng):
+    V, T = rng.standard_normal((20, 4)), rng.standard_normal((20, 4))
+    d = sdtools.deviation(V, T, V, T + 0.1, np.arange(20)).to_dict()
+    assert -0.4 in d["pos_shift"]["bin_edges"]
+    assert all(len(repr(e)) < 8 for e in d["pos_shift"]["bin_edges"])
+
+
+def test_bootstrap_intervals_cover_the_truth():
+    """95% intervals of a mean and a recall cover the true value in about 95% of draws."""
+    rng = np.random.default_rng(3)
+    hits = 0
+    for s in range(200):
+        x = rng.exponential(2.0, size=300)
+        ci = sdtools.Summary.of(x, ci=True, n_boot=400, seed=s).mean_ci
+        hits += ci.low <= 2.0 <= ci.high
+    assert 0.90 <= hits / 200 <= 0.99
+    V = unit_rows(rng.standard_normal((400, 8)))
+    r = sdtools.retrieval(V, unit_rows(V + 0.6 * rng.standard_normal(V.shape)), np.arange(400),
+                          ci=True)
+    assert r.i2t_ci[1].low <= r.i2t[1] <= r.i2t_ci[1].high
+    assert r.to_dict()["i2t_ci"]["1"]["n_boot"] == 1000
