@@ -66,6 +66,7 @@ def rows(a, b, ia, ib, unit, ma, mb, s: int, e: int):
 
 def cross_covariance(prep, k: int) -> CrossCov:
     a = prep[0]
+    unit = prep[4] and prep[5] is None
     n, d = a.shape
     k = max(1, min(k, (n + BLOCK - 1) // BLOCK if n >= 2 * BLOCK else n))
     Ms = torch.zeros(k, d, d, dtype=a.dtype, device=a.device)
@@ -76,8 +77,12 @@ def cross_covariance(prep, k: int) -> CrossCov:
         f = i % k
         ac, bc = rows(*prep, s, e)
         Ms[f].addmm_(ac.T, bc)
-        stats[0, f] += float((ac * ac).sum(dtype=torch.float64))
-        stats[1, f] += float((bc * bc).sum(dtype=torch.float64))
-        stats[2, f] += float((ac * bc).sum(dtype=torch.float64))
+        if unit:  # unit rows: the squared norms are the row count
+            stats[0, f] += e - s
+            stats[1, f] += e - s
+        else:
+            stats[0, f] += float((ac * ac).sum(dtype=torch.float64))
+            stats[1, f] += float((bc * bc).sum(dtype=torch.float64))
+        stats[2, f] += float(torch.linalg.vecdot(ac, bc).sum(dtype=torch.float64))
         stats[3, f] += e - s
     return CrossCov(Ms.double().cpu(), stats[0], stats[1], stats[2], stats[3])

@@ -95,7 +95,7 @@ class ProcrustesResult:
         return jsonable(out)
 
 
-def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int = 5,
+def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int = 3,
                chunk_size: int = 8192, seed: int = 0) -> ProcrustesResult:
     """Fit the orthogonal map that best takes A onto B (rows L2-normalised first).
 
@@ -122,8 +122,9 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     M = cc.total
     base = cc.base
     exact = base < 1e-3 * n  # a tiny change: sums of squares lose digits; take differences
-    reflect = reflection_significant(M, base)
-    R, s, r = fit_rotation(M, None, reflect)
+    svd = torch.linalg.svd(M)
+    reflect = reflection_significant(M, base, svd)
+    R, s, r = fit_rotation(M, None, reflect, svd)
     det = -1.0 if reflect else 1.0
     angles, _ = principal_angles(R, reflection=reflect)
     left = float(cc.aa.sum() + cc.bb.sum() - 2.0 * torch.sum(R * M))

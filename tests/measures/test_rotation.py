@@ -53,8 +53,8 @@ def test_planted_rotation_recovered(rng, dim):
     assert res.residual_angles_deg.max() < 1e-6
     np.testing.assert_allclose(res.rotation, R0, atol=1e-10)
     assert res.geodesic_deg == pytest.approx(np.sqrt(np.sum(np.square(ANGLES))), abs=1e-6)
-    assert res.rank == dim and res.explained_heldout == pytest.approx(1.0, abs=1e-9)
-    assert res.rigidity == pytest.approx(1.0, abs=1e-6)
+    assert res.rank == dim and res.explained_heldout == pytest.approx(1.0, abs=1e-5)
+    assert res.rigidity == pytest.approx(1.0, abs=1e-5)
 
 
 def test_planted_reflection_gives_det_minus_one(rng):
