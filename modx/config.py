@@ -8,6 +8,7 @@ from pathlib import Path
 
 import tomllib
 
+from sdtools.dist import check_device
 from sdtools.errors import ConfigError
 
 __all__ = ["ConfigError", "TrainConfig", "from_dict", "load", "to_toml", "TRAINING_KEYS"]
@@ -122,31 +123,6 @@ TRAINING_KEYS = tuple(k for k in FIELDS if k not in ("out", "quiet", "log_every"
                                                        "device", "checkpoint_every"))
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
           "list[str]": (list,)}
-
-
-def check_device(device: str | None, precision: str = "fp32") -> None:
-    """A device that exists here, and a precision it supports, before any work starts."""
-    import torch
-
-    if device is not None:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, ValueError):
-            raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
-        if dev.type == "cuda":
-            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
-            if n == 0:
-                raise ConfigError(f"device {device!r} asked for but CUDA is not available here; "
-                                  "use device = \"cpu\" (or leave it out)")
-            if dev.index is not None and dev.index >= n:
-                raise ConfigError(f"device {device!r} does not exist (this machine has {n} CUDA "
-                                  "device(s))")
-        elif dev.type not in ("cpu", "mps"):
-            raise ConfigError(f"unsupported device {device!r}; use cpu or cuda[:N]")
-    on_cuda = (device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-    if precision == "amp_bf16" and not on_cuda:
-        raise ConfigError("precision amp_bf16 needs a CUDA device; use precision = \"fp32\" on "
-                          "the CPU")
 
 
 def check_types(cfg: TrainConfig) -> None:

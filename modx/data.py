@@ -9,34 +9,6 @@ from sdtools.data.base import ImageTextData
 from sdtools.errors import DataError
 
 
-class ConcatData(ImageTextData):
-    """Several datasets as one (used by joint training); domains label the source part."""
-
-    def __init__(self, parts: list[ImageTextData]):
-        if not parts:
-            raise DataError("nothing to concatenate")
-        self.parts = parts
-        self.offsets = np.cumsum([0] + [p.n_images for p in parts])
-        self.captions, iot = [], []
-        for k, p in enumerate(parts):
-            self.captions.extend(p.captions)
-            iot.append(np.asarray(p.image_of_text) + self.offsets[k])
-        self.image_of_text = np.concatenate(iot)
-        self.domains = np.concatenate([np.full(p.n_images, k) for k, p in enumerate(parts)])
-        self.spec = "concat(" + ";".join(p.spec for p in parts) + ")"
-
-    @property
-    def n_images(self) -> int:
-        return int(self.offsets[-1])
-
-    def load_image(self, i: int):
-        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
-        return self.parts[k].load_image(i - int(self.offsets[k]))
-
-    def _content_token(self) -> str:
-        return ";".join(p._content_token() for p in self.parts)
-
-
 def split_phases(data: ImageTextData, how: str, seed: int = 0) -> list[ImageTextData]:
     """``how``: ``domain`` (by the data's domain labels, in sorted order), ``contiguous:N``
     (N equal contiguous slices of the images, the official protocol) or ``random:N``."""

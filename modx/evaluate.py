@@ -22,7 +22,7 @@ def evaluate_phase(loaded, evals, device, batch_size: int = 256):
         emb = embed(loaded, data, batch_size=batch_size, device=device, cache=False,
                     progress=False, shard=False)
         names.append(name)
-        results.append(retrieval(emb.image, emb.text, emb.image_of_text).to_dict())
+        results.append(retrieval(emb.image, emb.text, emb.image_of_text, ci=True).to_dict())
         parts.append(emb)
     offsets = np.cumsum([0] + [e.n_images for e in parts])
     probe = Embeddings(

@@ -11,10 +11,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from sdtools.data.base import ConcatData
 from sdtools.dist import gather
 from sdtools.errors import ConfigError
 
-from .data import ConcatData, ReplayBuffer
+from .data import ReplayBuffer
 from .losses import lwf_distillation, modx_alignment_stats, rkd_angle, rkd_distance
 
 

@@ -31,8 +31,8 @@ def _main(version: Annotated[bool, typer.Option("--version", callback=_version, 
 
 
 DataOpt = Annotated[str | None, typer.Option(
-    "--data", help="probe set: synthetic[:k=v,...], csv:PATH, karpathy:JSON:ROOT[:split], "
-    "wds:SHARDS")]
+    "--data", help="probe set (needed for checkpoints, not for .npz): synthetic[:k=v,...], "
+    "csv:PATH, karpathy:JSON:ROOT[:split], wds:SHARDS, run:RUN_DIR (a run's own probe)")]
 ModelOpt = Annotated[str | None, typer.Option(
     "--model", help="open_clip architecture (or model-config JSON) for files that do not name "
     "one")]
@@ -61,6 +61,14 @@ class Ctx:
         self.skip_missing = skip_missing
         self.workers = workers
         self._data = None
+        from .dist import check_device
+
+        check_device(device)
+        if not no_cache:
+            from .io import check_writable_dir
+            from .models.extract import default_cache_dir
+
+            check_writable_dir(default_cache_dir(), "the embedding cache ($SDTOOLS_CACHE)")
 
     def data(self):
         from .data.specs import open_data
@@ -73,13 +81,16 @@ class Ctx:
             self._data = open_data(self.data_spec, skip_missing=self.skip_missing)
             if self._data.skipped and not self.quiet:
                 typer.echo(f"skipped {self._data.skipped} missing image(s)", err=True)
+            if self._data.no_caption and not self.quiet:
+                typer.echo(f"left out {self._data.no_caption} image(s) without a caption",
+                           err=True)
         return self._data
 
     def embeddings(self, arg: str):
         from .models.embeddings import Embeddings
         from .models.extract import embed
 
-        if arg.endswith(".npz") and Path(arg).exists():
+        if arg.endswith(".npz"):
             return Embeddings.load(arg)
         return embed(arg, self.data(), batch_size=self.batch_size, device=self.device,
                      arch=self.model, cache=not self.no_cache, progress=not self.quiet,
@@ -89,8 +100,9 @@ class Ctx:
         from .errors import CheckpointError
 
         ea, eb = self.embeddings(a), self.embeddings(b)
-        ca, cb = ea.meta.get("model_cfg"), eb.meta.get("model_cfg")
-        if ca and cb and ca != cb:
+        # the same network, however its file spelled the config: compare parameter shapes
+        ca, cb = ea.meta.get("param_shapes"), eb.meta.get("param_shapes")
+        if (ca and cb and ca != cb) or ea.dim != eb.dim:
             raise CheckpointError(
                 f"A ({ea.meta.get('arch')}) and B ({eb.meta.get('arch')}) have different "
                 "architectures; compare checkpoints of one architecture"
@@ -103,6 +115,15 @@ def _write_json(path: Path, obj) -> None:
     from .measures.summary import jsonable
 
     write_json(path, jsonable(obj))
+
+
+def _check_outputs(*paths) -> None:
+    """Output files must be writable where asked, checked before any work."""
+    from .io import check_writable_file
+
+    for p in paths:
+        if p is not None:
+            check_writable_file(p, "output")
 
 
 def _console(quiet: bool):
@@ -132,6 +153,7 @@ def rotation(
     """Intra-modal rotation from A to B: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
     from .report import rotation_report
 
+    _check_outputs(json_out, plot)
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
     rep = rotation_report(ea, eb, modality=modality, max_pairs=max_pairs,
@@ -213,6 +235,7 @@ def deviation(
 
     from .report import deviation_report
 
+    _check_outputs(json_out, plot)
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
     dev = deviation_report(ea, eb)
@@ -249,7 +272,9 @@ def deviation(
 @app.command()
 def embed(
     ckpt: Annotated[str, typer.Argument(help="checkpoint spec")],
-    data: DataOpt = None,
+    data: Annotated[str, typer.Option(
+        "--data", help="probe set: synthetic[:k=v,...], csv:PATH, karpathy:JSON:ROOT[:split], "
+        "wds:SHARDS, run:RUN_DIR")] = ...,
     out: Annotated[Path, typer.Option("--out", help="output .npz")] = Path("embeddings.npz"),
     model: ModelOpt = None,
     device: DeviceOpt = None,
@@ -260,6 +285,12 @@ def embed(
     workers: WorkersOpt = 0,
 ):
     """Embed a probe set with a checkpoint and save the embeddings (.npz)."""
+    from .errors import UserError
+
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory; give a file name such as {out}/emb.npz "
+                        "(nothing is written beside it)")
+    _check_outputs(out)
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     emb = ctx.embeddings(ckpt)
     path = emb.save(out)
@@ -286,6 +317,7 @@ def retrieval(
 
     from .measures.retrieval import retrieval as run
 
+    _check_outputs(json_out)
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     emb = ctx.embeddings(ckpt_or_emb)
     res = run(emb.image, emb.text, emb.image_of_text)

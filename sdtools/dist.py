@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import ConfigError
+
 
 def is_initialized() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
@@ -43,3 +45,28 @@ def gather(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
     parts = [torch.empty_like(x) for _ in range(world)]
     torch.distributed.all_gather(parts, x.detach().contiguous())
     return torch.cat(parts, dim=0)
+
+
+def check_device(device: str | None, precision: str = "fp32") -> None:
+    """A device that exists here, and a precision it supports, before any work starts."""
+    import torch
+
+    if device is not None:
+        try:
+            dev = torch.device(str(device))
+        except (RuntimeError, ValueError):
+            raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+        if dev.type == "cuda":
+            n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            if n == 0:
+                raise ConfigError(f"device {device!r} asked for but CUDA is not available here; "
+                                  "use device = \"cpu\" (or leave it out)")
+            if dev.index is not None and dev.index >= n:
+                raise ConfigError(f"device {device!r} does not exist (this machine has {n} CUDA "
+                                  "device(s))")
+        elif dev.type not in ("cpu", "mps"):
+            raise ConfigError(f"unsupported device {device!r}; use cpu or cuda[:N]")
+    on_cuda = str(device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
+    if precision == "amp_bf16" and not on_cuda:
+        raise ConfigError("precision amp_bf16 needs a CUDA device; use precision = \"fp32\" on "
+                          "the CPU")

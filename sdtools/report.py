@@ -106,14 +106,25 @@ def deviation_report(a: Embeddings, b: Embeddings) -> DeviationResult:
     return deviation(a.image, a.text, b.image, b.text, a.image_of_text)
 
 
-def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = 2_000_000) -> dict:
-    """Rotation of both modalities and inter-modal deviation from a to b (JSON-ready)."""
+DEVIATION_KEYS = ("pos_shift", "unsync", "unsync_abs_mean", "relative_rotation",
+                  "cross_residual", "top1", "modality_gap_a", "modality_gap_b",
+                  "pos_sim_a_mean", "pos_sim_b_mean")
+
+
+def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = 2_000_000,
+             per_set: bool = True) -> dict:
+    """Rotation of both modalities and inter-modal deviation from a to b (JSON-ready), on the
+    pooled probe and, with ``per_set``, on each evaluation set of a run's probe alone
+    (``per_set``: {set name: the same measures}), in the run's order (old domains first)."""
     rot = rotation_report(a, b, max_pairs=max_pairs).to_dict()
     d = deviation_report(a, b).to_dict()
-    keep = ("pos_shift", "unsync", "unsync_abs_mean", "relative_rotation", "top1",
-            "modality_gap_a", "modality_gap_b", "pos_sim_a_mean", "pos_sim_b_mean")
-    return jsonable({"image": rot["image"], "text": rot["text"],
-                     "deviation": {k: d[k] for k in keep}})
+    out = {"image": rot["image"], "text": rot["text"],
+           "deviation": {k: d[k] for k in DEVIATION_KEYS}}
+    sets = a.sets() if per_set else {}
+    if sets:
+        out["per_set"] = {name: geometry(a.subset(idx), b.subset(idx), max_pairs, False)
+                          for name, idx in sets.items() if idx.size >= 3}
+    return jsonable(out)
 
 
 def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False) -> dict:
@@ -137,6 +148,7 @@ def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False)
                 r[direction][k] = [[e["retrieval"][s][direction][k] for s in range(len(sets))]
                                    for e in evals]
         r1 = (np.asarray(r["i2t"]["1"]) + np.asarray(r["t2i"]["1"])) / 2.0
+        r1_ci = _r1_ci(evals, len(sets))
         last = r1.shape[0] - 1
         bwt = None
         if r1.shape[1] == r1.shape[0] and last > 0:  # evaluation set k <-> phase k
@@ -151,6 +163,7 @@ def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False)
         out["methods"][m] = {
             "sets": sets,
             "r1": r1.tolist(),
+            "r1_ci": r1_ci,
             "i2t": r["i2t"],
             "t2i": r["t2i"],
             "avg": float(r1[last].mean()),
@@ -160,6 +173,24 @@ def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False)
         }
     bar.close()
     return jsonable(out)
+
+
+def _r1_ci(evals, n_sets: int):
+    """Per phase and set, [low, high] of the mean R@1 of both directions: the mean of the two
+    directions' bootstrap bounds (None where the run recorded no intervals)."""
+    out = []
+    for e in evals:
+        row = []
+        for s in range(n_sets):
+            r = e["retrieval"][s]
+            if "i2t_ci" not in r:
+                row.append(None)
+                continue
+            lo = (r["i2t_ci"]["1"]["low"] + r["t2i_ci"]["1"]["low"]) / 2.0
+            hi = (r["i2t_ci"]["1"]["high"] + r["t2i_ci"]["1"]["high"]) / 2.0
+            row.append([lo, hi])
+        out.append(row)
+    return out
 
 
 class _NoBar:

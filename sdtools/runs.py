@@ -8,8 +8,8 @@
     RUN/METHOD/phase{t}/            t = 1..T, one folder per method
         model.pt                    the phase's model and its config
         last.pt                     mid-phase state for --resume (gone once the phase ends)
-        eval.json                   {"sets": [names], "retrieval": [RetrievalResult.to_dict()],
-                                     "train": {...}}
+        eval.json                   {"sets": [names], "specs": [data SPECs],
+                                     "retrieval": [RetrievalResult.to_dict()], "train": {...}}
         probe.npz                   the probe embeddings (sdtools Embeddings)
     RUN/report.json, report.md, figures/
 
@@ -98,9 +98,12 @@ class RunDir:
     def read_eval(self, method: str, t: int) -> dict:
         return _read_json(self.eval_path(method, t))
 
-    def write_eval(self, method: str, t: int, sets, retrieval, train: dict) -> None:
+    def write_eval(self, method: str, t: int, sets, retrieval, train: dict,
+                   specs=None) -> None:
+        """``specs``: the data SPEC of each evaluation set (``run:RUN_DIR`` reopens them)."""
         write_json(self.eval_path(method, t),
-                   {"sets": list(sets), "retrieval": list(retrieval), "train": train})
+                   {"sets": list(sets), "specs": list(specs or []), "retrieval": list(retrieval),
+                    "train": train})
 
     def read_probe(self, method: str, t: int):
         from .models.embeddings import Embeddings

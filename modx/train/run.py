@@ -299,7 +299,8 @@ class Trainer:
             sets, results, probe = evaluate_phase(
                 Loaded(self.model, self.preprocess, self.tokenizer), self.evals, self.device)
             rd.write_probe(method, t, probe)
-            rd.write_eval(method, t, sets, results, stats)
+            rd.write_eval(method, t, sets, results, stats,
+                          specs=[data.spec for _, data in self.evals])
             if t > 1:
                 with contextlib.suppress(FileNotFoundError):
                     (rd.phase_dir(method, t - 1) / "strategy.pt").unlink()

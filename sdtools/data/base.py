@@ -17,7 +17,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
 
-__all__ = ["DataError", "ImageTextData", "Subset", "FileImageData", "ImageDataset", "open_rgb"]
+__all__ = ["DataError", "ImageTextData", "Subset", "ConcatData", "FileImageData", "ImageDataset",
+           "open_rgb"]
 
 
 class ImageTextData:
@@ -87,6 +88,37 @@ class Subset(ImageTextData):
 
     def _content_token(self) -> str:
         return self.base._content_token()
+
+
+class ConcatData(ImageTextData):
+    """Several datasets as one (joint training, a run's probe); domains label the source part.
+
+    Its ``spec`` joins the parts' specs with ``+``, as a run's probe embeddings name their data.
+    """
+
+    def __init__(self, parts: list[ImageTextData]):
+        if not parts:
+            raise DataError("nothing to concatenate")
+        self.parts = parts
+        self.offsets = np.cumsum([0] + [p.n_images for p in parts])
+        self.captions, iot = [], []
+        for k, p in enumerate(parts):
+            self.captions.extend(p.captions)
+            iot.append(np.asarray(p.image_of_text) + self.offsets[k])
+        self.image_of_text = np.concatenate(iot)
+        self.domains = np.concatenate([np.full(p.n_images, k) for k, p in enumerate(parts)])
+        self.spec = "+".join(p.spec for p in parts)
+
+    @property
+    def n_images(self) -> int:
+        return int(self.offsets[-1])
+
+    def load_image(self, i: int):
+        k = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        return self.parts[k].load_image(i - int(self.offsets[k]))
+
+    def _content_token(self) -> str:
+        return ";".join(p._content_token() for p in self.parts)
 
 
 def open_rgb(path_or_bytes) -> Image.Image:

@@ -5,6 +5,7 @@
                                                 img-key=COL, caption-key=COL, sep=tab|comma
     karpathy:JSON:IMAGE_ROOT[:SPLIT[+SPLIT]]    dataset_coco.json / dataset_flickr30k.json
     wds:SHARDS[:caption-key=txt;caption,...]    webdataset tar shards ({000..009} and ::)
+    run:RUN_DIR                                 a modx run's own probe (its evaluation sets)
 
 A spec names a dataset completely, so the string that opened a dataset (``data.spec``) can be
 passed back to ``--data``.
@@ -17,8 +18,8 @@ import dataclasses
 from ..errors import DataError
 from .base import ImageTextData
 
-USAGE = ("use synthetic[:k=v,...], csv:PATH[:options], karpathy:JSON:IMAGE_ROOT[:split] or "
-         "wds:SHARDS")
+USAGE = ("use synthetic[:k=v,...], csv:PATH[:options], karpathy:JSON:IMAGE_ROOT[:split], "
+         "wds:SHARDS or run:RUN_DIR")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +83,8 @@ def parse_spec(spec) -> DataSpec:
         if not shards:
             raise DataError(f"{text}: name the shards, e.g. wds:data/{{000..009}}.tar")
         return DataSpec(kind, text, (shards,), opts)
+    if kind == "run" and colon and rest:
+        return DataSpec(kind, text, (rest,), {})
     raise DataError(f"unknown data spec {text!r}; {USAGE}")
 
 
@@ -124,8 +127,21 @@ def _open_wds(p: DataSpec, skip_missing: bool) -> ImageTextData:
     return WebDatasetData(p.args[0], caption_keys=keys.split(";") if keys else None)
 
 
+def _open_run(p: DataSpec, skip_missing: bool) -> ImageTextData:
+    from ..runs import RunDir
+    from .base import ConcatData
+
+    rd = RunDir(p.args[0])
+    specs = rd.read_eval("phase0", 0).get("specs") if rd.is_done("phase0", 0) else None
+    if not specs:
+        raise DataError(f"run:{p.args[0]}: no finished phase 0 that names its evaluation sets "
+                        "(a modx run directory written by this version)")
+    parts = [open_data(s, skip_missing) for s in specs]
+    return parts[0] if len(parts) == 1 else ConcatData(parts)
+
+
 LOADERS = {"synthetic": _open_synthetic, "csv": _open_csv, "karpathy": _open_karpathy,
-           "wds": _open_wds}
+           "wds": _open_wds, "run": _open_run}
 
 
 def open_data(spec, skip_missing: bool = False) -> ImageTextData:

@@ -159,8 +159,7 @@ class SyntheticData(ImageTextData):
                 self.captions.append(self.caption(i, t))
                 iot.append(i)
         self.image_of_text = np.asarray(iot, dtype=np.int64)
-        dom = ",".join(str(int(k)) for k in domains)
-        self.spec = f"synthetic:{dataclasses.asdict(config)}:domains={dom}:split={split}:n={per}"
+        self.spec = synthetic_spec(config, domains, split, per)
 
     # ------------------------------------------------------------------ sampling
     def _sample(self, k: int, split: str, n: int) -> dict[str, np.ndarray]:
@@ -253,6 +252,16 @@ class SyntheticStream:
 
 
 _SPEC_KEYS = {f.name for f in dataclasses.fields(SyntheticConfig)}
+
+
+def synthetic_spec(config: SyntheticConfig, domains, split: str, n: int) -> str:
+    """The data SPEC that opens exactly this data again (non-default knobs, domains, split,
+    images per domain): it can be passed back to ``--data``."""
+    default = SyntheticConfig()
+    knobs = [f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config)
+             if getattr(config, f.name) != getattr(default, f.name)]
+    dom = "+".join(str(int(k)) for k in domains)
+    return "synthetic:" + ",".join([*knobs, f"domain={dom}", f"split={split}", f"n={n}"])
 
 
 def parse_synthetic_spec(rest: str) -> tuple[SyntheticConfig, tuple[int, ...], str, int | None]:

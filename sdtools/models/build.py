@@ -70,8 +70,10 @@ def build_model(cfg: dict) -> torch.nn.Module:
     cls = open_clip.CustomTextCLIP if custom else open_clip.CLIP
     try:
         model = cls(**cfg)
-    except TypeError as exc:
-        raise CheckpointError(f"model config is not understood by open_clip ({exc})") from None
+    except (TypeError, ValueError, RuntimeError, KeyError, ZeroDivisionError) as exc:
+        why = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise CheckpointError(f"the model config cannot build a model ({why}); check its "
+                              "values (widths, layers, sizes must be positive)") from None
     return model.float().eval()
 
 

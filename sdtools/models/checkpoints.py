@@ -79,6 +79,10 @@ def _state_dict_and_cfg(obj, meta, arch, name, cfg, spec):
     if not isinstance(obj, dict):
         raise CheckpointError(f"{spec} is not a checkpoint (found a {type(obj).__name__})")
     if obj.get("format") == MODX_FORMAT:
+        if not isinstance(obj.get("model_cfg"), dict) or "state_dict" not in obj:
+            raise CheckpointError(f"{spec} is a modx checkpoint without its model config or "
+                                  "weights (damaged or hand-made); pass --model ARCH with a "
+                                  "bare state dict, or re-save it with modx")
         name, cfg = obj.get("arch", "modx"), unwrap_cfg(obj["model_cfg"])
         sd = obj["state_dict"]
     elif "model_state_dict" in obj:  # official Mod-X checkpoints (OpenAI layout)

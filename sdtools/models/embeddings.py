@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import EmbeddingsError, InputError, UserError
 from ..io import atomic_path
 from ..measures.checks import as_embeddings, check_image_of_text, to_numpy
 
@@ -33,7 +34,7 @@ class Embeddings:
         img = as_embeddings(self.image, "image", min_rows=1)
         txt = as_embeddings(self.text, "text", min_rows=1)
         if img.shape[1] != txt.shape[1]:
-            raise ValueError(
+            raise InputError(
                 f"image embeddings have dimension {img.shape[1]} but text embeddings have "
                 f"{txt.shape[1]}; both must come from one model"
             )
@@ -54,6 +55,25 @@ class Embeddings:
     @property
     def dim(self) -> int:
         return self.image.shape[1]
+
+    def subset(self, images) -> Embeddings:
+        """The given images (indices, in order) with all their captions."""
+        images = np.asarray(images, dtype=np.int64)
+        remap = np.full(self.n_images, -1, dtype=np.int64)
+        remap[images] = np.arange(images.size)
+        keep = np.flatnonzero(remap[self.image_of_text] >= 0)
+        meta = {k: v for k, v in self.meta.items() if k not in ("set_of_image", "domains")}
+        return Embeddings(self.image[images], self.text[keep], remap[self.image_of_text[keep]],
+                          meta)
+
+    def sets(self) -> dict[str, np.ndarray]:
+        """Image indices of each evaluation set a run's probe holds (``meta``: ``sets`` and
+        ``set_of_image``), in the run's order; empty when the probe is one set."""
+        names, of = self.meta.get("sets"), self.meta.get("set_of_image")
+        if not names or of is None or len(names) < 2:
+            return {}
+        of = np.asarray(of)
+        return {name: np.flatnonzero(of == k) for k, name in enumerate(names)}
 
     def first_caption(self) -> np.ndarray:
         """Index of one caption per image (the first), to pair images with texts 1:1."""
@@ -83,21 +103,32 @@ class Embeddings:
 
     @classmethod
     def load(cls, path) -> Embeddings:
+        """Read an ``.npz`` written by :meth:`save` (no pickles are ever loaded)."""
+        import zipfile
+
         path = Path(path)
-        if not path.exists():
-            raise ValueError(f"embeddings file not found: {path}")
+        if not path.is_file():
+            raise EmbeddingsError(f"embeddings file not found: {path}"
+                                  + (" (it is a directory)" if path.is_dir() else ""))
+        hint = "write one with `sdtools embed CKPT --data SPEC --out F.npz` or Embeddings.save"
         try:
             with np.load(path, allow_pickle=False) as z:
+                if not hasattr(z, "files"):
+                    raise EmbeddingsError(f"{path} is not an embeddings file (a bare array, not "
+                                          f"an .npz archive); {hint}")
                 missing = {"image", "text", "image_of_text"} - set(z.files)
                 if missing:
-                    raise ValueError(
-                        f"{path} is not an sdtools embeddings file (missing {sorted(missing)}); "
-                        "write one with `sdtools embed` or Embeddings.save"
-                    )
+                    raise EmbeddingsError(f"{path} is not an embeddings file (missing "
+                                          f"{sorted(missing)}); {hint}")
                 meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
                 return cls(z["image"], z["text"], z["image_of_text"], meta)
-        except (OSError, EOFError) as exc:
-            raise ValueError(f"{path} is not a readable .npz embeddings file ({exc})") from None
+        except EmbeddingsError:
+            raise
+        except UserError as exc:  # arrays that are there but unusable (NaN, shapes, ...)
+            raise type(exc)(f"{path}: {exc}") from None
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            why = "it holds pickled objects" if "pickle" in str(exc) else "unreadable or truncated"
+            raise EmbeddingsError(f"{path} is not an embeddings file ({why}); {hint}") from None
 
     def __repr__(self) -> str:
         return (

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,8 @@ import torch
 
 from ..data.base import ImageDataset, ImageTextData
 from ..data.specs import open_data
-from ..dist import rank_world
+from ..dist import check_device, rank_world
+from ..errors import UserError
 from .build import Loaded, make_preprocess, make_tokenizer
 from .checkpoints import load_checkpoint
 from .embeddings import Embeddings
@@ -42,6 +44,15 @@ def model_hash(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def param_shapes(model: torch.nn.Module) -> str:
+    """A hash of the parameter names and shapes: the same network however its config is
+    spelled (a modx checkpoint, its bare state dict, its safetensors copy)."""
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(f"{k}:{tuple(v.shape)};".encode())
+    return h.hexdigest()[:16]
+
+
 def _resolve(model_or_spec, arch=None) -> Loaded:
     if isinstance(model_or_spec, Loaded):
         return model_or_spec
@@ -52,13 +63,13 @@ def _resolve(model_or_spec, arch=None) -> Loaded:
     if isinstance(model_or_spec, torch.nn.Module):
         info = getattr(model_or_spec, "sdtools_info", None)
         if not info:
-            raise ValueError(
+            raise UserError(
                 "a bare model needs its preprocess and tokenizer: pass "
                 "(model, preprocess, tokenizer) or a checkpoint spec"
             )
         cfg = info["model_cfg"]
         return Loaded(model_or_spec, make_preprocess(cfg), make_tokenizer(cfg))
-    raise ValueError(f"cannot embed with a {type(model_or_spec).__name__}")
+    raise UserError(f"cannot embed with a {type(model_or_spec).__name__}")
 
 
 
@@ -113,7 +124,7 @@ def embed(
     """
     data = open_data(dataset) if isinstance(dataset, (str, Path)) else dataset
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise UserError(f"batch_size must be >= 1, got {batch_size}")
     is_spec = isinstance(model_or_spec, (str, Path))
     model_id = _spec_id(model_or_spec, arch) if (cache and is_spec) else None
     loaded = None
@@ -124,7 +135,13 @@ def embed(
     if cache:
         path = Path(cache_dir or default_cache_dir()) / f"{cache_key(model_id, data)}.npz"
         if path.exists():
-            return Embeddings.load(path)
+            try:
+                return Embeddings.load(path)
+            except UserError:  # a damaged entry is a miss: recompute and rewrite it
+                if progress:
+                    print(f"embedding cache entry {path.name} is damaged; recomputing it",
+                          file=sys.stderr)
+    check_device(device)
     loaded = loaded or _resolve(model_or_spec, arch)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = loaded.model.to(device).eval()
@@ -165,6 +182,7 @@ def embed(
         "arch": info.get("arch"),
         "model_cfg": info.get("model_cfg"),
         "model_sha256": model_hash(loaded.model),
+        "param_shapes": param_shapes(loaded.model),
         "data": data.spec,
         "n_images": data.n_images,
         "n_texts": len(data.captions),

@@ -39,20 +39,26 @@ def read_checkpoint_file(path) -> tuple[dict, dict]:
             return load_file(str(path)), meta
         except Exception as exc:  # safetensors raises its own error types
             raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # neither a zip archive nor a pickle
+        raise CheckpointError(f"{path} is not a checkpoint (neither a torch file nor "
+                              ".safetensors); pass a .pt/.pth/.bin/.safetensors file")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else "unpickling error"
-        if "Weights only load failed" in str(exc) or "Unsupported" in str(exc):
+        text = str(exc)
+        if "Unsupported global" in text or "GLOBAL" in text:
+            what = text.split("Unsupported global:")[-1].split("\n")[0].strip()[:80]
             raise CheckpointError(
-                f"refused to load {path}: it needs arbitrary code to unpickle "
-                f"({msg[:120]}); only tensor checkpoints are loaded (weights_only=True). "
-                "Re-save it as a state dict or .safetensors"
+                f"refused to load {path}: it needs arbitrary code to unpickle ({what}); only "
+                "tensor checkpoints are loaded (weights_only=True). Re-save it as a state dict "
+                "or .safetensors"
             ) from None
-        raise CheckpointError(f"{path} is not a checkpoint ({msg[:160]})") from None
+        raise CheckpointError(f"{path} is not a checkpoint (its pickle is damaged)") from None
     except Exception as exc:  # torch raises many types on garbage (KeyError, RuntimeError, ...)
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path} is not a checkpoint ({msg[:160]})") from None
+        why = type(exc).__name__
+        raise CheckpointError(f"{path} is not a checkpoint (unreadable: {why})") from None
     return obj, {}
 
 

@@ -22,10 +22,10 @@ def _methods(report):
 
 
 
-def _grid(n_rows, n_cols, w=7.0, h_row=1.5):
+def _grid(n_rows, n_cols, w=7.0, h_row=1.5, sharey=False):
     plt = pyplot()
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(w, max(h_row * n_rows, 1.8)),
-                             squeeze=False)
+                             squeeze=False, sharey=sharey)
     for ax in axes.flat:
         ax.spines[["top", "right"]].set_visible(False)
     return fig, axes
@@ -97,7 +97,7 @@ def fig_sam(report, out) -> list[Path]:
 def fig_procrustes(report, out) -> list[Path]:
     """3. Procrustes principal-angle spectra per phase, with the share a rotation explains."""
     methods = _methods(report)
-    fig, axes = _grid(1, len(methods), h_row=2.2)
+    fig, axes = _grid(1, len(methods), h_row=2.2, sharey=True)
     for i, m in enumerate(methods):
         ax = axes[0, i]
         geo = report["methods"][m]["geometry"]
@@ -105,8 +105,10 @@ def fig_procrustes(report, out) -> list[Path]:
         for k, g in enumerate(geo):
             p = g["vs_phase0"]["image"]["procrustes"]
             ang = np.asarray(p["angles_deg"], dtype=float)
+            held = 100 * p.get("explained_heldout", p["explained"])
             ax.plot(np.arange(1, ang.size + 1), ang, color=cmap(k / max(len(geo) - 1, 1)),
-                    label=f"ph {g['phase']}: {100 * p['explained']:.0f}% expl.")
+                    label=f"ph {g['phase']}: {held:.0f}% held out, "
+                          f"rig. {p.get('rigidity', float('nan')):.2f}")
         ax.set_title(m, color=colour(m))
         ax.set_xlabel("plane (sorted)")
         if i == 0:
@@ -151,17 +153,19 @@ def fig_deviation(report, out, run_dir=None) -> list[Path]:
             ax.scatter(va[pick], ta[pick], s=2, alpha=0.35, color=colour(m))
             hi = float(max(va.max(), ta.max()))
             ax.plot([0, hi], [0, hi], color="#999", lw=0.7, ls="--")
-            ax.set(xlabel="image angle (deg)", ylabel="caption angle")
+            ax.set(xlabel="image angle (deg)")
         else:
             _hist(ax, last["unsync"], dict(color=colour(m)), "image - caption", 0.0)
             ax.set(xlabel="unsync (deg)")
-        ax.set_title(f"{m}: rotation, image vs caption" if i == 0 else m, color=colour(m))
+        if i == 0:
+            ax.set_title("rotation: image vs caption", fontsize=7)
+        ax.set_ylabel(f"{m}\ncaption angle", color=colour(m))
         _hist(axes[i, 1], last["pos_shift"], dict(color=colour(m)),
               f"mean {last['pos_shift']['mean']:+.3f}", 0.0)
-        axes[i, 1].legend(frameon=False, fontsize=6)
+        axes[i, 1].legend(frameon=False, fontsize=6, loc="upper left")
         axes[i, 1].set(xlabel="cos shift of true pairs")
         if i == 0:
-            axes[i, 1].set_title("positive-pair cosine, last vs phase 0")
+            axes[i, 1].set_title("pair cosine shift", fontsize=7)
         ph = [g["phase"] for g in geo]
         lost = [g["vs_phase0"]["deviation"]["top1"]["t2i"]["lost"] for g in geo]
         gained = [g["vs_phase0"]["deviation"]["top1"]["t2i"]["gained"] for g in geo]
@@ -171,8 +175,9 @@ def fig_deviation(report, out, run_dir=None) -> list[Path]:
         axes[i, 2].set_xticks(x, [str(p) for p in ph])
         axes[i, 2].set(xlabel="phase", ylabel="t2i queries")
         if i == 0:
-            axes[i, 2].set_title("top-1 hits vs phase 0")
-            axes[i, 2].legend(frameon=False, fontsize=6)
+            axes[i, 2].set_title("top-1 hits vs phase 0", fontsize=7)
+            axes[i, 2].legend(frameon=False, fontsize=6, loc="upper left",
+                              bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return save_both(fig, Path(out), "fig4_deviation")
 
@@ -201,8 +206,14 @@ def fig_retrieval(report, out) -> list[Path]:
     ax = fig.add_subplot(gs[0, -1])
     for m in methods:
         r = np.asarray(report["methods"][m]["r1"])
-        ax.plot(range(r.shape[0]), r[:, 0], marker="o", ms=3, color=colour(m), label=m,
-                ls="--" if m == "joint" else "-")
+        ci = (report["methods"][m].get("r1_ci") or [])[: r.shape[0]]
+        err = None
+        if len(ci) == r.shape[0] and all(row[0] is not None for row in ci):
+            lo = np.asarray([row[0][0] for row in ci])
+            hi = np.asarray([row[0][1] for row in ci])
+            err = np.clip(np.stack([r[:, 0] - lo, hi - r[:, 0]]), 0, None)
+        ax.errorbar(range(r.shape[0]), r[:, 0], yerr=err, marker="o", ms=3, color=colour(m),
+                    label=m, ls="--" if m in ("joint", "cumulative") else "-", capsize=2)
     ax.set(title="domain-0 R@1", xlabel="phase", ylabel="R@1 (%)")
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.spines[["top", "right"]].set_visible(False)
@@ -272,13 +283,59 @@ def fig_rotation_picture(report, out, run_dir=None, n_samples: int = 6) -> list[
     return save_both(fig, Path(out), "fig7_rotation_picture")
 
 
+@styled
+def fig_domains(report, out) -> list[Path]:
+    """8. Geometry per evaluation set (old domains first): RAD mean of images with its
+    bootstrap interval, and the held-out share a rotation explains, after every phase."""
+    methods = _methods(report)
+    sets = []
+    for m in methods:
+        for g in report["methods"][m]["geometry"]:
+            for name in g["vs_phase0"].get("per_set", {}):
+                if name not in sets:
+                    sets.append(name)
+    sets = sets or ["pooled"]
+    fig, axes = _grid(2, len(sets), h_row=1.7, sharey="row")
+    for j, name in enumerate(sets):
+        for m in methods:
+            geo = report["methods"][m]["geometry"]
+            parts = [g["vs_phase0"] if name == "pooled" else g["vs_phase0"].get("per_set", {})
+                     .get(name) for g in geo]
+            ph = [g["phase"] for g, p in zip(geo, parts, strict=True) if p]
+            parts = [p for p in parts if p]
+            if not parts:
+                continue
+            rad = [p["image"]["rad"] for p in parts]
+            mean = np.asarray([r["mean"] for r in rad])
+            err = None
+            if all(r.get("mean_ci") for r in rad):
+                lo = np.asarray([r["mean_ci"]["low"] for r in rad])
+                hi = np.asarray([r["mean_ci"]["high"] for r in rad])
+                err = np.clip(np.stack([mean - lo, hi - mean]), 0, None)
+            axes[0, j].errorbar(ph, mean, yerr=err, marker="o", ms=3, color=colour(m),
+                                label=m, capsize=2)
+            held = [p["image"]["procrustes"].get("explained_heldout", np.nan) for p in parts]
+            axes[1, j].plot(ph, held, marker="o", ms=3, color=colour(m))
+        axes[0, j].set_title(name, fontsize=7)
+        axes[1, j].axhline(0, color="#999", lw=0.6)
+        axes[1, j].set_xlabel("phase")
+        for ax in axes[:, j]:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0, 0].set_ylabel("RAD mean, images\n(deg, 95% CI)")
+    axes[1, 0].set_ylabel("rotation explains,\nheld out")
+    axes[0, -1].legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.suptitle("Geometry against phase 0 on each evaluation set", fontsize=9)
+    fig.tight_layout()
+    return save_both(fig, Path(out), "fig8_domains")
+
+
 def draw_all(report: dict, out, run_dir=None, progress: bool = False) -> list[Path]:
     """Every figure; the per-sample ones use the run directory's probe embeddings."""
     out = Path(out)
     steps = [lambda: fig_rad(report, out), lambda: fig_sam(report, out),
              lambda: fig_procrustes(report, out), lambda: fig_deviation(report, out, run_dir),
              lambda: fig_retrieval(report, out), lambda: fig_methods(report, out),
-             lambda: fig_rotation_picture(report, out, run_dir)]
+             lambda: fig_rotation_picture(report, out, run_dir), lambda: fig_domains(report, out)]
     if progress:
         from tqdm.auto import tqdm
 
@@ -289,5 +346,5 @@ def draw_all(report: dict, out, run_dir=None, progress: bool = False) -> list[Pa
     return paths
 
 
-__all__ = ["draw_all", "fig_rad", "fig_sam", "fig_procrustes", "fig_deviation",
+__all__ = ["draw_all", "fig_rad", "fig_sam", "fig_procrustes", "fig_deviation", "fig_domains",
            "fig_retrieval", "fig_methods", "fig_rotation_picture"]

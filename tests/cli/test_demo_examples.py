@@ -15,7 +15,7 @@ from sdtools.errors import CheckpointError
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGS = ["fig1_rad", "fig2_sam_vs_rad", "fig3_procrustes", "fig4_deviation", "fig5_retrieval",
-        "fig6_methods", "fig7_rotation_picture"]
+        "fig6_methods", "fig7_rotation_picture", "fig8_domains"]
 
 
 def _main(module_main, *args):
@@ -64,6 +64,53 @@ def test_quick_demo_end_to_end(quick_run):
     assert "| finetune |" in (quick_run / "report.md").read_text()
 
 
+def _figure_of(fn, monkeypatch, *args):
+    """Run a figure function and return the matplotlib figure it drew (not saved)."""
+    got = {}
+
+    def keep(fig, out, name):
+        got["fig"] = fig
+        return []
+
+    monkeypatch.setattr(F, "save_both", keep)
+    fn(*args)
+    return got["fig"]
+
+
+def test_figures_plot_the_report_numbers(quick_run, tmp_path, monkeypatch):
+    rep = json.loads((quick_run / "report.json").read_text())
+    # per-domain view: one column per evaluation set, old domains first, RAD means as plotted
+    fig = _figure_of(F.fig_domains, monkeypatch, rep, tmp_path)
+    top = [ax for ax in fig.axes if ax.get_title().startswith("domain")]
+    assert [ax.get_title() for ax in top] == ["domain0", "domain1", "domain2"]
+    line = top[0].lines[0]
+    geo = rep["methods"]["finetune"]["geometry"]
+    np.testing.assert_allclose(line.get_ydata(), [
+        g["vs_phase0"]["per_set"]["domain0"]["image"]["rad"]["mean"] for g in geo])
+    # the forgetting curve carries error bars from the recorded intervals
+    fig = _figure_of(F.fig_retrieval, monkeypatch, rep, tmp_path)
+    curve = fig.axes[-1]
+    assert any(len(c.get_segments()) for c in curve.collections)  # the bars
+    np.testing.assert_allclose(curve.lines[0].get_ydata(),
+                               np.asarray(rep["methods"]["finetune"]["r1"])[:, 0])
+    # Procrustes panels share one y-scale
+    fig = _figure_of(F.fig_procrustes, monkeypatch, rep, tmp_path)
+    assert len({ax.get_ylim() for ax in fig.axes}) == 1
+    # the rc context does not leak into the caller's settings
+    import matplotlib
+
+    assert matplotlib.rcParams["font.size"] != 8 or matplotlib.rcParamsDefault["font.size"] == 8
+
+
+def test_method_colours_do_not_depend_on_the_process():
+    import subprocess
+
+    code = "from sdtools.viz.style import colour; print(colour('my-method'))"
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={"PYTHONHASHSEED": str(i), "PATH": ""}).stdout for i in (1, 2)}
+    assert len(seen) == 1 and seen.pop().startswith("#")
+
+
 def test_report_regenerated_from_run_dir_equals_original(quick_run, tmp_path):
     from sdtools.cli import main
 
@@ -78,6 +125,7 @@ def _truncate(rep, phases):
     r = copy.deepcopy(rep)
     for m in r["methods"].values():
         m["r1"] = m["r1"][:phases]
+        m["r1_ci"] = m["r1_ci"][:phases]
         for d in ("i2t", "t2i"):
             m[d] = {k: v[:phases] for k, v in m[d].items()}
         m["geometry"] = m["geometry"][: phases - 1]
