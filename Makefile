@@ -27,7 +27,7 @@ $(VENV)/.bench-installed: $(STAMP)
 	touch $@
 
 bench: $(VENV)/.bench-installed
-	HF_HUB_OFFLINE=1 $(BIN)/python -m benchmarks.run $(BENCH)
+	HF_HUB_OFFLINE=1 BENCH_DEVICE=$(DEVICE) $(BIN)/python -m benchmarks.run $(BENCH)
 
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/modx demo $(DEMO_ARGS)

@@ -69,3 +69,11 @@ def commit() -> str:
 
 def today() -> str:
     return datetime.date.today().isoformat()
+
+
+def device() -> str:
+    """The device benchmarks run on: $BENCH_DEVICE (make bench DEVICE=cuda), else cuda when
+    there is one, else cpu."""
+    import torch
+
+    return os.environ.get("BENCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu")

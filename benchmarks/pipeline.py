@@ -35,24 +35,30 @@ def bench_extraction() -> dict:
     from sdtools.data.specs import open_data
     from sdtools.models.extract import embed
 
+    from .harness import device
+
     loaded, _ = _model()
     data = open_data(DATA)
     bs = 256
+    dev = torch.device(device())
+    loaded.model.to(dev)
+    amp = dev.type == "cuda"  # extraction runs in bfloat16 autocast on a GPU, as embed does
 
     def bare():
         loader = torch.utils.data.DataLoader(ImageDataset(data, loaded.preprocess),
                                              batch_size=bs)
         out = []
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=amp):
             for _, x in loader:
-                out.append(loaded.model.encode_image(x))
+                out.append(loaded.model.encode_image(x.to(dev)).float().cpu())
             for s in range(0, len(data.captions), bs):
-                out.append(loaded.model.encode_text(loaded.tokenizer(data.captions[s:s + bs])))
+                tok = loaded.tokenizer(data.captions[s:s + bs]).to(dev)
+                out.append(loaded.model.encode_text(tok).float().cpu())
         return out
 
     base = measure(bare, repeat=3)
-    ours = measure(lambda: embed(loaded, data, batch_size=bs, cache=False, progress=False),
-                   repeat=3)
+    ours = measure(lambda: embed(loaded, data, batch_size=bs, cache=False, progress=False,
+                                 device=dev), repeat=3)
     items = data.n_images + len(data.captions)
     ratio = base["seconds"] / ours["seconds"]
     return {

@@ -104,8 +104,8 @@ def _summary(report: dict, out) -> None:
 @app.command()
 def demo(
     out: Annotated[str, typer.Option(help="run directory")] = "runs/demo",
-    preset: Annotated[str, typer.Option(help="default (<10 min on 2 CPU cores) or quick "
-                                        "(<2 min)")] = "default",
+    preset: Annotated[str, typer.Option(help="default (the domains stress test, <10 min on 2 "
+                                        "CPU cores), quick (<2 min) or shift")] = "default",
     methods: Annotated[str | None, typer.Option(help="comma-separated; default: finetune, "
                                                 "modx, lwf, cumulative")] = None,
     seed: Annotated[int, typer.Option()] = 0,
@@ -128,8 +128,39 @@ def demo(
             print(f"figures: {n} files in {Path(out) / 'figures'}")
 
 
+@app.command()
+def study(
+    plan: Annotated[Path | None, typer.Argument(help="study plan (TOML); or --preset")] = None,
+    out: Annotated[str, typer.Option(help="study directory")] = "runs/study",
+    preset: Annotated[str | None, typer.Option(help="quick (minutes), shift or domains")] = None,
+    list_cells: Annotated[bool, typer.Option("--list", help="print the cells and exit")] = False,
+    cell: Annotated[int | None, typer.Option(help="run this cell alone (a job array)")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+):
+    """Seeds x methods x knobs: one run per cell, paired statistics, claims, figures."""
+    from sdtools.errors import ConfigError
+
+    from .demo import study_plan
+    from .study import load_plan, run_study
+
+    if (plan is None) == (preset is None):
+        raise ConfigError("give a study plan file or --preset (quick, shift, domains), not both")
+    p = load_plan(plan) if plan is not None else study_plan(preset)
+    if list_cells:
+        for c in p.cells():
+            typer.echo(f"{c.index}\t{c.run_dir(Path(out))}")
+        return
+    res = run_study(p, out, cell=cell, progress=not quiet)
+    if res and not quiet:
+        for name, c in res["claims"].items():
+            typer.echo(f"{name}: {c['verdict']}")
+        typer.echo(f"study: {Path(out) / 'study.json'}, {Path(out) / 'report.md'}")
+    elif not quiet:
+        typer.echo("cells left to run; the study is aggregated when all are done")
+
+
 def main(argv=None) -> None:
-    from sdtools.cli import run_app
+    from sdtools.runner import run_app
 
     run_app(app, argv)
 

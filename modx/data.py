@@ -11,8 +11,21 @@ from sdtools.errors import DataError
 
 def split_phases(data: ImageTextData, how: str, seed: int = 0) -> list[ImageTextData]:
     """``how``: ``domain`` (by the data's domain labels, in sorted order), ``contiguous:N``
-    (N equal contiguous slices of the images, the official protocol) or ``random:N``."""
+    (N equal contiguous slices of the images, the official protocol), ``random:N``, or
+    ``base+contiguous:N`` / ``base+random:N`` (the first domain is phase 0, the rest is cut into
+    N phases: a base model, then a stream of new data)."""
     kind, _, arg = how.partition(":")
+    base = None
+    if kind.startswith("base+"):
+        if data.domains is None:
+            raise DataError(f"{how!r} needs domain labels to tell the base from the stream")
+        labels = sorted(set(data.domains.tolist()), key=lambda x: (str(type(x)), x))
+        base = data.subset(np.flatnonzero(data.domains == labels[0]))
+        data = data.subset(np.flatnonzero(data.domains != labels[0]))
+        kind = kind[len("base+"):]
+        if kind not in ("contiguous", "random"):
+            raise DataError(f"unknown phase split {how!r}; use base+contiguous:N or "
+                            "base+random:N")
     n = data.n_images
     if kind == "domain":
         if data.domains is None:
@@ -31,11 +44,12 @@ def split_phases(data: ImageTextData, how: str, seed: int = 0) -> list[ImageText
         order = np.arange(n) if kind == "contiguous" else np.random.default_rng(seed).permutation(n)
         groups = [np.sort(g) for g in np.array_split(order, k)]
     else:
-        raise DataError(f"unknown phase split {how!r}; use domain, contiguous:N or random:N")
+        raise DataError(f"unknown phase split {how!r}; use domain, contiguous:N, random:N or "
+                        "base+contiguous:N")
     for i, g in enumerate(groups):
         if len(g) == 0:
             raise DataError(f"phase {i} of {how!r} is empty")
-    return [data.subset(g) for g in groups]
+    return ([base] if base is not None else []) + [data.subset(g) for g in groups]
 
 
 class PhaseTensors:

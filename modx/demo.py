@@ -8,6 +8,8 @@ from .config import TrainConfig
 
 # 32x32 images, 4 style domains, a 3.4M-parameter CLIP (width 64, 2 layers, patch 4)
 PRESETS = {
+    # the stress test: 4 style domains with rotating vocabularies, where distilling on new data
+    # cannot reach what the new data never shows (expected to fail for data-free methods)
     "default": dict(
         data="synthetic:n_domains=4,train_per_domain=3000,test_per_domain=500",
         phase0_steps=400, phase0_lr=1e-3, steps=100, lr=5e-4, batch_size=128, alpha=3.0,
@@ -15,6 +17,14 @@ PRESETS = {
     "quick": dict(
         data="synthetic:n_domains=3,train_per_domain=800,test_per_domain=200",
         phase0_steps=120, phase0_lr=1e-3, steps=30, lr=5e-4, batch_size=64, alpha=3.0,
+    ),
+    # the paper's situation: a base model trained to convergence on the whole vocabulary,
+    # then 5 contiguous slices of a shifted set with the same vocabulary (style, palette,
+    # composition, caption templates), on which the base model is competent
+    "shift": dict(
+        data="synthetic:protocol=shift,train_per_domain=3000,test_per_domain=500",
+        phases="base+contiguous:5", phase0_steps=1500, phase0_lr=1e-3, steps=60, lr=5e-4,
+        batch_size=128, alpha=3.0,
     ),
 }
 DEMO_METHODS = ["finetune", "modx", "lwf", "cumulative"]
@@ -26,3 +36,36 @@ def demo_config(preset: str = "default", out: str = "runs/demo", seed: int = 0,
         raise ConfigError(f"unknown preset {preset!r}; valid: {', '.join(PRESETS)}")
     return TrainConfig(**PRESETS[preset], methods=methods or list(DEMO_METHODS), out=out,
                        seed=seed, quiet=quiet, teacher_cache=True).validate()
+
+
+# study presets: seeds x methods x knob grid (see modx.study); quick finishes in minutes
+STUDY_PRESETS = {
+    "quick": dict(
+        base=dict(data="synthetic:protocol=shift,train_per_domain=300,test_per_domain=60",
+                  phases="base+contiguous:3", phase0_steps=80, phase0_lr=2e-3, steps=12,
+                  lr=5e-4, batch_size=32, alpha=3.0, log_every=0),
+        seeds=[0, 1],
+        grid={"finetune": [5e-4, 2e-3], "modx": [3.0], "lwf": [1.0], "joint": []},
+    ),
+    "shift": dict(
+        base=dict(PRESETS["shift"], log_every=0),
+        seeds=[0, 1, 2, 3, 4],
+        grid={"finetune": [2.5e-4, 5e-4, 1e-3], "modx": [1.0, 3.0, 10.0],
+              "lwf": [0.3, 1.0, 3.0], "replay": [1000], "joint": []},
+    ),
+    "domains": dict(
+        base=dict(PRESETS["default"], log_every=0),
+        seeds=[0, 1, 2, 3, 4],
+        grid={"finetune": [2.5e-4, 5e-4, 1e-3], "modx": [1.0, 3.0, 10.0],
+              "lwf": [0.3, 1.0, 3.0], "replay": [1000], "joint": []},
+    ),
+}
+
+
+def study_plan(preset: str):
+    from .study import Plan
+
+    if preset not in STUDY_PRESETS:
+        raise ConfigError(f"unknown study preset {preset!r}; valid: {', '.join(STUDY_PRESETS)}")
+    p = STUDY_PRESETS[preset]
+    return Plan(preset, dict(p["base"]), list(p["seeds"]), dict(p["grid"]))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -365,53 +363,10 @@ def report(
         typer.echo(f"wrote {out / 'report.json'}, {out / 'report.md'} and {n} figure files")
 
 
-def _on_sigterm(signum, frame):
-    from .errors import Interrupted
-
-    raise Interrupted(signum)
-
-
-def run_app(typer_app, argv=None) -> None:
-    """Run a typer app: a :class:`~sdtools.errors.UserError` prints one line and exits with
-    code 2; Ctrl-C exits 130 and SIGTERM 143, saying "interrupted". Anything else is a bug and
-    keeps its traceback. Output files are written atomically, so an interrupted command
-    leaves no partial file."""
-    import signal
-
-    from .errors import Interrupted, UserError
-
-    with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
-        signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
-        code = typer_app(args=argv, standalone_mode=False)
-    except SystemExit:
-        raise
-    except (KeyboardInterrupt, Interrupted) as exc:
-        print("interrupted", file=sys.stderr)
-        sys.exit(143 if isinstance(exc, Interrupted) else 130)
-    except UserError as exc:
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"error: {msg}", file=sys.stderr)
-        sys.exit(2)
-    except Exception as exc:
-        # click's exceptions (typer may vendor its own click), recognised by their shape
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors: code 2
-            exc.show()
-            sys.exit(exc.exit_code)
-        if type(exc).__name__ == "Exit":
-            sys.exit(getattr(exc, "exit_code", 0))
-        if type(exc).__name__ == "Abort":
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
-        raise
-    if isinstance(code, int) and code:
-        if code == 130:
-            print("interrupted", file=sys.stderr)
-        sys.exit(code)
-
-
 def main(argv=None) -> None:
     """Entry point of ``sdtools``."""
+    from .runner import run_app
+
     run_app(app, argv)
 
 if __name__ == "__main__":

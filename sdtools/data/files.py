@@ -25,10 +25,12 @@ def resolve_image_path(written: str, csv_dir: Path) -> Path:
     """Where an image path from a CSV opens: as written (absolute, or relative to the working
     directory, as open_clip opens it) when that file exists, else relative to the CSV's folder."""
     p = Path(written)
-    if p.is_absolute() or p.is_file():
+    if p.is_absolute():
         return p
-    beside = csv_dir / p
-    return beside if beside.is_file() else p
+    if p.is_file():
+        return p.absolute()
+    beside = (csv_dir / p).absolute()
+    return beside if beside.is_file() else p.absolute()
 
 
 def load_csv(path, img_key: str = "filepath", caption_key: str = "title",

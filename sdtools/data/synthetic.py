@@ -38,7 +38,19 @@ TEMPLATES = (
     "{pos}: {size} {colour} {shape}, {fill}, over {style} {tone}",
     "picture of a {colour} {shape} ({size}, {fill}) in the {pos}, {tone} {style} backdrop",
     "{style} {tone} background with one {fill} {size} {colour} {shape}, {pos}",
+    "there is a {colour} {shape}, {size} and {fill}, {pos} over a {style} {tone} field",
+    "{fill} {shape} in {colour}, {size} size, placed {pos}; backdrop {tone} and {style}",
 )
+DOMAIN_TEMPLATES = 4  # the domains protocol words its captions with the first four templates
+PROTOCOLS = ("domains", "shift")
+# the shift protocol: domain 0 (base) and domain 1 (shifted) share every shape and colour and
+# differ in style, tone palette, composition (sizes, positions) and caption templates
+SHIFT = {
+    0: {"style": (0, 1), "tone": (0, 1, 2), "templates": (0, 1, 4),
+        "size_p": (1 / 3, 1 / 3, 1 / 3), "pos_w": (1, 1, 1, 1, 1, 1, 1, 1, 1)},
+    1: {"style": (2, 3, 5), "tone": (3, 4, 5), "templates": (2, 3, 5),
+        "size_p": (0.55, 0.3, 0.15), "pos_w": (3, 1, 3, 1, 0.5, 1, 3, 1, 3)},
+}
 SPLITS = {"train": 0, "test": 1}
 
 
@@ -55,8 +67,15 @@ class SyntheticConfig:
     drop_shapes: int = 2  # shapes left out per domain (rotating)
     drop_colours: int = 2  # colours left out per domain (rotating)
     seed: int = 0
+    protocol: str = "domains"  # domains: style domains with rotating vocabularies; shift: a
+    # base domain and a shifted one with the same vocabulary (see SHIFT)
 
     def __post_init__(self):
+        if self.protocol not in PROTOCOLS:
+            raise DataError(f"protocol must be one of {', '.join(PROTOCOLS)}, got "
+                            f"{self.protocol!r}")
+        if self.protocol == "shift" and self.n_domains != 2:
+            object.__setattr__(self, "n_domains", 2)  # base and shifted
         if self.image_size < 16:
             raise DataError(f"image_size must be >= 16, got {self.image_size}")
         if not 1 <= self.n_domains <= len(STYLES) - self.styles_per_domain + 1:
@@ -64,15 +83,24 @@ class SyntheticConfig:
                 f"n_domains must be in [1, {len(STYLES) - self.styles_per_domain + 1}] with "
                 f"{self.styles_per_domain} styles per domain, got {self.n_domains}"
             )
-        if not 1 <= self.captions_per_image <= len(TEMPLATES):
-            raise DataError(f"captions_per_image must be in [1, {len(TEMPLATES)}]")
+        most = 3 if self.protocol == "shift" else DOMAIN_TEMPLATES
+        if not 1 <= self.captions_per_image <= most:
+            raise DataError(f"captions_per_image must be in [1, {most}]")
         if not 0 <= self.drop_shapes < len(SHAPES) or not 0 <= self.drop_colours < len(COLOURS):
             raise DataError("drop_shapes and drop_colours must leave at least one of each")
 
     def domain_vocab(self, k: int) -> dict[str, tuple[int, ...]]:
-        """Indices of the shapes, colours and styles that domain ``k`` uses."""
+        """Indices of the shapes, colours and styles that domain ``k`` uses.
+
+        Domains protocol: a rotating subset of shapes and colours is left out, shifted once
+        per 3 domains so that domain 3 does not repeat domain 0's vocabulary."""
+        if self.protocol == "shift":
+            return {"shape": tuple(range(len(SHAPES))), "colour": tuple(range(len(COLOURS))),
+                    "style": SHIFT[k]["style"]}
+
         def keep(n_all, n_drop):
-            drop = {(n_drop * (k + 2) + j) % n_all for j in range(n_drop)} if n_drop else set()
+            drop = ({(n_drop * (k + 2) + j + k // 3) % n_all for j in range(n_drop)}
+                    if n_drop else set())
             return tuple(i for i in range(n_all) if i not in drop)
 
         return {
@@ -178,6 +206,12 @@ class SyntheticData(ImageTextData):
             "noise_seed": rng.integers(0, 2**31, n),
             "template_seed": rng.integers(0, 2**31, n),
         }
+        if cfg.protocol == "shift":  # composition and palette of the domain, same vocabulary
+            sh = SHIFT[k]
+            out["size"] = rng.choice(len(SIZES), n, p=sh["size_p"])
+            w = np.asarray(sh["pos_w"], dtype=np.float64)
+            out["pos"] = rng.choice(len(POSITIONS), n, p=w / w.sum())
+            out["tone"] = rng.choice(sh["tone"], n)
         return out
 
     def _render(self, parts) -> np.ndarray:
@@ -211,7 +245,10 @@ class SyntheticData(ImageTextData):
     def _templates_of(self, i: int) -> list[int]:
         k = self.config.captions_per_image
         rng = np.random.default_rng(self.attributes["template_seed"][i])
-        return sorted(rng.choice(len(TEMPLATES), k, replace=False).tolist())
+        if self.config.protocol == "shift":
+            allowed = SHIFT[int(self.domains[i])]["templates"]
+            return sorted(int(allowed[j]) for j in rng.choice(len(allowed), k, replace=False))
+        return sorted(rng.choice(DOMAIN_TEMPLATES, k, replace=False).tolist())
 
     def words(self, i: int) -> dict[str, str]:
         """The attribute words of image ``i``."""
@@ -280,6 +317,8 @@ def parse_synthetic_spec(rest: str) -> tuple[SyntheticConfig, tuple[int, ...], s
                 split = val
             elif key == "n":
                 n = int(val)
+            elif key == "protocol":
+                kw[key] = val
             elif key in _SPEC_KEYS:
                 kw[key] = int(val)
             else:

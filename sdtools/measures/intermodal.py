@@ -210,7 +210,7 @@ def relative_rotation(va, vb, ta, tb, energy: float = 0.95, min_cos: float = 0.9
     rv, ccv, uv = _fit(va, vb, energy)
     rt, cct, ut = _fit(ta, tb, energy)
     a, cosines, _ = torch.linalg.svd(uv.T @ ut)
-    P = uv @ a[:, cosines > min_cos]
+    P = uv @ a[:, : cosines.numel()][:, cosines > min_cos]
     k = P.shape[1]
     if k == 0:
         return np.zeros(0), False, 0, 0.0, 0.0

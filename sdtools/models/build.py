@@ -101,7 +101,8 @@ def make_tokenizer(cfg: dict):
 def clean_state_dict(sd: dict) -> dict:
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
-    for key in ("input_resolution", "context_length", "vocab_size"):
+    # OpenAI's archives carry these as tensors; attn_mask is a buffer traced archives keep
+    for key in ("input_resolution", "context_length", "vocab_size", "attn_mask"):
         sd.pop(key, None)
     return {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
 

@@ -6,9 +6,12 @@ Supported specs (see :func:`load_checkpoint`):
 - an open_clip trainer checkpoint ``{"epoch", "name", "state_dict", ...}`` (keys possibly
   prefixed ``module.``) or a bare state dict, with ``model=ARCH`` (a built-in open_clip name or
   a model-config JSON file);
-- the official Mod-X checkpoints ``{"model_state_dict": ...}`` and any state dict in OpenAI
-  CLIP's key layout (ViT or ModifiedResNet, any text depth): the architecture is inferred from
-  the tensors, with QuickGELU, in float32;
+- the official Mod-X checkpoints ``{"model_state_dict": ...}`` and OpenAI's released
+  TorchScript archives (read with ``torch.jit.load`` for their tensors only): OpenAI CLIP's key
+  layout (ViT or ModifiedResNet, any text depth), the architecture inferred from the tensors,
+  with QuickGELU (these formats settle it), in float32. Other files in that layout (open_clip
+  trainer checkpoints, bare state dicts) need ``model=ARCH``: their activation cannot be read
+  from the weights;
 - ``.safetensors`` files (a ``model_cfg`` JSON in their metadata names the architecture);
 - ``ARCH:PRETRAINED_TAG`` (``ViT-B-32:openai``) resolved by open_clip from its local cache only.
 """
@@ -33,7 +36,7 @@ from .build import (
 )
 from .openai import infer_openai_cfg, looks_openai
 from .pretrained import cached_pretrained, is_pretrained_spec
-from .reading import file_sha256, read_checkpoint_file
+from .reading import TORCHSCRIPT, file_sha256, read_checkpoint_file
 
 MODX_FORMAT = "modx"
 
@@ -55,6 +58,14 @@ def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
             raise CheckpointError(f"{spec} names its architecture; drop --model")
         name, cfg = resolve_model_cfg(arch)
         path = cached_pretrained(arch, tag, cache_dir=cache_dir)
+        from open_clip import pretrained as P
+
+        pcfg = P.get_pretrained_cfg(arch, tag) or {}
+        if pcfg.get("quick_gelu"):  # as open_clip builds it: OpenAI's weights use QuickGELU
+            cfg = {**cfg, "quick_gelu": True}
+        if "mean" in pcfg and "std" in pcfg:
+            cfg = {**cfg, "preprocess_cfg": {**cfg.get("preprocess_cfg", {}),
+                                             "mean": list(pcfg["mean"]), "std": list(pcfg["std"])}}
         obj, meta = read_checkpoint_file(path)
         content = f"{spec}:{file_sha256(path)}"
     else:
@@ -76,6 +87,7 @@ def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
 
 
 def _state_dict_and_cfg(obj, meta, arch, name, cfg, spec):
+    settled = False  # does the file's format settle the activation (QuickGELU)?
     if not isinstance(obj, dict):
         raise CheckpointError(f"{spec} is not a checkpoint (found a {type(obj).__name__})")
     if obj.get("format") == MODX_FORMAT:
@@ -87,6 +99,10 @@ def _state_dict_and_cfg(obj, meta, arch, name, cfg, spec):
         sd = obj["state_dict"]
     elif "model_state_dict" in obj:  # official Mod-X checkpoints (OpenAI layout)
         sd = obj["model_state_dict"]
+        settled = True
+    elif TORCHSCRIPT in obj:  # OpenAI's released archives (QuickGELU)
+        sd = obj[TORCHSCRIPT]
+        settled = True
     elif "state_dict" in obj and isinstance(obj["state_dict"], dict):  # open_clip trainer
         sd = obj["state_dict"]
     else:
@@ -102,8 +118,15 @@ def _state_dict_and_cfg(obj, meta, arch, name, cfg, spec):
         name, cfg = resolve_model_cfg(arch)
     elif cfg is None and "model_cfg" in meta:
         name, cfg = meta.get("arch", "safetensors"), unwrap_cfg(json.loads(meta["model_cfg"]))
-    elif cfg is None and looks_openai(sd):
+    elif cfg is None and looks_openai(sd) and settled:
         name, cfg = "openai-layout (inferred)", infer_openai_cfg(sd)
+    elif cfg is None and looks_openai(sd):
+        raise CheckpointError(
+            f"{spec} holds CLIP weights in OpenAI's key layout but does not say which activation "
+            "its model uses (GELU or QuickGELU give different embeddings, and the weights "
+            "cannot tell); pass --model ARCH (e.g. ViT-B-32 or ViT-B-32-quickgelu) or a "
+            "model-config JSON"
+        )
     elif cfg is None:
         raise CheckpointError(
             f"{spec} does not name its architecture; pass --model ARCH (an open_clip name such "

@@ -10,6 +10,34 @@ import torch
 
 from ..errors import CheckpointError
 
+TORCHSCRIPT = "torchscript_state_dict"  # key of what a TorchScript archive yields
+
+
+def _is_torchscript(path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any("/code/" in n for n in z.namelist())
+    except zipfile.BadZipFile:
+        return False
+
+
+def _torchscript_state_dict(path) -> dict:
+    """The tensors of a TorchScript archive (OpenAI's released CLIP ``.pt`` files, which the
+    official Mod-X code loads with ``torch.jit.load``). The archive's TorchScript is parsed,
+    never run, and no Python object is unpickled; only its state dict is kept."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            module = torch.jit.load(str(path), map_location="cpu")
+    except Exception as exc:  # torch raises RuntimeError and others on damaged archives
+        raise CheckpointError(f"{path} is a damaged TorchScript archive "
+                              f"({type(exc).__name__})") from None
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
 
 def file_sha256(path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
@@ -41,6 +69,8 @@ def read_checkpoint_file(path) -> tuple[dict, dict]:
             raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
     with open(path, "rb") as fh:
         head = fh.read(4)
+    if head[:2] == b"PK" and _is_torchscript(path):
+        return {TORCHSCRIPT: _torchscript_state_dict(path)}, {}
     if head[:2] != b"PK" and head[:1] != b"\x80":  # neither a zip archive nor a pickle
         raise CheckpointError(f"{path} is not a checkpoint (neither a torch file nor "
                               ".safetensors); pass a .pt/.pth/.bin/.safetensors file")

@@ -147,7 +147,7 @@ def test_embeddings_roundtrip_and_errors(tmp_path, good):
     with pytest.raises(ValueError, match="not found"):
         sdtools.Embeddings.load(tmp_path / "missing.npz")
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
-    with pytest.raises(ValueError, match="not an sdtools embeddings file"):
+    with pytest.raises(ValueError, match="not an embeddings file"):
         sdtools.Embeddings.load(tmp_path / "other.npz")
     np.savez(tmp_path / "obj.npz", image=np.array([{"a": 1}], dtype=object), text=good,
              image_of_text=iot)

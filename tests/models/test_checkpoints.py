@@ -53,8 +53,32 @@ def test_bare_state_dict_with_model_and_inferred(tmp_path):
     torch.save(orig.model.state_dict(), tmp_path / "bare.pt")
     _same(orig, load_checkpoint(tmp_path / "bare.pt", model=str(write_cfg(tmp_path / "c.json",
                                                                           cfg))))
-    # the open_clip CLIP layout is OpenAI's: without --model the architecture is inferred
-    _same(orig, load_checkpoint(tmp_path / "bare.pt"))
+    # OpenAI's key layout, but a bare dict cannot say GELU or QuickGELU: refused, not guessed
+    with pytest.raises(CheckpointError, match="QuickGELU"):
+        load_checkpoint(tmp_path / "bare.pt")
+
+
+def test_open_clip_gelu_checkpoint_without_config_is_refused_not_misread(tmp_path):
+    """An open_clip ViT with plain GELU saved by its trainer: inferring OpenAI's layout would
+    force QuickGELU and change the embeddings silently."""
+    orig, cfg = tiny_model(6, quick_gelu=False)
+    torch.save({"epoch": 1, "state_dict": orig.model.state_dict()}, tmp_path / "gelu.pt")
+    with pytest.raises(CheckpointError, match="--model"):
+        load_checkpoint(tmp_path / "gelu.pt")
+    back = load_checkpoint(tmp_path / "gelu.pt", model=str(write_cfg(tmp_path / "g.json", cfg)))
+    assert back.model.sdtools_info["model_cfg"]["quick_gelu"] is False
+    _same(orig, back)
+
+
+def test_openai_torchscript_archive_is_read_without_running_it(tmp_path):
+    orig, cfg = tiny_model(7)
+    m = orig.model.eval()
+    traced = torch.jit.trace(m, (torch.rand(1, 3, 32, 32), torch.zeros(1, 24, dtype=torch.long)),
+                             strict=False, check_trace=False)
+    traced.save(str(tmp_path / "ViT-tiny.pt"))
+    back = load_checkpoint(tmp_path / "ViT-tiny.pt")
+    assert back.model.sdtools_info["model_cfg"]["quick_gelu"] is True  # the format settles it
+    _same(orig, back)
 
 
 def test_official_modx_layout_vit_is_inferred(tmp_path):

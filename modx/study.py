@@ -1,0 +1,203 @@
+"""Studies: seeds x methods x knob grid, one run directory per cell, paired statistics.
+
+A plan (TOML, or a preset) names a base training config, the seeds, and for each method the
+knob it sweeps (``alpha`` for modx, ``lwf_weight`` for lwf, ``lr`` for finetune, the
+plasticity-matched baseline, ``replay_size`` for replay). Every seed trains its phase-0 model
+once (``DIR/seed{S}/phase0``); each cell copies it and runs its method's phases, so all cells
+of a seed start from the same model. Finished cells are skipped; ``--cell I`` runs one cell
+alone (a cluster job array), ``--list`` prints them. :mod:`modx.study_stats` turns the cells'
+reports into ``study.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+from pathlib import Path
+
+import tomllib
+
+from sdtools.errors import ConfigError
+from sdtools.io import write_json
+from sdtools.runs import RunDir
+
+from .config import FIELDS, TrainConfig, from_dict
+
+KNOBS = {"finetune": "lr", "modx": "alpha", "lwf": "lwf_weight", "replay": "replay_size",
+         "ewc": "ewc_lambda", "rkd": "rkd_weight"}
+REFERENCE = "finetune"
+
+
+@dataclasses.dataclass
+class Plan:
+    """``base``: TrainConfig keys shared by every cell; ``grid``: method -> knob values (an
+    empty list: the method at the base config); ``reference``: finetune's knob value the
+    paired differences are taken against (default: the base config's)."""
+
+    name: str
+    base: dict
+    seeds: list[int]
+    grid: dict[str, list]
+    reference: float | None = None
+
+    def __post_init__(self):
+        if not self.seeds:
+            raise ConfigError("a study needs at least one seed")
+        if REFERENCE not in self.grid:
+            raise ConfigError("a study compares against finetune: put it in [grid]")
+        for method, values in self.grid.items():
+            if not isinstance(values, list):
+                raise ConfigError(f"grid.{method} must be a list of knob values")
+            if values and method not in KNOBS:
+                raise ConfigError(f"{method} has no knob to sweep; give it an empty list")
+        self.config(self.seeds[0], REFERENCE, None)  # checks the base config
+        if self.reference is None:
+            self.reference = self.config(self.seeds[0], REFERENCE, None).lr
+
+    def config(self, seed: int, method: str, value, out: str = "runs/study") -> TrainConfig:
+        d = dict(self.base, seed=int(seed), methods=[method], out=out, quiet=True)
+        if value is not None:
+            d[KNOBS[method]] = value
+        return from_dict(d, f"study plan {self.name}")
+
+    def cells(self) -> list[Cell]:
+        out = []
+        for seed in self.seeds:
+            for method, values in self.grid.items():
+                for v in (values or [None]):
+                    out.append(Cell(len(out), int(seed), method, v))
+        return out
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    index: int
+    seed: int
+    method: str
+    value: object  # the knob value, or None
+
+    @property
+    def name(self) -> str:
+        if self.value is None:
+            return self.method
+        return f"{self.method}-{KNOBS[self.method]}{self.value:g}"
+
+    def run_dir(self, out: Path) -> Path:
+        return Path(out) / f"seed{self.seed}" / self.name
+
+
+def load_plan(path) -> Plan:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study plan not found: {path}")
+    try:
+        d = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc})") from None
+    unknown = sorted(set(d) - {"base", "seeds", "grid", "reference", "name"})
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} in {path}; a plan has name, base, seeds, "
+                          "grid and reference")
+    base = d.get("base", {})
+    bad = sorted(set(base) - set(FIELDS))
+    if bad:
+        raise ConfigError(f"unknown training key {bad[0]!r} in [base] of {path}")
+    return Plan(d.get("name", path.stem), base, list(d.get("seeds", [0])), d.get("grid", {}),
+                d.get("reference"))
+
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    """An exclusive lock (cells of one seed may run at once in a job array)."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _phase0(plan: Plan, seed: int, out: Path, progress: bool) -> RunDir:
+    """The seed's phase-0 model, trained once (under a lock) and shared by its cells."""
+    from .train import Trainer
+
+    rd = RunDir(out / f"seed{seed}" / "phase0-run")
+    with _lock(out / f"seed{seed}" / ".phase0.lock"):
+        if not rd.is_done("phase0", 0):
+            cfg = plan.config(seed, REFERENCE, None, str(rd.path))
+            tr = Trainer(cfg, resume=rd.exists(), progress=progress)
+            from .train.guard import check_out_dir
+
+            check_out_dir(rd, cfg, rd.exists())
+            if not rd.exists():
+                rd.path.mkdir(parents=True, exist_ok=True)
+                rd.write_config(cfg.to_dict())
+            tr.phase0()
+            tr.metrics.close()
+    return rd
+
+
+def run_cell(plan: Plan, cell: Cell, out, progress: bool = False) -> Path:
+    """Run one cell (skipped when its report exists); returns its run directory."""
+    from .train import Trainer
+
+    out = Path(out)
+    d = cell.run_dir(out)
+    if (d / "report.json").is_file():
+        return d
+    base = _phase0(plan, cell.seed, out, progress)
+    cfg = plan.config(cell.seed, cell.method, cell.value, str(d))
+    rd = RunDir(d)
+    if not rd.is_done("phase0", 0):
+        (d / "phase0").mkdir(parents=True, exist_ok=True)
+        for f in ("model.pt", "eval.json", "probe.npz"):
+            shutil.copy2(base.phase_dir("phase0", 0) / f, d / "phase0" / f)
+    if not rd.exists():
+        rd.write_config(cfg.to_dict())
+    Trainer(cfg, resume=True, progress=progress).run()
+    return d
+
+
+def run_study(plan: Plan, out, cell: int | None = None, progress: bool = True,
+              say=print) -> dict | None:
+    """Run every cell (or one); when all are done, aggregate into ``DIR/study.json``."""
+    import time
+
+    from .study_stats import aggregate
+
+    out = Path(out)
+    cells = plan.cells()
+    if cell is not None and not 0 <= cell < len(cells):
+        raise ConfigError(f"--cell {cell} is outside [0, {len(cells)}); see --list")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "plan.json", plan.to_dict())
+    todo = cells if cell is None else [cells[cell]]
+    for c in todo:
+        t0 = time.time()
+        done = (c.run_dir(out) / "report.json").is_file()
+        run_cell(plan, c, out, progress=False)
+        if not done:
+            _add_time(out, c, time.time() - t0)
+        if progress:
+            say(f"cell {c.index + 1}/{len(cells)} {c.run_dir(out).relative_to(out)}"
+                + (" (done before)" if done else f" ({time.time() - t0:.0f} s)"))
+    if all((c.run_dir(out) / "report.json").is_file() for c in cells):
+        return aggregate(plan, out)
+    return None
+
+
+def _add_time(out: Path, cell: Cell, seconds: float) -> None:
+    """Wall time of each cell, for the study's total (``DIR/times.json``)."""
+    import json
+
+    path = out / "times.json"
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    times[str(cell.run_dir(out).relative_to(out))] = seconds
+    write_json(path, times)

@@ -1,0 +1,45 @@
+"""The stability-plasticity figure of a study: old-domain retention against new-domain
+learning, one curve per method over its knob, with interval bars."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .style import colour, pyplot, save_both, styled
+
+
+def _err(d):
+    if not d.get("ci"):
+        return 0.0
+    return [[max(d["mean"] - d["ci"][0], 0.0)], [max(d["ci"][1] - d["mean"], 0.0)]]
+
+
+@styled
+def plasticity_figure(curves: dict, out) -> list[Path]:
+    """``curves``: method -> [{"knob", "learning": {mean, ci}, "retention": {mean, ci}}]."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    for method, pts in curves.items():
+        pts = [p for p in pts if p["learning"]["mean"] is not None]
+        if not pts:
+            continue
+        pts = sorted(pts, key=lambda p: p["learning"]["mean"])
+        x = np.asarray([p["learning"]["mean"] for p in pts])
+        y = np.asarray([p["retention"]["mean"] for p in pts])
+        c = colour(method)
+        ax.plot(x, y, "-", color=c, lw=1.0, label=method, marker="o", ms=3)
+        for p, xi, yi in zip(pts, x, y, strict=True):
+            ax.errorbar([xi], [yi], xerr=_err(p["learning"]), yerr=_err(p["retention"]),
+                        color=c, lw=0.7, capsize=2)
+            if p["knob"] is not None:
+                ax.annotate(f"{p['knob']:g}", (xi, yi), textcoords="offset points",
+                            xytext=(3, 3), fontsize=5, color=c)
+    ax.axhline(0, color="#999", lw=0.6)
+    ax.set(xlabel="new-domain learning (R@1 points)",
+           ylabel="old-domain retention (R@1 points)",
+           title="Stability against plasticity (95% t intervals over seeds)")
+    ax.legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return save_both(fig, Path(out), "stability_plasticity")

@@ -1,0 +1,104 @@
+"""Studies: paired intervals as scipy computes them, cells run alone aggregate to the same
+study, and the shift stream that the study's preset uses."""
+
+import json
+
+import numpy as np
+import pytest
+import scipy.stats
+from helpers import tiny_cfg
+
+from modx.study import load_plan, run_study
+from modx.study_stats import t_interval, verdict
+from sdtools.data.synthetic import SHIFT, SyntheticConfig, SyntheticStream
+
+PLAN = """
+name = "tiny"
+seeds = [0, 1]
+[base]
+data = "synthetic:protocol=shift,train_per_domain=96,test_per_domain=24"
+phases = "base+contiguous:2"
+model = "{model}"
+phase0_steps = 6
+steps = 3
+batch_size = 16
+log_every = 0
+[grid]
+finetune = [5e-4]
+modx = [3.0]
+"""
+
+
+def test_t_interval_matches_scipy():
+    d = [1.5, -0.2, 2.7, 0.9, 1.1]
+    got = t_interval(d)
+    ref = scipy.stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    assert got["mean"] == pytest.approx(np.mean(d))
+    np.testing.assert_allclose(got["ci"], [ref.low, ref.high], rtol=1e-12)
+    assert got["n_seeds"] == 5
+    assert verdict(got["ci"]) == "holds" if ref.low > 0 else "inconclusive"
+    assert verdict([-2.0, -1.0]) == "does not hold" and verdict([-1.0, 1.0]) == "inconclusive"
+    assert verdict([-2.0, -1.0], 0.0, "<") == "holds"
+
+
+def _plan(tmp_path):
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny_cfg()))
+    (tmp_path / "plan.toml").write_text(PLAN.format(model=tmp_path / "tiny.json"))
+    return load_plan(tmp_path / "plan.toml")
+
+
+@pytest.mark.slow
+def test_study_cells_alone_aggregate_like_one_process(tmp_path):
+    plan = _plan(tmp_path)
+    cells = plan.cells()
+    assert [c.name for c in cells] == ["finetune-lr0.0005", "modx-alpha3"] * 2
+    one = run_study(plan, tmp_path / "one", progress=False)
+    for c in reversed(cells):  # a job array, in any order, one cell per process
+        res = run_study(plan, tmp_path / "array", cell=c.index, progress=False)
+    assert res is not None
+    strip = lambda s: {k: v for k, v in s.items() if k != "cell_seconds"}  # noqa: E731
+    assert strip(res) == strip(one)
+    # per-seed paired differences, with intervals as scipy computes them
+    rows = {(r["seed"], r["method"]): r for r in one["cells"]}
+    d = [rows[(s, "modx")]["retention"] - rows[(s, "finetune")]["retention"] for s in (0, 1)]
+    p = next(x for x in one["paired"] if x["method"] == "modx" and x["metric"] == "retention")
+    assert p["mean"] == pytest.approx(np.mean(d)) and p["n_seeds"] == 2
+    if np.std(d) > 0:
+        ref = scipy.stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+        np.testing.assert_allclose(p["ci"], [ref.low, ref.high], rtol=1e-9)
+    assert set(one["claims"]) >= {"a_finetune_forgets", "b_rotation_like", "c_out_of_step",
+                                  "d_modx_vs_finetune"}
+    for c in one["claims"].values():
+        assert c["verdict"] in ("holds", "does not hold", "inconclusive")
+    assert (tmp_path / "one" / "figures" / "stability_plasticity.png").is_file()
+    # both cells of a seed start from the seed's one phase-0 model
+    a = json.loads((cells[0].run_dir(tmp_path / "one") / "report.json").read_text())
+    b = json.loads((cells[1].run_dir(tmp_path / "one") / "report.json").read_text())
+    assert a["methods"]["finetune"]["r1"][0] == b["methods"]["modx"]["r1"][0]
+    # phase 0 is evaluated on the old (base) and the new (shifted) test sets
+    assert a["methods"]["finetune"]["sets"] == ["domain0", "domain1"]
+    # finished cells are skipped: a rerun changes nothing
+    again = run_study(plan, tmp_path / "one", progress=False)
+    assert strip(again) == strip(one)
+
+
+def test_shift_stream_shares_its_vocabulary_and_shifts_the_rest():
+    cfg = SyntheticConfig(protocol="shift", train_per_domain=400, test_per_domain=50)
+    s = SyntheticStream(cfg)
+    base, new = s.domain(0, "train"), s.domain(1, "train")
+    for key in ("shape", "colour"):  # the same vocabulary, all of it
+        assert set(base.attributes[key]) == set(new.attributes[key]) == set(
+            range(len(set(new.attributes[key]))))
+    assert not set(base.attributes["style"]) & set(new.attributes["style"])
+    assert not set(base.attributes["tone"]) & set(new.attributes["tone"])
+    assert np.mean(new.attributes["size"] == 0) > np.mean(base.attributes["size"] == 0) + 0.1
+    # caption templates differ: no caption of the new set is worded like the base's
+    words = lambda d: {c.split(" ")[0] for c in d.captions}  # noqa: E731
+    assert words(base) != words(new)
+    assert SHIFT[0]["templates"] != SHIFT[1]["templates"]
+
+
+def test_domains_protocol_domain_3_does_not_repeat_domain_0():
+    cfg = SyntheticConfig(n_domains=4)
+    assert cfg.domain_vocab(3)["shape"] != cfg.domain_vocab(0)["shape"]
+    assert cfg.domain_vocab(3)["colour"] != cfg.domain_vocab(0)["colour"]
