@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from sdtools.dist import rank_world
+from sdtools.errors import ConfigError
 
 
 def clip_loss(img: torch.Tensor, txt: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
@@ -30,15 +31,16 @@ def _row_kl(old_logits, new_logits, mask_rows, reduction):
     """KL(softmax(old) || softmax(new)) per row, over the rows in ``mask_rows``."""
     logp_new = F.log_softmax(new_logits, dim=1)
     logp_old = F.log_softmax(old_logits, dim=1)
-    p_old = logp_old.exp()
-    terms = torch.where(p_old > 0, p_old * (logp_old - logp_new), torch.zeros_like(p_old))
+    terms = F.kl_div(logp_new, logp_old, reduction="none", log_target=True)
+    # entries left out of both rows (-inf, exclude_diagonal) contribute nothing
+    terms = torch.where(torch.isneginf(logp_old), torch.zeros_like(terms), terms)
     kl = terms.sum(1)
     kl = kl[mask_rows]
     if reduction == "sum":
         return kl.sum()
     if reduction == "mean":
         return kl.mean() if kl.numel() else kl.sum()
-    raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    raise ConfigError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
 
 
 def modx_alignment_stats(
@@ -47,7 +49,7 @@ def modx_alignment_stats(
 ) -> tuple[torch.Tensor, float]:
     """:func:`modx_alignment` that also returns the share of rows kept by the selection."""
     if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+        raise ConfigError(f"temperature must be > 0, got {temperature}")
     vn, tn = F.normalize(img_new, dim=-1), F.normalize(txt_new, dim=-1)
     with torch.no_grad():
         vo, to = F.normalize(img_old, dim=-1), F.normalize(txt_old, dim=-1)

@@ -153,6 +153,7 @@ def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False)
         bwt = None
         if r1.shape[1] == r1.shape[0] and last > 0:  # evaluation set k <-> phase k
             bwt = float(np.mean([r1[last, k] - r1[k, k] for k in range(last)]))
+        max_drop = _max_drop(r1)
         geo, prev = [], base
         for t in phases[1:]:
             cur = run.read_probe(m, t)
@@ -168,11 +169,24 @@ def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False)
             "t2i": r["t2i"],
             "avg": float(r1[last].mean()),
             "bwt": bwt,
+            "max_drop": max_drop,
             "selected_share": [e.get("train", {}).get("selected_share") for e in evals],
             "geometry": geo,
         }
     bar.close()
     return jsonable(out)
+
+
+def _max_drop(r1: np.ndarray) -> list[float | None]:
+    """Each evaluation set's largest drop below its level once learned (after phase k when
+    the sets are the phases' domains, else after phase 0), over the later phases."""
+    out = []
+    square = r1.shape[0] == r1.shape[1]
+    for k in range(r1.shape[1]):
+        start = k if square else 0
+        later = r1[start:, k]
+        out.append(float(r1[start, k] - later.min()) if later.size > 1 else None)
+    return out
 
 
 def _r1_ci(evals, n_sets: int):
@@ -225,6 +239,9 @@ def summary_rows(report: dict) -> list[dict]:
             "sam_drift_image": last["image"]["sam_drift"]["mean"] if last else None,
             "sam_drift_text": last["text"]["sam_drift"]["mean"] if last else None,
             "explained_image": last["image"]["procrustes"]["explained"] if last else None,
+            "heldout_image": last["image"]["procrustes"].get("explained_heldout")
+            if last else None,
+            "rigidity_image": last["image"]["procrustes"].get("rigidity") if last else None,
             "unsync_abs_mean": last["deviation"]["unsync_abs_mean"] if last else None,
             "relative_rotation_geodesic":
                 last["deviation"]["relative_rotation"]["geodesic_deg"] if last else None,
@@ -249,16 +266,17 @@ def markdown(report: dict) -> str:
                  f"{', '.join(report['methods'])}.")
     lines += ["", "## Summary (after the last phase; geometry against phase 0)", "",
               "| method | avg R@1 | BWT | domain-0 R@1 (phase 0 → last) | RAD image / text (deg) "
-              "| SAM drift image / text (deg) | rotation explains (image) | unsync mean (deg) "
-              "| Mod-X rows kept |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "| SAM drift image / text (deg) | rotation explains in / held out (image) "
+              "| rigidity (image) | unsync mean (deg) | Mod-X rows kept |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in summary_rows(report):
         lines.append(
             f"| {row['method']} | {f(row['avg_r1'])} | {f(row['bwt'])} | "
             f"{f(row['domain0_r1_phase0'])} → {f(row['domain0_r1_last'])} | "
             f"{f(row['rad_mean_image'])} / {f(row['rad_mean_text'])} | "
             f"{f(row['sam_drift_image'], 3)} / {f(row['sam_drift_text'], 3)} | "
-            f"{f(row['explained_image'], 3)} | {f(row['unsync_abs_mean'])} | "
+            f"{f(row['explained_image'], 3)} / {f(row['heldout_image'], 3)} | "
+            f"{f(row['rigidity_image'], 2)} | {f(row['unsync_abs_mean'])} | "
             f"{f(row['selected_share_mean'], 3)} |")
     for m, r in report["methods"].items():
         sets = r["sets"]
@@ -267,4 +285,30 @@ def markdown(report: dict) -> str:
                   "| --- | " + " | ".join("---" for _ in sets) + " |"]
         for t, row in enumerate(r["r1"]):
             lines.append(f"| {t} | " + " | ".join(f"{x:.1f}" for x in row) + " |")
+        if r.get("max_drop"):
+            lines.append("| largest drop | " + " | ".join(
+                "–" if x is None else f"{x:.1f}" for x in r["max_drop"]) + " |")
+        lines += _geometry_lines(r)
     return "\n".join(lines) + "\n"
+
+
+def _geometry_lines(r: dict) -> list[str]:
+    """Geometry of the last phase against phase 0, pooled and per evaluation set."""
+    if not r["geometry"]:
+        return []
+    g = r["geometry"][-1]["vs_phase0"]
+    parts = {"pooled": g, **g.get("per_set", {})}
+    lines = ["", "Last phase against phase 0 (images; RAD with its 95% bootstrap interval):",
+             "", "| probe | RAD mean (deg) | rank | explained in / held out | rigidity | "
+             "cross-applied residual |", "| --- | --- | --- | --- | --- | --- |"]
+    for name, p in parts.items():
+        rad, pro = p["image"]["rad"], p["image"]["procrustes"]
+        ci = rad.get("mean_ci")
+        ci = f" [{ci['low']:.1f}, {ci['high']:.1f}]" if ci else ""
+        cross = p["deviation"].get("cross_residual", {}).get("mean")
+        lines.append(
+            f"| {name} | {rad['mean']:.1f}{ci} | {pro.get('rank', '–')} | "
+            f"{pro['explained']:.2f} / {pro.get('explained_heldout', float('nan')):.2f} | "
+            f"{pro.get('rigidity', float('nan')):.2f} | "
+            f"{'–' if cross is None else f'{cross:.3f}'} |")
+    return lines

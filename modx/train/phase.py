@@ -99,5 +99,7 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
             d / "model.pt")
     if last.is_file() and tr.rank == 0:
         last.unlink()
+    if data is not tr.phases[t]:  # a union made for this phase (cumulative): free it now
+        tr.release(t, data)
     return {"steps": steps, "final_loss": float(np.mean(losses[-10:])) if losses else None,
             "selected_share": float(np.mean(shares)) if shares else None}

@@ -127,6 +127,11 @@ class Trainer:
                                               progress=self.progress and self.rank == 0)
         return self._tensors[key]
 
+    def release(self, p: int, data) -> None:
+        """Forget the tensors of a dataset made for one phase (cumulative unions), so memory
+        does not grow with the number of phases."""
+        self._tensors.pop(("custom", p, data.spec), None)
+
     def named_params(self):
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
