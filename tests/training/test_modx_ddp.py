@@ -162,3 +162,37 @@ def test_two_process_run_finishes_and_matches_one(tmp_path):
     l1, l2 = losses(tmp_path / "one"), losses(tmp_path / "two")
     assert len(l1) == len(l2)
     assert l2 == pytest.approx(l1, rel=1e-3, abs=1e-3)
+
+
+def _resume_worker(rank, world, cfg_dict, init_file, fail_at, resume):
+    import os
+
+    if fail_at:
+        os.environ["MODX_FAIL_AT"] = fail_at
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    torch.set_num_threads(1)
+    Trainer(TrainConfig(**cfg_dict), resume=resume, progress=False).run()
+    dist.barrier()
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_process_run_crashed_mid_phase_resumes_to_identical_weights(tmp_path):
+    def cfg(out):
+        c = _run_cfg(tmp_path, tmp_path / out)
+        c.update(methods=["modx"], checkpoint_every=2, steps=6)
+        return c
+
+    mp.spawn(_resume_worker, args=(2, cfg("ref"), str(tmp_path / "i1"), None, False), nprocs=2,
+             join=True)
+    with pytest.raises(mp.ProcessExitedException):
+        mp.spawn(_resume_worker, args=(2, cfg("crash"), str(tmp_path / "i2"), "modx:2:3", False),
+                 nprocs=2, join=True)
+    assert not (tmp_path / "crash" / "modx" / "phase2" / "model.pt").exists()
+    mp.spawn(_resume_worker, args=(2, cfg("crash"), str(tmp_path / "i3"), None, True), nprocs=2,
+             join=True)
+    for t in (1, 2):
+        a = torch.load(tmp_path / "ref" / "modx" / f"phase{t}" / "model.pt", weights_only=True)
+        b = torch.load(tmp_path / "crash" / "modx" / f"phase{t}" / "model.pt", weights_only=True)
+        assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
