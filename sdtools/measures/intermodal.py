@@ -172,9 +172,10 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
 
 def _fit(a, b, energy: float):
     """The modality's rotation, its cross-covariance and the a-space directions it determines."""
-    cc = cross_covariance(prepare(a, b, False), 1)
+    cc = cross_covariance(prepare(a, b, False), 3)
     M = cc.total
-    R, _, _ = fit_rotation(M, None, reflection_significant(M, cc.base))
+    R, _, _ = fit_rotation(M, None, reflection_significant(M, cc.base, folds=(cc.M, cc.aa,
+                                                                                cc.bb)))
     U, sv, _ = torch.linalg.svd(M)
     return R, cc, U[:, :effective_rank(sv, energy)]
 

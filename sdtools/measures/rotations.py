@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 ENERGY = 0.99
-REFLECTION_MARGIN = 0.05  # the best proper rotation must leave 5% more of the change
+REFLECTION_MARGIN = 0.002  # held out, the best proper rotation must leave 0.2% more of the
+# change than the reflection
 
 
 def effective_rank(s: torch.Tensor, energy: float = ENERGY) -> int:
@@ -64,19 +65,27 @@ def fit_rotation(M: torch.Tensor, r: int | None = None, reflection: bool = False
     return Ur @ Vr.T + Uc @ Z @ Vc.T, s, r
 
 
-def reflection_significant(M: torch.Tensor, base: float, svd=None) -> bool:
-    """True when the best orthogonal fit is a reflection and the best proper rotation fits
-    worse by more than ``REFLECTION_MARGIN`` of the change ``base = ||A - B||^2``.
+def reflection_significant(M: torch.Tensor, base: float, svd=None, folds=None) -> bool:
+    """True when the best orthogonal fit is a reflection and that holds out of sample: scored
+    on held-out folds (``folds = (Ms, aa, bb)``, see :func:`heldout_left`), the best proper
+    rotation leaves more of the change than the reflection by ``REFLECTION_MARGIN`` of it.
 
-    The proper rotation costs ``4 s_min`` more (``s_min``: the smallest singular value of M),
-    so a sign flip in a direction the probe barely covers is noise, not a reflection.
+    A sign the probe barely determines (noise, or a direction it does not cover) does not
+    generalise across folds, so it is not reported as a reflection. Without folds (fewer than
+    2), the in-sample cost of the proper rotation, ``4 s_min``, must exceed the margin.
     """
     U, s, Vt = torch.linalg.svd(M) if svd is None else svd
     if base <= 0 or float(torch.linalg.det(U @ Vt)) > 0:
         return False
     if float(s[-1]) <= 1e-9 * float(s[0]):  # a direction the probe does not cover at all
         return False
-    return 4.0 * float(s[-1]) > REFLECTION_MARGIN * base
+    if folds is None or folds[0].shape[0] < 2:
+        return 4.0 * float(s[-1]) > REFLECTION_MARGIN * base
+    Ms, aa, bb = folds
+    r = effective_rank(s)
+    proper = heldout_left(Ms, aa, bb, r, False)
+    improper = heldout_left(Ms, aa, bb, r, True)
+    return proper - improper > REFLECTION_MARGIN * base
 
 
 def principal_angles(R, reflection: bool | None = None) -> tuple[np.ndarray, bool]:

@@ -134,3 +134,19 @@ def test_bootstrap_intervals_cover_the_truth():
                           ci=True)
     assert r.i2t_ci[1].low <= r.i2t[1] <= r.i2t_ci[1].high
     assert r.to_dict()["i2t_ci"]["1"]["n_boot"] == 1000
+
+
+def test_one_shared_orthogonal_map_with_a_reflection_is_in_step(rng):
+    """The README's snippet: both modalities moved by one random orthogonal map (here with
+    det -1): the reflection is found in both, and the relative rotation is 0."""
+    V = rng.standard_normal((400, 64))
+    iot = np.repeat(np.arange(400), 5)
+    T = V[iot] + 0.5 * rng.standard_normal((2000, 64))
+    Q = np.linalg.qr(rng.standard_normal((64, 64)))[0]
+    if np.linalg.det(Q) > 0:
+        Q[:, 0] = -Q[:, 0]
+    d = sdtools.deviation(V, T, V @ Q, T @ Q, iot).to_dict()
+    assert d["relative_rotation"]["max_angle"] < 1e-6
+    A = rng.standard_normal((2000, 64))
+    fit = sdtools.procrustes(A, A @ Q + 0.05 * rng.standard_normal(A.shape))
+    assert fit.reflection and fit.explained > 0.99
