@@ -43,12 +43,15 @@ TEMPLATES = (
 )
 DOMAIN_TEMPLATES = 4  # the domains protocol words its captions with the first four templates
 PROTOCOLS = ("domains", "shift")
-# the shift protocol: domain 0 (base) and domain 1 (shifted) share every shape and colour and
-# differ in style, tone palette, composition (sizes, positions) and caption templates
+# the shift protocol: domain 0 (base) and domain 1 (shifted) share every shape and colour; the
+# shifted one adds a background style, a tone and a caption template the base never shows,
+# drops one template, and favours small shapes near the corners. Sized so that a base model
+# is competent there but not perfect (seed 0, 1,000 phase-0 steps: 84 R@1 on the base test
+# set, 56 on the shifted one; shifting every style, tone and template gave 8)
 SHIFT = {
     0: {"style": (0, 1), "tone": (0, 1, 2), "templates": (0, 1, 4),
         "size_p": (1 / 3, 1 / 3, 1 / 3), "pos_w": (1, 1, 1, 1, 1, 1, 1, 1, 1)},
-    1: {"style": (2, 3, 5), "tone": (3, 4, 5), "templates": (2, 3, 5),
+    1: {"style": (0, 1, 2), "tone": (0, 1, 2, 3), "templates": (0, 1, 2),
         "size_p": (0.55, 0.3, 0.15), "pos_w": (3, 1, 3, 1, 0.5, 1, 3, 1, 3)},
 }
 SPLITS = {"train": 0, "test": 1}
