@@ -19,7 +19,7 @@ import torch
 
 from ..errors import InputError
 from .checks import as_embeddings, check_image_of_text, normalize, to_numpy
-from .summary import Interval, bootstrap_means, bootstrap_weights, jsonable, percentile_ci
+from .summary import Interval, bootstrap_indices, bootstrap_means, jsonable, percentile_ci
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,9 +97,9 @@ def ranks(V, T, image_of_text, chunk_size: int = 1024) -> tuple[torch.Tensor, to
 
 
 def _recall_ci(ranks_: np.ndarray, ks, n_boot: int, seed: int) -> dict[int, Interval]:
-    w = bootstrap_weights(ranks_.size, n_boot, seed)
+    idx = bootstrap_indices(ranks_.size, n_boot, seed)
     hits = np.stack([(ranks_ <= k).astype(np.float64) for k in ks], 1)
-    boot = 100.0 * bootstrap_means(hits, w)
+    boot = 100.0 * bootstrap_means(hits, idx)
     return {k: Interval(*percentile_ci(boot[:, j]), n_boot=n_boot, seed=seed)
             for j, k in enumerate(ks)}
 

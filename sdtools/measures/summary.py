@@ -20,16 +20,19 @@ def clean_edges(edges) -> tuple[float, ...]:
     return tuple(float(round(float(e), 10)) for e in edges)
 
 
-def bootstrap_weights(n: int, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.ndarray:
-    """Resampling weights (n_boot, n): how often each item is drawn in each resample."""
+def bootstrap_indices(n: int, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.ndarray:
+    """Resamples of n items with replacement: (n_boot, n) indices, int32."""
     rng = np.random.default_rng(seed)
-    return rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot).astype(np.float32)
+    return rng.integers(0, n, size=(n_boot, n), dtype=np.int32)
 
 
-def bootstrap_means(values, weights: np.ndarray) -> np.ndarray:
-    """The mean of ``values`` (n,) or of each column of ``values`` (n, m) in every resample."""
+def bootstrap_means(values, idx: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` (n,), or of each column of ``values`` (n, m), in every resample
+    ``idx`` (n_boot, n): shape (n_boot,) or (n_boot, m)."""
     v = np.asarray(values, dtype=np.float64)
-    return (weights.astype(np.float64) @ v) / weights.shape[1]
+    if v.ndim == 1:
+        return v[idx].mean(1)
+    return np.stack([v[:, j][idx].mean(1) for j in range(v.shape[1])], 1)
 
 
 def percentile_ci(samples, level: float = BOOT_LEVEL) -> tuple[float, float]:
@@ -58,8 +61,8 @@ def mean_interval(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED,
                   level: float = BOOT_LEVEL) -> Interval:
     """Bootstrap interval of the mean of per-item values (vectorised resampler)."""
     v = np.asarray(values, dtype=np.float64).ravel()
-    w = bootstrap_weights(v.size, n_boot, seed)
-    return Interval(*percentile_ci(bootstrap_means(v, w), level), level, n_boot, seed)
+    idx = bootstrap_indices(v.size, n_boot, seed)
+    return Interval(*percentile_ci(bootstrap_means(v, idx), level), level, n_boot, seed)
 
 
 def jsonable(x):
@@ -123,9 +126,9 @@ class Summary:
             raise InputError("cannot summarise an empty set of values")
         mean_ci = share_ci = None
         if ci:
-            w = bootstrap_weights(v.size, n_boot, seed)
+            idx = bootstrap_indices(v.size, n_boot, seed)
             cols = np.stack([v, *[(v > t).astype(np.float64) for t in thresholds]], 1)
-            boot = bootstrap_means(cols, w)
+            boot = bootstrap_means(cols, idx)
             mean_ci = Interval(*percentile_ci(boot[:, 0]), n_boot=n_boot, seed=seed)
             share_ci = {float(t): Interval(*percentile_ci(boot[:, j + 1]), n_boot=n_boot,
                                            seed=seed) for j, t in enumerate(thresholds)}
