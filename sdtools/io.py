@@ -77,6 +77,16 @@ def _umask() -> int:
     return mask
 
 
+def _check_parents(path: Path, what: str) -> None:
+    from .errors import UserError
+
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{what} {path} lies under {parent}, which is a file")
+            return
+
+
 def check_writable_file(path, what: str) -> Path:
     """An output file path: not a directory, not under a file. Checked before any work."""
     from .errors import UserError
@@ -84,11 +94,7 @@ def check_writable_file(path, what: str) -> Path:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{what} {path} is a directory; give a file name")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{what} {path} lies under {parent}, which is a file")
-            break
+    _check_parents(path, what)
     return path
 
 
@@ -99,9 +105,5 @@ def check_writable_dir(path, what: str) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} {path} is a file; give a directory")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{what} {path} lies under {parent}, which is a file")
-            break
+    _check_parents(path, what)
     return path

@@ -19,6 +19,7 @@ from .measures.sam import SamDriftResult, sam_drift
 from .measures.similarity import linear_cka, mutual_knn
 from .measures.summary import Summary, jsonable
 from .models.embeddings import Embeddings
+from .progress import bar
 from .runs import RunDir
 
 MODALITIES = ("image", "text")
@@ -141,7 +142,7 @@ def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False)
     base = run.read_probe("phase0", 0)
     out = {"config": config, "methods": {}}
     todo = sum(len(run.phases(m)) - 1 for m in methods)
-    bar = _bar(progress, todo, "report")
+    pbar = bar(progress, todo, "report", unit="phase")
     for m in methods:
         phases = run.phases(m)
         evals = [run.read_eval(m, t) for t in phases]
@@ -164,7 +165,7 @@ def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False)
             geo.append({"phase": t, "vs_phase0": geometry(base, cur, max_pairs),
                         "vs_prev": geometry(prev, cur, max_pairs, per_set=False)})
             prev = cur
-            bar.update(1)
+            pbar.update(1)
         out["methods"][m] = {
             "sets": sets,
             "r1": r1.tolist(),
@@ -177,7 +178,7 @@ def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False)
             "selected_share": [e.get("train", {}).get("selected_share") for e in evals],
             "geometry": geo,
         }
-    bar.close()
+    pbar.close()
     return jsonable(out)
 
 
@@ -211,20 +212,6 @@ def _r1_ci(evals, n_sets: int):
     return out
 
 
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _bar(enabled: bool, total: int, desc: str):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="phase", leave=False)
 
 
 def summary_rows(report: dict) -> list[dict]:

@@ -83,17 +83,15 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
         losses.append(logs["loss"])
         if "selected_share" in logs:
             shares.append(logs["selected_share"])
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{logs['loss']:.3f}")
+        bar.update(1)
+        bar.set_postfix(loss=f"{logs['loss']:.3f}")
         if cfg.log_every and (step + 1) % cfg.log_every == 0:
             tr.metrics.log(event="train", method=method, phase=t, step=step + 1,
                            lr=opt.param_groups[0]["lr"], **logs)
         if cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
             tr.save(checkpoint.resume_payload(model, tr.arch, tr.model_cfg, cfg.to_dict(), t,
                                               method, opt, step + 1, strategy), last)
-    if bar is not None:
-        bar.close()
+    bar.close()
     strategy.end_phase(tr, t)
     tr.save(checkpoint.model_payload(model, tr.arch, tr.model_cfg, cfg.to_dict(), t, method),
             d / "model.pt")

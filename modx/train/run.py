@@ -29,6 +29,7 @@ from sdtools.models.build import (
 )
 from sdtools.models.checkpoints import load_checkpoint
 from sdtools.models.configs import tiny_clip_cfg
+from sdtools.progress import bar
 from sdtools.runs import RunDir
 
 from ..config import TrainConfig
@@ -141,11 +142,7 @@ class Trainer:
             print(msg, flush=True)
 
     def bar(self, total: int, initial: int, desc: str):
-        if not (self.progress and self.rank == 0):
-            return None
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, initial=initial, desc=desc, unit="step", leave=False)
+        return bar(self.progress and self.rank == 0, total, desc, unit="step", initial=initial)
 
     def autocast(self):
         if self.cfg.precision == "amp_bf16" and self.device.type == "cuda":

@@ -20,6 +20,7 @@ from ..data.base import ImageDataset, ImageTextData
 from ..data.specs import open_data
 from ..dist import check_device, rank_world
 from ..errors import UserError
+from ..progress import bar
 from .build import Loaded, make_preprocess, make_tokenizer
 from .checkpoints import load_checkpoint
 from .embeddings import Embeddings
@@ -158,18 +159,18 @@ def embed(
             pin_memory=device.type == "cuda",
         )
         img_out = []
-        bar = _bar(progress and rank == 0, len(img_idx) + len(txt_idx), "embedding")
+        pbar = bar(progress and rank == 0, len(img_idx) + len(txt_idx), "embedding")
         for _, images in loader:
             f = model.encode_image(images.to(device, non_blocking=True), normalize=True)
             img_out.append(f.float().cpu())
-            bar.update(len(images))
+            pbar.update(len(images))
         txt_out = []
         for s in range(0, len(txt_idx), batch_size):
             caps = [data.captions[j] for j in txt_idx[s : s + batch_size]]
             f = model.encode_text(loaded.tokenizer(caps).to(device), normalize=True)
             txt_out.append(f.float().cpu())
-            bar.update(len(caps))
-        bar.close()
+            pbar.update(len(caps))
+        pbar.close()
     img = torch.cat(img_out) if img_out else None
     txt = torch.cat(txt_out) if txt_out else None
     if world > 1:
@@ -205,17 +206,3 @@ def _gather(local: torch.Tensor, idx: np.ndarray, n: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass
-
-
-def _bar(enabled: bool, total: int, desc: str):
-    if not enabled:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit="item", leave=False)
