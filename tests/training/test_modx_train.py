@@ -313,3 +313,16 @@ def test_modx_train_cli_reads_toml_and_flags(tmp_path, capsys):
         main(["train", str(tmp_path / "run.toml"), "--methods", "sgd", "-q"])
     assert exc.value.code == 2
     assert "unknown strategy 'sgd'" in capsys.readouterr().err
+
+
+def test_init_works_with_every_method(tmp_path):
+    """Phase 0 is a given model: methods that read phase 0's data (ewc, replay, cumulative)
+    skip it instead of crashing."""
+    from helpers import save_modx
+
+    save_modx(tmp_path / "start.pt", seed=9)
+    cfg = _cfg(tmp_path, init=str(tmp_path / "start.pt"), model=None,
+               methods=["finetune", "modx", "lwf", "ewc", "replay", "cumulative", "joint"])
+    report = Trainer(cfg, progress=False).run()
+    for m in cfg.methods:
+        assert np.asarray(report["methods"][m]["r1"]).shape[0] >= 2, m
