@@ -22,12 +22,25 @@ def run_app(typer_app, argv=None) -> None:
     leaves no partial file."""
     import signal
 
+    previous = None
+    with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        code = _run(typer_app, argv)
+    finally:
+        if previous is not None:  # give the caller's handler back (in-process callers)
+            signal.signal(signal.SIGTERM, previous)
+    if isinstance(code, int) and code:
+        if code == 130:
+            print("interrupted", file=sys.stderr)
+        sys.exit(code)
+
+
+def _run(typer_app, argv):
     from .errors import Interrupted, UserError
 
-    with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
-        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        code = typer_app(args=argv, standalone_mode=False)
+        return typer_app(args=argv, standalone_mode=False)
     except SystemExit:
         raise
     except (KeyboardInterrupt, Interrupted) as exc:
@@ -48,7 +61,3 @@ def run_app(typer_app, argv=None) -> None:
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         raise
-    if isinstance(code, int) and code:
-        if code == 130:
-            print("interrupted", file=sys.stderr)
-        sys.exit(code)
