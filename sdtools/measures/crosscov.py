@@ -64,6 +64,12 @@ def rows(a, b, ia, ib, unit, ma, mb, s: int, e: int):
     return ac, bc
 
 
+def block_size(n: int, k: int) -> int:
+    """Rows per block for ``k`` folds (block b in fold b % k): ``BLOCK``, or smaller for a
+    small probe so that every fold gets rows. Every pass over the folds uses this."""
+    return BLOCK if n >= k * BLOCK else max(1, n // k)
+
+
 def cross_covariance(prep, k: int) -> CrossCov:
     a = prep[0]
     unit = prep[4] and prep[5] is None
@@ -71,7 +77,7 @@ def cross_covariance(prep, k: int) -> CrossCov:
     k = max(1, min(k, (n + BLOCK - 1) // BLOCK if n >= 2 * BLOCK else n))
     Ms = torch.zeros(k, d, d, dtype=a.dtype, device=a.device)
     stats = torch.zeros(4, k, dtype=torch.float64)
-    block = BLOCK if n >= k * BLOCK else max(1, n // k)
+    block = block_size(n, k)
     for i, s in enumerate(range(0, n, block)):
         e = min(s + block, n)
         f = i % k

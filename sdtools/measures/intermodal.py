@@ -174,9 +174,10 @@ def _fit(a, b, energy: float):
     """The modality's rotation, its cross-covariance and the a-space directions it determines."""
     cc = cross_covariance(prepare(a, b, False), 3)
     M = cc.total
-    R, _, _ = fit_rotation(M, None, reflection_significant(M, cc.base, folds=(cc.M, cc.aa,
-                                                                                cc.bb)))
-    U, sv, _ = torch.linalg.svd(M)
+    svd = torch.linalg.svd(M)  # one SVD serves the reflection test, the fit and the subspace
+    reflect = reflection_significant(M, cc.base, svd, folds=(cc.M, cc.aa, cc.bb))
+    R, _, _ = fit_rotation(M, None, reflect, svd)
+    U, sv, _ = svd
     return R, cc, U[:, :effective_rank(sv, energy)]
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .checks import normalize, to_numpy
-from .crosscov import cross_covariance, prepare, rows
+from .crosscov import block_size, cross_covariance, prepare, rows
 from .rotations import (
     fit_rotation,
     fold_rotations,
@@ -159,8 +159,6 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
 def _second_pass(prep, R, cc, r, reflect, chunk_size, exact):
     """Per-sample residual angles; with ``exact`` also ``||A - B||^2``, ``||A R - B||^2`` and
     the held-out residual from row differences (no cancellation for tiny changes)."""
-    from .crosscov import BLOCK
-
     a = prep[0]
     n = a.shape[0]
     k = cc.M.shape[0]
@@ -170,7 +168,7 @@ def _second_pass(prep, R, cc, r, reflect, chunk_size, exact):
                for m in fold_rotations(cc.M, r, reflect)] if exact and k > 1 else None)
     resid = torch.empty(n, dtype=dt, device=dev)
     base = left = ho = 0.0
-    block = BLOCK if n >= k * BLOCK else max(1, n // k)
+    block = block_size(n, k)
     for i, s in enumerate(range(0, n, block)):
         e = min(s + block, n)
         ac, bc = rows(*prep, s, e)
