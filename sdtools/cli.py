@@ -163,18 +163,18 @@ def rotation(
     if plot:
         from .viz.pairwise import plot_rotation
 
-        plot_rotation(rep, plot, title=_title(a, b, ea, eb))
+        plot_rotation(rep, plot, title=_title(a, b))
 
 
-def _title(a: str, b: str, ea, eb) -> str:
+def _title(a: str, b: str) -> str:
     """A figure title that tells the two checkpoints apart (run checkpoints share a name)."""
-    def label(arg, emb):
+    def label(arg):
         p = Path(arg)
         if p.name == "model.pt" and p.parent.name.startswith("phase"):
             return "/".join(p.parts[-3:-1]) if p.parent.name != "phase0" else "phase0"
         return p.name
 
-    return f"{label(a, ea)} → {label(b, eb)}"
+    return f"{label(a)} → {label(b)}"
 
 
 def _rotation_table(rep, title: str, console) -> None:
@@ -264,7 +264,7 @@ def deviation(
     if plot:
         from .viz.pairwise import plot_deviation
 
-        plot_deviation(dev, plot, title=_title(a, b, ea, eb))
+        plot_deviation(dev, plot, title=_title(a, b))
 
 
 @app.command()
