@@ -47,11 +47,15 @@ STUDY_PRESETS = {
         seeds=[0, 1],
         grid={"finetune": [5e-4, 2e-3], "modx": [3.0], "lwf": [1.0], "joint": []},
     ),
+    # the README's shift study: 5 seeds, fine-tuning at two learning rates, Mod-X at two alphas,
+    # LwF, replay and joint (about an hour and a half with two `--cell` workers on 2 cores)
     "shift": dict(
-        base=dict(PRESETS["shift"], log_every=0),
+        base=dict(data="synthetic:protocol=shift,train_per_domain=2000,test_per_domain=400",
+                  phases="base+contiguous:5", phase0_steps=1500, phase0_lr=1e-3, steps=40,
+                  lr=5e-4, batch_size=128, log_every=0),
         seeds=[0, 1, 2, 3, 4],
-        grid={"finetune": [2.5e-4, 5e-4, 1e-3], "modx": [1.0, 3.0, 10.0],
-              "lwf": [0.3, 1.0, 3.0], "replay": [1000], "joint": []},
+        grid={"finetune": [5e-4, 1e-3], "modx": [1.0, 3.0], "lwf": [1.0], "replay": [1000],
+              "joint": []},
     ),
     "domains": dict(
         base=dict(PRESETS["default"], log_every=0),

@@ -198,6 +198,7 @@ def _add_time(out: Path, cell: Cell, seconds: float) -> None:
     import json
 
     path = out / "times.json"
-    times = json.loads(path.read_text()) if path.is_file() else {}
-    times[str(cell.run_dir(out).relative_to(out))] = seconds
-    write_json(path, times)
+    with _lock(out / ".times.lock"):  # concurrent --cell workers must not lose each other's
+        times = json.loads(path.read_text()) if path.is_file() else {}
+        times[str(cell.run_dir(out).relative_to(out))] = seconds
+        write_json(path, times)

@@ -177,12 +177,22 @@ def _title(a: str, b: str) -> str:
     return f"{label(a)} → {label(b)}"
 
 
+def _ci(iv, fmt: str, scale: float = 1.0) -> str:
+    """`` [low, high]`` of a 95% interval, or nothing when there is none."""
+    if iv is None:
+        return ""
+    return f" [{fmt.format(scale * iv.low)}, {fmt.format(scale * iv.high)}]"
+
+
 def _rotation_table(rep, title: str, console) -> None:
     from rich.table import Table
 
-    t = Table(title=title)
-    t.add_column("measure")
     mods = rep.modalities()
+    iv = next(iter(mods.values())).rad.mean_ci
+    t = Table(title=title, caption=None if iv is None else
+              f"[low, high]: {100 * iv.level:.0f}% bootstrap intervals over probe items "
+              f"({iv.n_boot} resamples, seed {iv.seed})")
+    t.add_column("measure")
     for m in mods:
         t.add_column(m, justify="right")
 
@@ -191,18 +201,22 @@ def _rotation_table(rep, title: str, console) -> None:
 
     row("RAD mean / median (deg)", lambda r: f"{r.rad.mean:.2f} / {r.rad.median:.2f}")
     if all(r.rad.mean_ci is not None for r in mods.values()):
-        row("RAD mean 95% CI", lambda r: f"[{r.rad.mean_ci.low:.2f}, {r.rad.mean_ci.high:.2f}]")
+        row("RAD mean 95% CI", lambda r: _ci(r.rad.mean_ci, "{:.2f}").strip())
     row("RAD share > 30 deg", lambda r: f"{100 * r.rad.share_above[30.0]:.1f}%")
     row("SAM drift mean (deg)", lambda r: f"{r.sam_drift.mean:.3f}" + (
-        "" if r.sam_drift.exact else f" ± {r.sam_drift.stderr:.3f} (est.)"))
+        _ci(r.sam_drift.mean_ci, "{:.3f}") if r.sam_drift.exact
+        else f" ± {r.sam_drift.stderr:.3f} (est.)"))
     row("SAM drift p95 (deg)", lambda r: f"{r.sam_drift.quantiles[0.95]:.3f}")
     row("Procrustes rank (determined dims)", lambda r: f"{r.procrustes.rank}")
     row("Procrustes max / mean angle", lambda r:
         f"{r.procrustes.max_angle:.2f} / {r.procrustes.mean_angle:.2f}")
     row("reflection (significant)", lambda r: "yes" if r.procrustes.reflection else "no")
-    row("rotation explains, in sample", lambda r: f"{100 * r.procrustes.explained:.1f}%")
-    row("rotation explains, held out", lambda r: f"{100 * r.procrustes.explained_heldout:.1f}%")
-    row("rigidity (0 jitter, 1 rotation)", lambda r: f"{r.procrustes.rigidity:.3f}")
+    row("rotation explains, in sample", lambda r: f"{100 * r.procrustes.explained:.1f}%"
+        + _ci(r.procrustes.explained_ci, "{:.1f}", 100))
+    row("rotation explains, held out", lambda r: f"{100 * r.procrustes.explained_heldout:.1f}%"
+        + _ci(r.procrustes.explained_heldout_ci, "{:.1f}", 100))
+    row("rigidity (0 jitter, 1 rotation)", lambda r: f"{r.procrustes.rigidity:.3f}"
+        + _ci(r.procrustes.rigidity_ci, "{:.3f}"))
     row("residual angle mean (deg)",
         lambda r: f"{float(r.procrustes.residual_angles_deg.mean()):.2f}")
     row("linear CKA", lambda r: f"{r.linear_cka:.4f}")

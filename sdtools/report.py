@@ -82,8 +82,8 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
                     seed: int = 0) -> RotationReport:
     """Intra-modal rotation of each modality: RAD, SAM drift, Procrustes, CKA, mutual kNN.
 
-    ``ci``: bootstrap intervals (``n_boot`` resamples of the probe items, ``seed``) of the RAD
-    mean and shares."""
+    ``ci``: bootstrap intervals over probe items (``n_boot`` resamples, ``seed``) of the RAD
+    mean and shares, the exact SAM drift mean, and Procrustes' explained shares and rigidity."""
     if modality not in ("image", "text", "both"):
         raise AnalysisError(f"modality must be image, text or both, got {modality!r}")
     check_comparable(a, b)
@@ -95,8 +95,10 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
         k = min(knn_k, xa.shape[0] - 1)
         out[mod] = ModalityRotation(
             n=int(xa.shape[0]), rad=rad(xa, xb, ci=ci, n_boot=n_boot, seed=seed),
-            sam_drift=sam_drift(xa, xb, max_pairs=max_pairs, progress=progress),
-            procrustes=procrustes(xa, xb, residuals=True), linear_cka=linear_cka(xa, xb),
+            sam_drift=sam_drift(xa, xb, max_pairs=max_pairs, progress=progress, ci=ci,
+                                n_boot=n_boot, ci_seed=seed),
+            procrustes=procrustes(xa, xb, residuals=True, ci=ci, n_boot=n_boot, ci_seed=seed),
+            linear_cka=linear_cka(xa, xb),
             mutual_knn=mutual_knn(xa, xb, k=k), knn_k=k)
     return RotationReport(**out)
 

@@ -12,19 +12,28 @@ import torch
 
 from .checks import checked_with_norms, common, same_shape
 
-BLOCK = 1024  # rows per block; block b belongs to fold b % k (folds mix the whole probe)
+BLOCK = 1024  # rows per block at most; block b belongs to group b % G and fold b % k
+GROUPS_PER_FOLD = 11  # groups of probe items per fold, the units of the bootstrap intervals
 
 
 @dataclasses.dataclass
 class CrossCov:
     """Per fold f: ``M[f] = A_f^T B_f`` (float64, on CPU), ``aa[f] = sum |a_i|^2``,
-    ``bb[f] = sum |b_i|^2``, ``ab[f] = sum <a_i, b_i>``, ``n[f]`` rows (rows unit, or centred)."""
+    ``bb[f] = sum |b_i|^2``, ``ab[f] = sum <a_i, b_i>``, ``n[f]`` rows (rows unit, or centred).
+
+    The probe's rows also fall in ``G`` groups (a multiple of k; group g lies in fold g % k):
+    ``group_M[g]`` (the working dtype and device; None unless asked) and ``group_stats`` (rows
+    aa, bb, ab, n per group) are what the bootstrap intervals resample. ``block``: rows per
+    block of every pass (block b in group b % G)."""
 
     M: torch.Tensor  # (k, D, D)
     aa: torch.Tensor  # (k,)
     bb: torch.Tensor
     ab: torch.Tensor
     n: torch.Tensor
+    block: int = BLOCK
+    group_M: torch.Tensor | None = None  # (G, D, D)
+    group_stats: torch.Tensor | None = None  # (4, G)
 
     @property
     def total(self) -> torch.Tensor:
@@ -64,31 +73,36 @@ def rows(a, b, ia, ib, unit, ma, mb, s: int, e: int):
     return ac, bc
 
 
-def block_size(n: int, k: int) -> int:
-    """Rows per block for ``k`` folds (block b in fold b % k): ``BLOCK``, or smaller for a
-    small probe so that every fold gets rows. Every pass over the folds uses this."""
-    return BLOCK if n >= k * BLOCK else max(1, n // k)
+def layout(n: int, k: int, per_fold: int = 1) -> tuple[int, int, int]:
+    """``(k, G, block)``: folds (at most n), groups (``per_fold`` a fold, at most n) and rows
+    per block (``BLOCK``, or fewer so that every group gets rows). Every pass uses this."""
+    k = max(1, min(k, n))
+    groups = k * max(1, min(per_fold, n // k))
+    return k, groups, BLOCK if n >= groups * BLOCK else max(1, n // groups)
 
 
-def cross_covariance(prep, k: int) -> CrossCov:
+def cross_covariance(prep, k: int, per_fold: int = 1) -> CrossCov:
+    """One pass: fold (and, with ``per_fold`` > 1, group) cross-covariances and norms."""
     a = prep[0]
     unit = prep[4] and prep[5] is None
     n, d = a.shape
-    k = max(1, min(k, (n + BLOCK - 1) // BLOCK if n >= 2 * BLOCK else n))
-    Ms = torch.zeros(k, d, d, dtype=a.dtype, device=a.device)
-    stats = torch.zeros(4, k, dtype=torch.float64)
-    block = block_size(n, k)
+    k, groups, block = layout(n, k, per_fold)
+    Gm = torch.zeros(groups, d, d, dtype=a.dtype, device=a.device)
+    stats = torch.zeros(4, groups, dtype=torch.float64)
     for i, s in enumerate(range(0, n, block)):
         e = min(s + block, n)
-        f = i % k
+        g = i % groups
         ac, bc = rows(*prep, s, e)
-        Ms[f].addmm_(ac.T, bc)
+        Gm[g].addmm_(ac.T, bc)
         if unit:  # unit rows: the squared norms are the row count
-            stats[0, f] += e - s
-            stats[1, f] += e - s
+            stats[0, g] += e - s
+            stats[1, g] += e - s
         else:
-            stats[0, f] += float((ac * ac).sum(dtype=torch.float64))
-            stats[1, f] += float((bc * bc).sum(dtype=torch.float64))
-        stats[2, f] += float(torch.linalg.vecdot(ac, bc).sum(dtype=torch.float64))
-        stats[3, f] += e - s
-    return CrossCov(Ms.double().cpu(), stats[0], stats[1], stats[2], stats[3])
+            stats[0, g] += float((ac * ac).sum(dtype=torch.float64))
+            stats[1, g] += float((bc * bc).sum(dtype=torch.float64))
+        stats[2, g] += float(torch.linalg.vecdot(ac, bc).sum(dtype=torch.float64))
+        stats[3, g] += e - s
+    Ms = Gm.view(groups // k, k, d, d).sum(0) if groups > k else Gm
+    folded = stats.view(4, groups // k, k).sum(1)
+    return CrossCov(Ms.double().cpu(), *folded, block=block,
+                    group_M=Gm if groups > k else None, group_stats=stats)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .checks import normalize, to_numpy
-from .crosscov import block_size, cross_covariance, prepare, rows
+from .crosscov import GROUPS_PER_FOLD, cross_covariance, prepare, rows
 from .rotations import (
     fit_rotation,
     fold_rotations,
@@ -24,7 +24,7 @@ from .rotations import (
     principal_angles,
     reflection_significant,
 )
-from .summary import Summary, jsonable
+from .summary import BOOT_N, BOOT_SEED, Interval, Summary, jsonable, percentile_ci
 
 __all__ = ["ProcrustesResult", "procrustes", "principal_angles"]
 
@@ -48,6 +48,11 @@ class ProcrustesResult:
       size at the same N, D, rank; ``rigidity = (explained_heldout - null_heldout) / (1 -
       null_heldout)``: about 0 for jitter, 1 for a rotation with little noise.
     - ``residual_angles_deg``: per-sample ``angle(A_i R*, B_i)``, with ``residuals=True``.
+    - ``explained_ci``, ``explained_heldout_ci``, ``rigidity_ci``: percentile bootstrap
+      intervals over probe items, resampled in ``ci_groups`` groups (each fold's rows dealt into
+      11 groups) with the fitted rotations held fixed: how the shares vary over probes of this
+      size given the fit (the fit's own variation, small when N is much larger than ``rank``,
+      is not in them). The null is held fixed too. None with ``ci=False``.
     - ``warnings``: when N is small for the rank.
     """
 
@@ -65,6 +70,10 @@ class ProcrustesResult:
     residual_angles_deg: np.ndarray | None
     centered: bool
     warnings: tuple[str, ...] = ()
+    explained_ci: Interval | None = None
+    explained_heldout_ci: Interval | None = None
+    rigidity_ci: Interval | None = None
+    ci_groups: int = 0
 
     @property
     def max_angle(self) -> float:
@@ -91,20 +100,26 @@ class ProcrustesResult:
                "explained": self.explained, "explained_heldout": self.explained_heldout,
                "null_heldout": self.null_heldout, "rigidity": self.rigidity,
                "folds": self.folds, "warnings": list(self.warnings)}
+        if self.explained_ci is not None:
+            out.update(explained_ci=self.explained_ci, rigidity_ci=self.rigidity_ci,
+                       explained_heldout_ci=self.explained_heldout_ci, ci_groups=self.ci_groups)
         if self.residual_angles_deg is not None:
             out["residual"] = Summary.of(self.residual_angles_deg).to_dict()
         return jsonable(out)
 
 
 def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int = 3,
-               chunk_size: int = 8192, seed: int = 0) -> ProcrustesResult:
+               chunk_size: int = 8192, seed: int = 0, ci: bool = True, n_boot: int = BOOT_N,
+               ci_seed: int = BOOT_SEED) -> ProcrustesResult:
     """Fit the orthogonal map that best takes A onto B (rows L2-normalised first).
 
     ``R* = U V^T`` with ``U S V^T = svd(A^T B)`` inside the determined subspace (float64 D x D
     work whatever the input dtype). ``center=True`` subtracts each space's mean first (off by
     default: CLIP embeddings live on the sphere). ``folds``: k of the held-out share (probe
-    items in blocks of 1024 rows, block b in fold b % k). ``residuals``: also the per-sample
-    angles left after the rotation (a second pass over the rows).
+    items in blocks of at most 1024 rows, block b in fold b % k). ``residuals``: also the
+    per-sample angles left after the rotation (a second pass over the rows). ``ci``: bootstrap
+    intervals of the shares and rigidity (``n_boot`` resamples, ``ci_seed``); they need no
+    pass over the data, only one D x D matrix per group of items. ``seed``: the jitter null's.
 
     Example
     -------
@@ -119,7 +134,7 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     prep = prepare(A, B, center)
     a = prep[0]
     n, d = a.shape
-    cc = cross_covariance(prep, folds)
+    cc = cross_covariance(prep, folds, GROUPS_PER_FOLD)  # the same folds with or without ci
     M = cc.total
     base = cc.base
     exact = base < 1e-3 * n  # a tiny change: sums of squares lose digits; take differences
@@ -130,16 +145,22 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     angles, _ = principal_angles(R, reflection=reflect)
     left = float(cc.aa.sum() + cc.bb.sum() - 2.0 * torch.sum(R * M))
     k = cc.M.shape[0]
-    ho_left = heldout_left(cc.M, cc.aa, cc.bb, r, reflect) if k > 1 else left
-    resid = None
+    fold_R = fold_rotations(cc.M, r, reflect) if k > 1 else None
+    ho_left = heldout_left(cc.M, cc.aa, cc.bb, r, reflect, fold_R) if k > 1 else left
+    resid = per_group = None
     if residuals or exact:
-        base2, left2, ho2, resid = _second_pass(prep, R, cc, r, reflect, chunk_size, exact)
+        base2, left2, ho2, resid, per_group = _second_pass(prep, R, fold_R, cc, exact)
         if exact:
             base, left, ho_left = base2, left2, ho2 if k > 1 else left2
     explained = 1.0 if base == 0.0 else 1.0 - left / base
     heldout = 1.0 if base == 0.0 else 1.0 - ho_left / base
     null = jitter_null(s, cc.n, base, r, seed) if not center and base > 0 else 0.0
     rigidity = (heldout - null) / (1.0 - null) if null < 1.0 else 0.0
+    cis = {}
+    if ci:
+        if per_group is None or not exact:
+            per_group = _group_values(cc, R, fold_R)
+        cis = _intervals(*per_group, null, n_boot, ci_seed)
     warns = []
     if n < MIN_ITEMS_PER_DIM * r:
         warns.append(f"only {n} probe items for a rotation determined in {r} dimensions: the "
@@ -153,35 +174,76 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
         explained=float(explained), explained_heldout=float(heldout), null_heldout=float(null),
         rigidity=float(rigidity), folds=k, n=n,
         residual_angles_deg=None if resid is None or not residuals else resid,
-        centered=center, warnings=tuple(warns))
+        centered=center, warnings=tuple(warns), **cis)
 
 
-def _second_pass(prep, R, cc, r, reflect, chunk_size, exact):
+def _group_values(cc, R, fold_R):
+    """Per group of items: ``||A_g - B_g||^2``, ``||A_g R - B_g||^2`` and the held-out
+    ``||A_g R_{-f(g)} - B_g||^2``, from the group matrices (D x D products, no data pass)."""
+    st = cc.group_stats
+    groups, k = st.shape[1], cc.M.shape[0]
+    norms = (st[0] + st[1]).numpy()
+    base = norms - 2.0 * st[2].numpy()
+    Ms = cc.M if cc.group_M is None else cc.group_M  # None: as many groups as folds
+    fit = np.empty(groups)
+    ho = np.empty(groups)
+    for g in range(groups):
+        m = Ms[g].double().cpu()
+        fit[g] = float(torch.sum(R * m))
+        ho[g] = float(torch.sum(fold_R[g % k] * m)) if fold_R is not None else fit[g]
+    return base, norms - 2.0 * fit, norms - 2.0 * ho
+
+
+def _intervals(base, left, ho, null, n_boot, seed) -> dict:
+    """Percentile intervals of explained, held-out explained and rigidity: ``n_boot``
+    resamples of the groups (multinomial counts), each a ratio of weighted sums."""
+    groups = base.size
+    w = np.random.default_rng(seed).multinomial(groups, np.full(groups, 1.0 / groups),
+                                                size=n_boot).astype(np.float64)
+    b = w @ base
+    safe = np.where(b > 0, b, 1.0)
+    ex = np.where(b > 0, 1.0 - (w @ left) / safe, 1.0)
+    hs = np.where(b > 0, 1.0 - (w @ ho) / safe, 1.0)
+    rig = (hs - null) / (1.0 - null) if null < 1.0 else np.zeros_like(hs)
+
+    def iv(x):
+        return Interval(*percentile_ci(x), n_boot=n_boot, seed=seed)
+
+    return {"explained_ci": iv(ex), "explained_heldout_ci": iv(hs), "rigidity_ci": iv(rig),
+            "ci_groups": groups}
+
+
+def _second_pass(prep, R, fold_R, cc, exact):
     """Per-sample residual angles; with ``exact`` also ``||A - B||^2``, ``||A R - B||^2`` and
-    the held-out residual from row differences (no cancellation for tiny changes)."""
+    the held-out residual from row differences (no cancellation for tiny changes), in total
+    and per group of items."""
     a = prep[0]
     n = a.shape[0]
     k = cc.M.shape[0]
+    groups = cc.group_stats.shape[1]
     dev, dt = a.device, a.dtype
     Rt = R.T.contiguous().to(device=dev, dtype=dt).T  # x @ R is faster with this layout
-    fold_R = ([m.T.contiguous().to(device=dev, dtype=dt).T
-               for m in fold_rotations(cc.M, r, reflect)] if exact and k > 1 else None)
+    fold_Rt = ([m.T.contiguous().to(device=dev, dtype=dt).T for m in fold_R]
+               if exact and fold_R is not None else None)
     resid = torch.empty(n, dtype=dt, device=dev)
-    base = left = ho = 0.0
-    block = block_size(n, k)
-    for i, s in enumerate(range(0, n, block)):
-        e = min(s + block, n)
+    per = np.zeros((3, groups))
+
+    def sq(x):
+        return float((torch.linalg.vector_norm(x, dim=1).double() ** 2).sum())
+
+    for i, s in enumerate(range(0, n, cc.block)):
+        e = min(s + cc.block, n)
+        g = i % groups
         ac, bc = rows(*prep, s, e)
         ar = ac @ Rt
         if exact:
-            base += float((torch.linalg.vector_norm(ac - bc, dim=1).double() ** 2).sum())
-            left += float((torch.linalg.vector_norm(ar - bc, dim=1).double() ** 2).sum())
-            if fold_R is not None:
-                diff = ac @ fold_R[i % k] - bc
-                ho += float((torch.linalg.vector_norm(diff, dim=1).double() ** 2).sum())
+            per[0, g] += sq(ac - bc)
+            per[1, g] += sq(ar - bc)
+            per[2, g] += sq(ac @ fold_Rt[i % k] - bc) if fold_Rt is not None else sq(ar - bc)
         if prep[5] is not None:  # centred rows are not unit: compare directions
             ar, bc = normalize(ar), normalize(bc)
         d_ = torch.linalg.vector_norm(ar - bc, dim=1)
         sm = torch.linalg.vector_norm(ar + bc, dim=1)
         resid[s:e] = torch.rad2deg(2.0 * torch.atan2(d_, sm))
-    return base, left, ho, to_numpy(resid).astype(np.float64)
+    base, left, ho = (float(x) for x in per.sum(1))
+    return base, left, ho, to_numpy(resid).astype(np.float64), (per[0], per[1], per[2])

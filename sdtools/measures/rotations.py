@@ -130,10 +130,13 @@ def fold_rotations(Ms: torch.Tensor, r: int, reflection: bool) -> list[torch.Ten
     return out
 
 
-def heldout_left(Ms: torch.Tensor, aa, bb, r: int, reflection: bool) -> float:
-    """``sum_f ||A_f R_{-f} - B_f||^2``: each fold scored by the fit of the other folds."""
+def heldout_left(Ms: torch.Tensor, aa, bb, r: int, reflection: bool, rotations=None) -> float:
+    """``sum_f ||A_f R_{-f} - B_f||^2``: each fold scored by the fit of the other folds
+    (``rotations``: the folds' fits when already computed)."""
     left = 0.0
-    for f, R in enumerate(fold_rotations(Ms, r, reflection)):
+    if rotations is None:
+        rotations = fold_rotations(Ms, r, reflection)
+    for f, R in enumerate(rotations):
         left += float(aa[f] + bb[f] - 2.0 * torch.sum(R * Ms[f]))
     return left
 

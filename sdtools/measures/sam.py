@@ -11,11 +11,21 @@ import torch
 from ..errors import InputError
 from .angles import pair_of
 from .checks import normalize
-from .summary import DEFAULT_QUANTILES, Summary, clean_edges, jsonable
+from .summary import (
+    BOOT_N,
+    BOOT_SEED,
+    DEFAULT_QUANTILES,
+    Interval,
+    Summary,
+    clean_edges,
+    jsonable,
+    mean_interval,
+)
 
 SAM_EDGES = tuple(float(x) for x in [*range(0, 21), 25, 30, 45, 60, 90, 180])
 _FINE_BINS = 18000  # SAM drift histogram resolution: 0.01 degree over [0, 180]
-
+_TO_BIN = _FINE_BINS / math.pi  # radians -> fine bin
+TILE_COLS = 4096  # Gram tiles of chunk_size x 4096: small enough to stay in cache
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,6 +35,9 @@ class SamDriftResult:
     ``exact`` is True when every pair was used. Otherwise the numbers are estimates from
     ``n_pairs`` pairs drawn uniformly (with replacement) and ``stderr`` is the standard error
     of ``mean``. For the exact computation quantiles come from a 0.01-degree histogram.
+    ``mean_ci`` (exact, with ``ci=True``): bootstrap interval of the mean over probe items,
+    from the U-statistic's first-order (Hoeffding) terms ``2 h_i - mean``, ``h_i`` being item
+    i's mean drift to all others; None otherwise.
     """
 
     n_samples: int
@@ -38,59 +51,82 @@ class SamDriftResult:
     quantiles: dict[float, float]
     bin_edges: tuple[float, ...]
     histogram: tuple[int, ...]
+    mean_ci: Interval | None = None
 
     def to_dict(self) -> dict:
         return jsonable(dataclasses.asdict(self))
 
 
-def _drift_block(ga: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
-    """In place: cosines of two Gram blocks -> absolute angle difference in degrees (in ``ga``)."""
-    ga.clamp_(-1.0, 1.0).acos_()
-    gb.clamp_(-1.0, 1.0).acos_()
-    return ga.sub_(gb).abs_().mul_(180.0 / math.pi)
+def _drift_rad(ga: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
+    """Cosines of two Gram blocks -> ``|acos(ga) - acos(gb)|`` in radians (clamps in place)."""
+    return torch.acos(ga.clamp_(-1.0, 1.0)).sub_(torch.acos(gb.clamp_(-1.0, 1.0))).abs_()
 
 
 def fine_counts(d: torch.Tensor, rows_per_pass: int = 1 << 22) -> torch.Tensor:
-    """Exact int64 counts of ``d`` (degrees) in the 0.01-degree bins over [0, 180] (values
-    outside are clipped into the end bins), a bounded number of values at a time.
+    """Exact int64 counts of ``d`` (radians, in [0, pi]) in the 0.01-degree bins, a bounded
+    number of values at a time.
 
     Integer bin indices and ``bincount`` count exactly for any N (a float32 histogram stops
-    counting at 2^24 per bin)."""
+    counting at 2^24 per bin); int32 indices are half the traffic of int64."""
     flat = d.reshape(-1)
-    out = torch.zeros(_FINE_BINS, dtype=torch.int64, device=d.device)
+    out = torch.zeros(_FINE_BINS + 1, dtype=torch.int64, device=d.device)
     for s in range(0, flat.numel(), rows_per_pass):
-        part = flat[s : s + rows_per_pass]
-        idx = (part * (_FINE_BINS / 180.0)).to(torch.int64).clamp_(0, _FINE_BINS - 1)
-        out += torch.bincount(idx, minlength=_FINE_BINS)
-    return out
+        idx = flat[s : s + rows_per_pass].mul(_TO_BIN).to(torch.int32)
+        out += torch.bincount(idx, minlength=_FINE_BINS + 1)
+    out[_FINE_BINS - 1] += out[_FINE_BINS]  # exactly pi belongs to the last bin
+    return out[:_FINE_BINS]
 
 
 class _DriftAccumulator:
-    def __init__(self, device):
+    def __init__(self, n: int, device, per_item: bool):
         self.fine = torch.zeros(_FINE_BINS, dtype=torch.int64, device=device)
         self.total = 0.0
         self.total_sq = 0.0
         self.count = 0
         self.max = 0.0
+        # per-item sums of its drifts to all others (for the interval)
+        self.item = torch.zeros(n, dtype=torch.float64, device=device) if per_item else None
 
-    def add(self, d: torch.Tensor) -> None:
+    def add(self, d: torch.Tensor, rows: slice | None = None, cols: slice | None = None):
+        """A block of drifts (radians): a row chunk against ``cols``, or the chunk's own pairs
+        (1-D, ``cols`` None: sums then come from :meth:`add_within`)."""
         if d.numel() == 0:
             return
-        self.count += d.numel()
-        # row sums in the input dtype (pairwise summation), accumulated in float64
-        rows = d if d.ndim == 2 else d[None, :]
-        self.total += float(rows.sum(1).double().sum())
-        self.total_sq += float((torch.linalg.vector_norm(rows, dim=1).double() ** 2).sum())
-        self.max = max(self.max, float(d.max()))
-        self.fine += fine_counts(d)
+        flat = d.reshape(-1)
+        self.count += flat.numel()
+        if self.item is not None and cols is not None:
+            r = d.sum(1, dtype=torch.float64)
+            self.item[rows] += r
+            self.item[cols] += d.sum(0, dtype=torch.float64)
+            self.total += float(r.sum())
+        else:
+            self.total += float(flat.sum(dtype=torch.float64))
+        self.total_sq += float(torch.dot(flat, flat))
+        self.max = max(self.max, float(flat.max()))
+        self.fine += fine_counts(flat)
 
-    def result(self, n_samples: int, bin_edges, quantiles) -> SamDriftResult:
+    def add_within(self, d: torch.Tensor, iu, start: int) -> None:
+        """The pairs i < j inside a chunk, ``d`` laid out as ``triu_indices`` ``iu``."""
+        self.add(d)
+        if self.item is not None:
+            dd = d.double()
+            self.item.index_add_(0, iu[0] + start, dd)
+            self.item.index_add_(0, iu[1] + start, dd)
+
+    def result(self, n_samples: int, bin_edges, quantiles, n_boot: int = BOOT_N,
+               seed: int = BOOT_SEED) -> SamDriftResult:
         fine = self.fine.cpu().numpy().astype(np.float64)
         width = 180.0 / _FINE_BINS
+        deg = 180.0 / math.pi
         cdf = np.cumsum(fine)
         n = self.count
-        mean = self.total / n
-        var = max(self.total_sq / n - mean * mean, 0.0) * n / max(n - 1, 1)
+        mean = self.total / n * deg
+        var = max(self.total_sq / n - (self.total / n) ** 2, 0.0) * n / max(n - 1, 1) * deg**2
+        self.max *= deg
+        mean_ci = None
+        if self.item is not None and n_samples > 2:
+            h = self.item.cpu().numpy() / (n_samples - 1) * deg  # each item's mean drift
+            mean_ci = mean_interval(2.0 * h - mean, n_boot, seed)
 
         def q(p: float) -> float:
             # interpolate inside the fine bin that holds the p-quantile
@@ -117,27 +153,32 @@ class _DriftAccumulator:
             quantiles={float(p): q(p) for p in quantiles},
             bin_edges=clean_edges(edges),
             histogram=tuple(int(round(h)) for h in hist),
+            mean_ci=mean_ci,
         )
 
 
 def sam_drift(
     A,
     B,
-    chunk_size: int = 4096,
+    chunk_size: int = 256,
     max_pairs: int | None = None,
     seed: int = 0,
     bin_edges=SAM_EDGES,
     quantiles=DEFAULT_QUANTILES,
     progress: bool = False,
+    ci: bool = False,
+    n_boot: int = BOOT_N,
+    ci_seed: int = BOOT_SEED,
 ) -> SamDriftResult:
     """Self-angle matrix drift ``|S^a_ij - S^b_ij|`` over pairs i < j (the paper's SAM), degrees.
 
-    Rows are L2-normalised first. Exact by default: the Gram matrices are computed in row
-    chunks of ``chunk_size`` rows (only the pairs i < j, so half of each product), so memory is
-    about ``2 * chunk_size * N`` values; no N x N matrix is ever held. With ``max_pairs`` set and
+    Rows are L2-normalised first. Exact by default: only the pairs i < j are computed, in
+    Gram tiles of ``chunk_size`` x 4096 (about 4 such tiles in memory, small enough that the
+    angle arithmetic runs in cache); no N x N matrix is ever held. With ``max_pairs`` set and
     smaller than N(N-1)/2, the distribution is estimated from ``max_pairs`` uniformly sampled
     pairs (``exact=False``, with the standard error of the mean); memory is then O(N + max_pairs)
-    and the inputs are never copied whole.
+    and the inputs are never copied whole. ``ci`` (exact only): a bootstrap interval of the
+    mean over probe items (``n_boot`` resamples, ``ci_seed``; see :class:`SamDriftResult`).
 
     A rigid rotation of B leaves the drift at zero; the paper's picture of rotation is a large
     :func:`sample_angles` with a small drift.
@@ -154,7 +195,7 @@ def sam_drift(
             return _sam_drift_sampled(a, b, int(max_pairs), seed, bin_edges, quantiles)
     a = normalize(a)
     b = normalize(b)
-    acc = _DriftAccumulator(a.device)
+    acc = _DriftAccumulator(n, a.device, per_item=ci)
     starts = range(0, n, chunk_size)
     if progress:
         from tqdm.auto import tqdm
@@ -163,12 +204,13 @@ def sam_drift(
     for s in starts:
         e = min(s + chunk_size, n)
         ai, bi = a[s:e], b[s:e]
-        # diagonal block: pairs inside the chunk, strictly upper triangle
+        # pairs inside the chunk: strictly upper triangle
         iu = torch.triu_indices(e - s, e - s, offset=1, device=a.device)
-        acc.add(_drift_block((ai @ ai.T)[iu[0], iu[1]], (bi @ bi.T)[iu[0], iu[1]]))
-        if e < n:  # every pair (i in chunk, j after the chunk)
-            acc.add(_drift_block(ai @ a[e:].T, bi @ b[e:].T))
-    return acc.result(n, bin_edges, quantiles)
+        acc.add_within(_drift_rad((ai @ ai.T)[iu[0], iu[1]], (bi @ bi.T)[iu[0], iu[1]]), iu, s)
+        for j in range(e, n, TILE_COLS):  # every pair (i in chunk, j after it), tile by tile
+            k = min(j + TILE_COLS, n)
+            acc.add(_drift_rad(ai @ a[j:k].T, bi @ b[j:k].T), slice(s, e), slice(j, k))
+    return acc.result(n, bin_edges, quantiles, n_boot, ci_seed)
 
 
 def _sam_drift_sampled(a, b, max_pairs, seed, bin_edges, quantiles) -> SamDriftResult:
@@ -189,7 +231,7 @@ def _sam_drift_sampled(a, b, max_pairs, seed, bin_edges, quantiles) -> SamDriftR
         i, j = i.to(a.device), j.to(a.device)
         ca = (a[i] * a[j]).sum(1) * inv_a[i] * inv_a[j]
         cb = (b[i] * b[j]).sum(1) * inv_b[i] * inv_b[j]
-        out[done : done + k] = _drift_block(ca, cb).cpu()
+        out[done : done + k] = _drift_rad(ca, cb).mul_(180.0 / math.pi).cpu()
         done += k
     s = Summary.of(out.numpy(), bin_edges=bin_edges, quantiles=quantiles, thresholds=())
     return SamDriftResult(

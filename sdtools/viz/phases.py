@@ -283,6 +283,15 @@ def fig_rotation_picture(report, out, run_dir=None, n_samples: int = 6) -> list[
     return save_both(fig, Path(out), "fig7_rotation_picture")
 
 
+def _yerr(values: np.ndarray, cis: list):
+    """Error bars (2, n) from intervals ``{"low", "high"}``, or None when any is missing."""
+    if not cis or not all(cis):
+        return None
+    lo = np.asarray([c["low"] for c in cis])
+    hi = np.asarray([c["high"] for c in cis])
+    return np.clip(np.stack([values - lo, hi - values]), 0, None)
+
+
 @styled
 def fig_domains(report, out) -> list[Path]:
     """8. Geometry per evaluation set (old domains first): RAD mean of images with its
@@ -307,22 +316,19 @@ def fig_domains(report, out) -> list[Path]:
                 continue
             rad = [p["image"]["rad"] for p in parts]
             mean = np.asarray([r["mean"] for r in rad])
-            err = None
-            if all(r.get("mean_ci") for r in rad):
-                lo = np.asarray([r["mean_ci"]["low"] for r in rad])
-                hi = np.asarray([r["mean_ci"]["high"] for r in rad])
-                err = np.clip(np.stack([mean - lo, hi - mean]), 0, None)
-            axes[0, j].errorbar(ph, mean, yerr=err, marker="o", ms=3, color=colour(m),
-                                label=m, capsize=2)
-            held = [p["image"]["procrustes"].get("explained_heldout", np.nan) for p in parts]
-            axes[1, j].plot(ph, held, marker="o", ms=3, color=colour(m))
+            axes[0, j].errorbar(ph, mean, yerr=_yerr(mean, [r.get("mean_ci") for r in rad]),
+                                marker="o", ms=3, color=colour(m), label=m, capsize=2)
+            pro = [p["image"]["procrustes"] for p in parts]
+            held = np.asarray([p.get("explained_heldout", np.nan) for p in pro])
+            axes[1, j].errorbar(ph, held, marker="o", ms=3, color=colour(m), capsize=2,
+                                yerr=_yerr(held, [p.get("explained_heldout_ci") for p in pro]))
         axes[0, j].set_title(name, fontsize=7)
         axes[1, j].axhline(0, color="#999", lw=0.6)
         axes[1, j].set_xlabel("phase")
         for ax in axes[:, j]:
             ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0, 0].set_ylabel("RAD mean, images\n(deg, 95% CI)")
-    axes[1, 0].set_ylabel("rotation explains,\nheld out")
+    axes[1, 0].set_ylabel("rotation explains,\nheld out (95% CI)")
     axes[0, -1].legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.suptitle("Geometry against phase 0 on each evaluation set", fontsize=9)
     fig.tight_layout()

@@ -87,6 +87,13 @@ def test_figures_plot_the_report_numbers(quick_run, tmp_path, monkeypatch):
     geo = rep["methods"]["finetune"]["geometry"]
     np.testing.assert_allclose(line.get_ydata(), [
         g["vs_phase0"]["per_set"]["domain0"]["image"]["rad"]["mean"] for g in geo])
+    # below it, the held-out share with its bootstrap interval as error bars
+    bottom = fig.axes[len(top)]
+    pro = [g["vs_phase0"]["per_set"]["domain0"]["image"]["procrustes"] for g in geo]
+    np.testing.assert_allclose(bottom.lines[0].get_ydata(), [p["explained_heldout"] for p in pro])
+    segs = next(c for c in bottom.collections if len(c.get_segments())).get_segments()
+    np.testing.assert_allclose([sorted(seg[:, 1]) for seg in segs], [
+        [p["explained_heldout_ci"]["low"], p["explained_heldout_ci"]["high"]] for p in pro])
     # the forgetting curve carries error bars from the recorded intervals
     fig = _figure_of(F.fig_retrieval, monkeypatch, rep, tmp_path)
     curve = fig.axes[-1]

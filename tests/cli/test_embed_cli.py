@@ -85,7 +85,7 @@ def test_cli_rotation_end_to_end_equals_api(tmp_path, capsys, monkeypatch):
     r = _cli("rotation", a, b, "--data", DATA, "--json", tmp_path / "r.json", "--plot",
              tmp_path / "r.png", env_extra=env)
     assert r.returncode == 0, r.stderr
-    assert "rotation explains" in r.stdout
+    assert "rotation explains" in r.stdout and "bootstrap" in r.stdout  # the intervals' note
     out = json.loads((tmp_path / "r.json").read_text())
     assert (tmp_path / "r.png").stat().st_size > 1000
     ea = embed(str(a), DATA, cache=False, progress=False)
@@ -96,6 +96,12 @@ def test_cli_rotation_end_to_end_equals_api(tmp_path, capsys, monkeypatch):
         assert out[mod]["sam_drift"]["mean"] == pytest.approx(r.sam_drift.mean, abs=1e-4)
         assert out[mod]["procrustes"]["explained"] == pytest.approx(r.procrustes.explained,
                                                                     abs=1e-5)
+        # intervals on by default, recorded with their resamples and seed
+        pro, sam = out[mod]["procrustes"], out[mod]["sam_drift"]
+        for key, iv in (("rigidity", pro["rigidity_ci"]),
+                        ("explained_heldout", pro["explained_heldout_ci"])):
+            assert iv["low"] <= pro[key] <= iv["high"] and iv["n_boot"] == 1000
+        assert sam["mean_ci"]["low"] <= sam["mean"] <= sam["mean_ci"]["high"]
     # embeddings saved by `sdtools embed` give the same numbers
     r = _cli("embed", a, "--data", DATA, "--out", tmp_path / "a.npz", "-q", env_extra=env)
     assert r.returncode == 0, r.stderr

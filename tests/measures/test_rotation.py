@@ -169,6 +169,16 @@ def test_sam_drift_matches_double_loop_and_chunking(rng):
             assert lo - 0.011 <= got <= hi + 0.011
         assert r.histogram == tuple(np.histogram(ref, bins=r.bin_edges)[0])
     assert small.histogram == full.histogram
+    # per-item terms of the interval: item i's mean drift to every other item, from the loop
+    n = 61
+    mat = np.zeros((n, n))
+    mat[np.triu_indices(n, 1)] = ref
+    h = (mat + mat.T).sum(1) / (n - 1)
+    want = sdtools.Summary.of(2 * h - ref.mean(), ci=True, n_boot=300, seed=4).mean_ci
+    for cs in (7, 10_000):
+        got = sdtools.sam_drift(A, B, chunk_size=cs, ci=True, n_boot=300, ci_seed=4).mean_ci
+        assert (got.low, got.high) == pytest.approx((want.low, want.high), rel=1e-9)
+    assert full.mean_ci is None  # not asked for
 
 
 def test_sam_drift_sampled_estimate_within_four_stderr(rng):

@@ -1,6 +1,8 @@
 """Known answers for what the measures mean: zero when nothing changed, rotation-like only when
 the change is a rotation, reflections only when real, intervals that cover the truth."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -107,10 +109,12 @@ def test_reflection_only_when_significant(rng):
 
 
 def test_sam_histogram_counts_past_two_to_the_24():
-    d = torch.full(((1 << 24) + 3,), 12.345)
+    d = torch.full(((1 << 24) + 3,), math.radians(12.345))
     counts = fine_counts(d, rows_per_pass=1 << 23)
     assert int(counts.sum()) == (1 << 24) + 3
     assert int(counts[int(12.345 * _FINE_BINS / 180.0)]) == (1 << 24) + 3
+    # exactly pi (a pair turned from one pole to the other) lands in the last bin
+    assert int(fine_counts(torch.full((5,), math.pi, dtype=torch.float64))[-1]) == 5
 
 
 def test_bin_edges_have_no_float_noise(rng):
@@ -134,6 +138,50 @@ def test_bootstrap_intervals_cover_the_truth():
                           ci=True)
     assert r.i2t_ci[1].low <= r.i2t[1] <= r.i2t_ci[1].high
     assert r.to_dict()["i2t_ci"]["1"]["n_boot"] == 1000
+
+
+def test_procrustes_intervals_cover_the_population_share():
+    """Planted rotation plus noise: the population share of the true map (from 2M rows) lies
+    in the 95% intervals of explained and held-out explained in about 95% of probes."""
+    rng = np.random.default_rng(1)
+    d = 8
+    Q, _ = np.linalg.qr(rng.standard_normal((d, d)))
+
+    def draw(n):
+        A = unit_rows(rng.standard_normal((n, d)))
+        return A, unit_rows(A @ Q + 0.3 * rng.standard_normal((n, d)))
+
+    A, B = draw(2_000_000)
+    truth = 1.0 - np.sum((A @ Q - B) ** 2) / np.sum((A - B) ** 2)
+    hits = np.zeros(2)
+    for s in range(100):
+        fit = sdtools.procrustes(*draw(2000), n_boot=400, ci_seed=s)
+        for j, ci in enumerate((fit.explained_ci, fit.explained_heldout_ci)):
+            hits[j] += ci.low <= truth <= ci.high
+        assert fit.rigidity_ci.low <= fit.rigidity <= fit.rigidity_ci.high
+    assert np.all((hits / 100 >= 0.85) & (hits / 100 <= 1.0)), hits
+    no_ci = sdtools.procrustes(A[:2000], B[:2000], ci=False)
+    with_ci = sdtools.procrustes(A[:2000], B[:2000])
+    assert no_ci.explained_ci is None and "explained_ci" not in no_ci.to_dict()
+    assert (no_ci.explained, no_ci.explained_heldout) == (with_ci.explained,
+                                                          with_ci.explained_heldout)
+
+
+def test_sam_drift_interval_covers_the_population_mean():
+    rng = np.random.default_rng(2)
+
+    def draw(n):
+        A = unit_rows(rng.standard_normal((n, 5)))
+        return A, unit_rows(A + 0.4 * rng.standard_normal((n, 5)))
+
+    A, B = draw(2_000_000)  # independent pairs (2i, 2i+1): the population mean drift
+    ang = [np.degrees(np.arccos(np.clip(np.sum(X[0::2] * X[1::2], 1), -1, 1))) for X in (A, B)]
+    truth = np.mean(np.abs(ang[0] - ang[1]))
+    hits = 0
+    for s in range(150):
+        ci = sdtools.sam_drift(*draw(150), ci=True, n_boot=400, ci_seed=s).mean_ci
+        hits += ci.low <= truth <= ci.high
+    assert 0.88 <= hits / 150 <= 0.99, hits
 
 
 def test_one_shared_orthogonal_map_with_a_reflection_is_in_step(rng):
