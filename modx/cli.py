@@ -7,22 +7,12 @@ from typing import Annotated
 
 import typer
 
+from sdtools.runner import add_version
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Continual CLIP training with Mod-X and its baselines.")
 
-
-def _version(value: bool):
-    if value:
-        from . import __version__
-
-        typer.echo(f"modx {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="print the version and exit")] = False):
-    """Continual CLIP training with Mod-X and its baselines."""
+add_version(app, "modx", app.info.help)
 
 
 def _methods(value: str | None) -> list[str] | None:

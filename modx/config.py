@@ -160,14 +160,22 @@ def from_dict(d: dict, source: str = "config") -> TrainConfig:
     return TrainConfig(**flat).validate()
 
 
-def load(path, overrides: dict | None = None) -> TrainConfig:
+def read_toml(path, what: str = "config file") -> dict:
+    """A TOML file as a dict; a missing or malformed file is a one-line ConfigError."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"{what} not found: {path}")
     try:
-        d = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file; give a TOML {what}") from None
+
+
+def load(path, overrides: dict | None = None) -> TrainConfig:
+    path = Path(path)
+    d = read_toml(path)
     d.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return from_dict(d, str(path))
 

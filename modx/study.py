@@ -16,13 +16,11 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-import tomllib
-
 from sdtools.errors import ConfigError
 from sdtools.io import write_json
 from sdtools.runs import RunDir
 
-from .config import FIELDS, TrainConfig, from_dict
+from .config import FIELDS, TrainConfig, from_dict, read_toml
 
 KNOBS = {"finetune": "lr", "modx": "alpha", "lwf": "lwf_weight", "replay": "replay_size",
          "ewc": "ewc_lambda", "rkd": "rkd_weight"}
@@ -92,12 +90,7 @@ class Cell:
 
 def load_plan(path) -> Plan:
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"study plan not found: {path}")
-    try:
-        d = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc})") from None
+    d = read_toml(path, "study plan")
     unknown = sorted(set(d) - {"base", "seeds", "grid", "reference", "name"})
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in {path}; a plan has name, base, seeds, "

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from .runner import add_version
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -14,18 +16,8 @@ app = typer.Typer(
     help="Measure spatial disorder between CLIP checkpoints: rotation, deviation, retrieval.",
 )
 
-def _version(value: bool):
-    if value:
-        from . import __version__
+add_version(app, "sdtools", app.info.help)
 
-        typer.echo(f"sdtools {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                                help="print the version and exit")] = False):
-    """Measure spatial disorder between CLIP checkpoints: rotation, deviation, retrieval."""
 
 
 DataOpt = Annotated[str | None, typer.Option(

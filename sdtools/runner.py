@@ -8,6 +8,8 @@ from __future__ import annotations
 import contextlib
 import sys
 
+import typer
+
 
 def _on_sigterm(signum, frame):
     from .errors import Interrupted
@@ -61,3 +63,24 @@ def _run(typer_app, argv):
             print("interrupted", file=sys.stderr)
             sys.exit(130)
         raise
+
+
+def add_version(typer_app, package: str, help_text: str) -> None:
+    """Give ``typer_app`` an eager ``--version`` option printing ``package`` and its version,
+    and ``help_text`` as the top-level help."""
+
+    def show(value: bool):
+        if value:
+            from importlib import import_module
+
+            typer.echo(f"{package} {import_module(package).__version__}")
+            raise typer.Exit()
+
+    option = typer.Option(False, "--version", callback=show, is_eager=True,
+                          help="print the version and exit")
+
+    def main(version: bool = option):
+        pass
+
+    main.__doc__ = help_text
+    typer_app.callback()(main)

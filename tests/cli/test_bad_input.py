@@ -77,6 +77,7 @@ def files(tmp_path_factory):
                        "bool.toml": 'teacher_cache = "yes"\n',
                        "tb.toml": "tensorboard = true\n"}.items():
         (d / name).write_text(text)
+    (d / "binary.toml").write_bytes(bytes(range(256)))
     return d
 
 
@@ -183,6 +184,9 @@ def test_sdtools_cli_bad_input(files, args, msg, capsys, monkeypatch):
 MODX = [
     (["train", "{d}/none.toml"], "not found"),
     (["train", "{d}/broken.toml"], "not valid TOML"),
+    (["train", "{d}/binary.toml"], "not a text file"),
+    (["study", "{d}/broken.toml", "--out", "{d}/study"], "not valid TOML"),
+    (["study", "{d}/none.toml", "--out", "{d}/study"], "study plan not found"),
     (["train", "{d}/nokey.toml"], "unknown key"),
     (["train", "{d}/lots.toml"], "alpha must be a number"),
     (["train", "{d}/methods.toml"], "list of strings"),
