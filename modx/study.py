@@ -124,11 +124,11 @@ def _phase0(plan: Plan, seed: int, out: Path, progress: bool) -> RunDir:
     rd = RunDir(out / f"seed{seed}" / "phase0-run")
     with _lock(out / f"seed{seed}" / ".phase0.lock"):
         if not rd.is_done("phase0", 0):
-            cfg = plan.config(seed, REFERENCE, None, str(rd.path))
-            tr = Trainer(cfg, resume=rd.exists(), progress=progress)
             from .train.guard import check_out_dir
 
-            check_out_dir(rd, cfg, rd.exists())
+            cfg = plan.config(seed, REFERENCE, None, str(rd.path))
+            check_out_dir(rd, cfg, rd.exists())  # before anything is built or written
+            tr = Trainer(cfg, resume=rd.exists(), progress=progress)
             if not rd.exists():
                 rd.path.mkdir(parents=True, exist_ok=True)
                 rd.write_config(cfg.to_dict())

@@ -170,10 +170,11 @@ def _title(a: str, b: str) -> str:
 
 
 def _ci(iv, fmt: str, scale: float = 1.0) -> str:
-    """`` [low, high]`` of a 95% interval, or nothing when there is none."""
+    """`` [low, high]`` of a 95% interval (an Interval or its dict), or nothing."""
     if iv is None:
         return ""
-    return f" [{fmt.format(scale * iv.low)}, {fmt.format(scale * iv.high)}]"
+    lo, hi = (iv["low"], iv["high"]) if isinstance(iv, dict) else (iv.low, iv.high)
+    return f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
 
 
 def _rotation_table(rep, title: str, console) -> None:
@@ -250,7 +251,10 @@ def deviation(
     t.add_column("value", justify="right")
     t.add_row("positive-pair cosine a → b",
               f"{d['pos_sim_a_mean']:.3f} → {d['pos_sim_b_mean']:.3f}")
-    t.add_row("unsync |image - caption angle| mean (deg)", f"{d['unsync_abs_mean']:.2f}")
+    t.add_row("positive-pair shift mean", f"{d['pos_shift']['mean']:+.4f}"
+              + _ci(d["pos_shift"].get("mean_ci"), "{:+.4f}"))
+    t.add_row("unsync |image - caption angle| mean (deg)", f"{d['unsync_abs_mean']:.2f}"
+              + _ci(d.get("unsync_abs_mean_ci"), "{:.2f}"))
     t.add_row("relative rotation R_V^T R_T max / geodesic (deg)",
               f"{d['relative_rotation']['max_angle']:.2f} / "
               f"{d['relative_rotation']['geodesic_deg']:.2f} "

@@ -110,9 +110,9 @@ def deviation_report(a: Embeddings, b: Embeddings) -> DeviationResult:
 
 
 EXACT_SAM_ITEMS = 10_000  # up to this many items a run report's SAM drift is exact
-DEVIATION_KEYS = ("pos_shift", "unsync", "unsync_abs_mean", "relative_rotation",
-                  "cross_residual", "top1", "modality_gap_a", "modality_gap_b",
-                  "pos_sim_a_mean", "pos_sim_b_mean")
+DEVIATION_KEYS = ("pos_shift", "unsync", "unsync_abs_mean", "unsync_abs_mean_ci",
+                  "relative_rotation", "cross_residual", "top1", "modality_gap_a",
+                  "modality_gap_b", "pos_sim_a_mean", "pos_sim_b_mean")
 
 
 def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = 2_000_000,

@@ -24,7 +24,7 @@ from .checks import (
 from .crosscov import cross_covariance, prepare
 from .retrieval import ranks
 from .rotations import effective_rank, fit_rotation, principal_angles, reflection_significant
-from .summary import Summary, jsonable
+from .summary import Summary, jsonable, mean_interval
 
 SHIFT_EDGES = tuple(float(x) for x in np.linspace(-1.0, 1.0, 21))
 UNSYNC_EDGES = tuple(float(x) for x in range(-90, 91, 10))
@@ -48,6 +48,9 @@ class DeviationResult:
       Unlike the per-pair ``unsync`` it has no floor under a shared rotation.
     - ``t2i_rank_a/b`` per caption, ``i2t_rank_a/b`` per image; top-1 hits lost and gained.
     - ``gap_a`` / ``gap_b``: modality gap ``||mean(V) - mean(T)||``.
+
+    ``to_dict()`` gives the means of ``pos_shift`` and ``|unsync|`` with 95% bootstrap
+    intervals over captions (``mean_ci``, ``unsync_abs_mean_ci``).
     """
 
     pos_sim_a: np.ndarray
@@ -93,11 +96,12 @@ class DeviationResult:
         return jsonable(
             {
                 "pos_shift": Summary.of(self.pos_shift, bin_edges=SHIFT_EDGES,
-                                        thresholds=()).to_dict(),
+                                        thresholds=(), ci=True).to_dict(),
                 "pos_sim_a_mean": float(self.pos_sim_a.mean()),
                 "pos_sim_b_mean": float(self.pos_sim_b.mean()),
                 "unsync": Summary.of(self.unsync, bin_edges=UNSYNC_EDGES, thresholds=()).to_dict(),
                 "unsync_abs_mean": float(np.abs(self.unsync).mean()),
+                "unsync_abs_mean_ci": mean_interval(np.abs(self.unsync)),
                 "relative_rotation": {
                     "angles_deg": rel,
                     "max_angle": float(rel.max()) if rel.size else 0.0,

@@ -121,6 +121,9 @@ def test_cli_rotation_end_to_end_equals_api(tmp_path, capsys, monkeypatch):
     dev = json.loads((tmp_path / "d.json").read_text())
     ref = sdtools.deviation(ea.image, ea.text, eb.image, eb.text, ea.image_of_text)
     assert dev["unsync_abs_mean"] == pytest.approx(np.abs(ref.unsync).mean(), abs=1e-4)
+    iv = dev["unsync_abs_mean_ci"]
+    assert iv["low"] <= dev["unsync_abs_mean"] <= iv["high"] and iv["low"] < iv["high"]
+    assert dev["pos_shift"]["mean_ci"]["low"] <= dev["pos_shift"]["mean"]
     assert (tmp_path / "d.png").stat().st_size > 1000
     code, out, err = _main("retrieval", tmp_path / "a.npz", "--json", tmp_path / "ret.json",
                            capsys=capsys)
