@@ -62,60 +62,69 @@ def _drift_rad(ga: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
     return torch.acos(ga.clamp_(-1.0, 1.0)).sub_(torch.acos(gb.clamp_(-1.0, 1.0))).abs_()
 
 
-def fine_counts(d: torch.Tensor, rows_per_pass: int = 1 << 22) -> torch.Tensor:
-    """Exact int64 counts of ``d`` (radians, in [0, pi]) in the 0.01-degree bins, a bounded
-    number of values at a time.
-
-    Integer bin indices and ``bincount`` count exactly for any N (a float32 histogram stops
-    counting at 2^24 per bin); int32 indices are half the traffic of int64."""
-    flat = d.reshape(-1)
-    out = torch.zeros(_FINE_BINS + 1, dtype=torch.int64, device=d.device)
-    for s in range(0, flat.numel(), rows_per_pass):
-        idx = flat[s : s + rows_per_pass].mul(_TO_BIN).to(torch.int32)
-        out += torch.bincount(idx, minlength=_FINE_BINS + 1)
-    out[_FINE_BINS - 1] += out[_FINE_BINS]  # exactly pi belongs to the last bin
-    return out[:_FINE_BINS]
-
-
 class _DriftAccumulator:
-    def __init__(self, n: int, device, per_item: bool):
-        self.fine = torch.zeros(_FINE_BINS, dtype=torch.int64, device=device)
+    """Sums, maximum, fine counts and (for the interval) per-item sums of drifts (radians),
+    fed tile by tile; the tiles' buffers are allocated once (a fresh multi-megabyte tensor
+    per tile costs more in page faults than the angle arithmetic)."""
+
+    def __init__(self, n: int, rows: int, cols: int, dtype, device, per_item: bool):
+        self.fine = torch.zeros(_FINE_BINS + 1, dtype=torch.int64, device=device)
         self.total = 0.0
         self.total_sq = 0.0
         self.count = 0
         self.max = 0.0
+        self._top = 0  # the fine bin of the maximum
         # per-item sums of its drifts to all others (for the interval)
         self.item = torch.zeros(n, dtype=torch.float64, device=device) if per_item else None
+        size = rows * cols
+        self._buf = [torch.empty(size, dtype=dtype, device=device) for _ in range(4)]
+        self._idx = torch.empty(size, dtype=torch.int32, device=device)
+        self._ones = torch.ones(max(rows, cols), dtype=dtype, device=device)
 
-    def add(self, d: torch.Tensor, rows: slice | None = None, cols: slice | None = None):
-        """A block of drifts (radians): a row chunk against ``cols``, or the chunk's own pairs
-        (1-D, ``cols`` None: sums then come from :meth:`add_within`)."""
-        if d.numel() == 0:
-            return
-        flat = d.reshape(-1)
-        self.count += flat.numel()
-        if self.item is not None and cols is not None:
-            r = d.sum(1, dtype=torch.float64)
+    def tile(self, xa, ya, xb, yb, rows: slice, cols: slice) -> None:
+        """Drifts of every pair (row i of ``xa``/``xb``, row j of ``ya``/``yb``)."""
+        m, w = xa.shape[0], ya.shape[0]
+        ga, gb, oa, ob = (b[: m * w].view(m, w) for b in self._buf)
+        torch.mm(xa, ya.T, out=ga).clamp_(-1.0, 1.0)
+        torch.mm(xb, yb.T, out=gb).clamp_(-1.0, 1.0)
+        d = torch.sub(torch.acos(ga, out=oa), torch.acos(gb, out=ob), out=ga).abs_()
+        if self.item is not None:
+            r = torch.mv(d, self._ones[:w]).double()
             self.item[rows] += r
-            self.item[cols] += d.sum(0, dtype=torch.float64)
+            self.item[cols] += torch.mv(d.T, self._ones[:m]).double()
             self.total += float(r.sum())
         else:
-            self.total += float(flat.sum(dtype=torch.float64))
-        self.total_sq += float(torch.dot(flat, flat))
-        self.max = max(self.max, float(flat.max()))
-        self.fine += fine_counts(flat)
+            self.total += float(d.sum())
+        self._stats(d.view(-1), gb.view(-1), self._idx[: m * w])
 
-    def add_within(self, d: torch.Tensor, iu, start: int) -> None:
+    def within(self, d: torch.Tensor, iu, start: int) -> None:
         """The pairs i < j inside a chunk, ``d`` laid out as ``triu_indices`` ``iu``."""
-        self.add(d)
+        if d.numel() == 0:
+            return
+        self.total += float(d.sum(dtype=torch.float64))
         if self.item is not None:
             dd = d.double()
             self.item.index_add_(0, iu[0] + start, dd)
             self.item.index_add_(0, iu[1] + start, dd)
+        self._stats(d, torch.empty_like(d), torch.empty(d.numel(), dtype=torch.int32,
+                                                        device=d.device))
+
+    def _stats(self, flat, scratch, idx) -> None:
+        """Counts in the 0.01-degree bins: int32 bin indices and int64 ``bincount``, exact for
+        any N (a float32 histogram stops counting at 2^24 per bin)."""
+        self.count += flat.numel()
+        self.total_sq += float(torch.dot(flat, flat))
+        idx.copy_(torch.mul(flat, _TO_BIN, out=scratch))  # truncates: the fine bin
+        counts = torch.bincount(idx, minlength=_FINE_BINS + 1)
+        self.fine += counts
+        if bool(counts[self._top :].any()):  # only then can the maximum have grown
+            self.max = max(self.max, float(flat.max()))
+            self._top = int(self.max * _TO_BIN)
 
     def result(self, n_samples: int, bin_edges, quantiles, n_boot: int = BOOT_N,
                seed: int = BOOT_SEED) -> SamDriftResult:
         fine = self.fine.cpu().numpy().astype(np.float64)
+        fine = np.concatenate([fine[: _FINE_BINS - 1], [fine[-2] + fine[-1]]])  # pi: last bin
         width = 180.0 / _FINE_BINS
         deg = 180.0 / math.pi
         cdf = np.cumsum(fine)
@@ -195,7 +204,8 @@ def sam_drift(
             return _sam_drift_sampled(a, b, int(max_pairs), seed, bin_edges, quantiles)
     a = normalize(a)
     b = normalize(b)
-    acc = _DriftAccumulator(n, a.device, per_item=ci)
+    cols = min(TILE_COLS, max(n - chunk_size, 1))
+    acc = _DriftAccumulator(n, min(chunk_size, n), cols, a.dtype, a.device, per_item=ci)
     starts = range(0, n, chunk_size)
     if progress:
         from tqdm.auto import tqdm
@@ -206,10 +216,10 @@ def sam_drift(
         ai, bi = a[s:e], b[s:e]
         # pairs inside the chunk: strictly upper triangle
         iu = torch.triu_indices(e - s, e - s, offset=1, device=a.device)
-        acc.add_within(_drift_rad((ai @ ai.T)[iu[0], iu[1]], (bi @ bi.T)[iu[0], iu[1]]), iu, s)
-        for j in range(e, n, TILE_COLS):  # every pair (i in chunk, j after it), tile by tile
-            k = min(j + TILE_COLS, n)
-            acc.add(_drift_rad(ai @ a[j:k].T, bi @ b[j:k].T), slice(s, e), slice(j, k))
+        acc.within(_drift_rad((ai @ ai.T)[iu[0], iu[1]], (bi @ bi.T)[iu[0], iu[1]]), iu, s)
+        for j in range(e, n, cols):  # every pair (i in chunk, j after it), tile by tile
+            k = min(j + cols, n)
+            acc.tile(ai, a[j:k], bi, b[j:k], slice(s, e), slice(j, k))
     return acc.result(n, bin_edges, quantiles, n_boot, ci_seed)
 
 

@@ -9,7 +9,7 @@ import torch
 from helpers import planted_rotation, unit_rows
 
 import sdtools
-from sdtools.measures.sam import _FINE_BINS, fine_counts
+from sdtools.measures.sam import SAM_EDGES, _DriftAccumulator
 
 
 def _jitter(X, deg, rng):
@@ -109,12 +109,14 @@ def test_reflection_only_when_significant(rng):
 
 
 def test_sam_histogram_counts_past_two_to_the_24():
-    d = torch.full(((1 << 24) + 3,), math.radians(12.345))
-    counts = fine_counts(d, rows_per_pass=1 << 23)
-    assert int(counts.sum()) == (1 << 24) + 3
-    assert int(counts[int(12.345 * _FINE_BINS / 180.0)]) == (1 << 24) + 3
-    # exactly pi (a pair turned from one pole to the other) lands in the last bin
-    assert int(fine_counts(torch.full((5,), math.pi, dtype=torch.float64))[-1]) == 5
+    big = (1 << 24) + 3
+    acc = _DriftAccumulator(1, 1, 1, torch.float32, "cpu", per_item=False)
+    acc.within(torch.full((big,), math.radians(12.345)), None, 0)
+    acc.within(torch.full((5,), math.pi), None, 0)  # exactly pi lands in the last bin
+    res = acc.result(2, SAM_EDGES, (0.5,))
+    assert res.n_pairs == big + 5 and sum(res.histogram) == big + 5
+    assert res.histogram[SAM_EDGES.index(12.0)] == big and res.histogram[-1] == 5
+    assert res.max == pytest.approx(180.0) and res.median == pytest.approx(12.345, abs=0.01)
 
 
 def test_bin_edges_have_no_float_noise(rng):
