@@ -291,17 +291,21 @@ def _geometry_lines(r: dict) -> list[str]:
         return []
     g = r["geometry"][-1]["vs_phase0"]
     parts = {"pooled": g, **g.get("per_set", {})}
-    lines = ["", "Last phase against phase 0 (images; RAD with its 95% bootstrap interval):",
-             "", "| probe | RAD mean (deg) | rank | explained in / held out | rigidity | "
-             "cross-applied residual |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["", "Last phase against phase 0 (images; [low, high]: 95% bootstrap intervals "
+             "over probe items):", "", "| probe | RAD mean (deg) | rank | explained in / held "
+             "out | rigidity | cross-applied residual |", "| --- | --- | --- | --- | --- | --- |"]
+
+    def ci(d, key, nd):
+        iv = d.get(key)
+        return f" [{iv['low']:.{nd}f}, {iv['high']:.{nd}f}]" if iv else ""
+
     for name, p in parts.items():
         rad, pro = p["image"]["rad"], p["image"]["procrustes"]
-        ci = rad.get("mean_ci")
-        ci = f" [{ci['low']:.1f}, {ci['high']:.1f}]" if ci else ""
         cross = p["deviation"].get("cross_residual", {}).get("mean")
         lines.append(
-            f"| {name} | {rad['mean']:.1f}{ci} | {pro.get('rank', '–')} | "
-            f"{pro['explained']:.2f} / {pro.get('explained_heldout', float('nan')):.2f} | "
-            f"{pro.get('rigidity', float('nan')):.2f} | "
+            f"| {name} | {rad['mean']:.1f}{ci(rad, 'mean_ci', 1)} | {pro.get('rank', '–')} | "
+            f"{pro['explained']:.2f} / {pro.get('explained_heldout', float('nan')):.2f}"
+            f"{ci(pro, 'explained_heldout_ci', 2)} | "
+            f"{pro.get('rigidity', float('nan')):.2f}{ci(pro, 'rigidity_ci', 2)} | "
             f"{'–' if cross is None else f'{cross:.3f}'} |")
     return lines

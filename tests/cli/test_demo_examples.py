@@ -61,7 +61,13 @@ def test_quick_demo_end_to_end(quick_run):
             assert p.is_file() and p.stat().st_size > 2000, p
         with Image.open(quick_run / "figures" / f"{name}.png") as im:
             assert im.size[0] > 300 and len(np.unique(np.asarray(im.convert("L")))) > 10
-    assert "| finetune |" in (quick_run / "report.md").read_text()
+    md = (quick_run / "report.md").read_text()
+    assert "| finetune |" in md
+    # the per-domain geometry table carries the rigidity with its interval
+    pro = rep["methods"]["finetune"]["geometry"][-1]["vs_phase0"]["per_set"]["domain0"][
+        "image"]["procrustes"]
+    iv = pro["rigidity_ci"]
+    assert f"{pro['rigidity']:.2f} [{iv['low']:.2f}, {iv['high']:.2f}]" in md
 
 
 def _figure_of(fn, monkeypatch, *args):
