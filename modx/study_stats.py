@@ -240,6 +240,12 @@ def markdown(study: dict) -> str:
             mean, ci = c.get("mean"), _ci(c)
         lines.append(f"| {c['claim']} | {c['statistic']} | {_f(mean, 3)} | {ci} | "
                      f"{c['verdict']} |")
+        if "joint_above_both" in c:
+            jm, jf = c["joint_minus_modx_final_avg"], c["joint_minus_finetune_final_avg"]
+            lines.append(f"| joint training above both (final average) | paired final_avg "
+                         f"difference, joint minus modx / minus finetune | {_f(jm['mean'], 3)} / "
+                         f"{_f(jf['mean'], 3)} | {_ci(jm)} / {_ci(jf)} | "
+                         f"{c['joint_above_both']} |")
     lines += ["", "## Paired differences against finetune", "",
               "| method | knob | metric | mean | 95% CI | seeds |",
               "| --- | --- | --- | --- | --- | --- |"]

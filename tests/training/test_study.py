@@ -9,7 +9,7 @@ import scipy.stats
 from helpers import tiny_cfg
 
 from modx.study import load_plan, run_study
-from modx.study_stats import t_interval, verdict
+from modx.study_stats import markdown, t_interval, verdict
 from sdtools.data.synthetic import SHIFT, SyntheticConfig, SyntheticStream
 
 PLAN = """
@@ -39,6 +39,20 @@ def test_t_interval_matches_scipy():
     assert verdict(got["ci"]) == "holds" if ref.low > 0 else "inconclusive"
     assert verdict([-2.0, -1.0]) == "does not hold" and verdict([-1.0, 1.0]) == "inconclusive"
     assert verdict([-2.0, -1.0], 0.0, "<") == "holds"
+
+
+def test_report_gives_joint_against_both():
+    jm = t_interval([2.0, 2.5, 1.5])
+    jf = t_interval([3.0, -1.0, 0.5])
+    claim = {"claim": "Mod-X forgets less", "statistic": "paired retention difference",
+             "retention": t_interval([1.0, 2.0, 1.5]), "verdict": "holds",
+             "joint_minus_modx_final_avg": jm, "joint_minus_finetune_final_avg": jf,
+             "joint_above_both": "inconclusive"}
+    md = markdown({"plan": {"name": "x", "seeds": [0, 1, 2], "reference": 5e-4}, "cells": [],
+                   "claims": {"d_modx_vs_finetune": claim}, "paired": []})
+    row = next(line for line in md.splitlines() if line.startswith("| joint training above"))
+    assert "+2.000 / +0.833" in row and row.endswith("| inconclusive |")
+    assert f"[{jm['ci'][0]:+.2f}, {jm['ci'][1]:+.2f}]" in row
 
 
 def _plan(tmp_path):
