@@ -116,3 +116,13 @@ def test_domains_protocol_domain_3_does_not_repeat_domain_0():
     cfg = SyntheticConfig(n_domains=4)
     assert cfg.domain_vocab(3)["shape"] != cfg.domain_vocab(0)["shape"]
     assert cfg.domain_vocab(3)["colour"] != cfg.domain_vocab(0)["colour"]
+
+
+def test_example_shift_plan_is_the_shift_preset():
+    """The README says examples/study_shift.toml and `--preset shift` are one plan."""
+    from pathlib import Path
+
+    from modx.demo import study_plan
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "study_shift.toml"
+    assert load_plan(path).to_dict() == study_plan("shift").to_dict()
