@@ -183,7 +183,7 @@ def _rotation_table(rep, title: str, console) -> None:
     mods = rep.modalities()
     iv = next(iter(mods.values())).rad.mean_ci
     t = Table(title=title, caption=None if iv is None else
-              f"[low, high]: {100 * iv.level:.0f}% bootstrap intervals over probe items "
+              f"\\[low, high]: {100 * iv.level:.0f}% bootstrap intervals over probe items "
               f"({iv.n_boot} resamples, seed {iv.seed})")
     t.add_column("measure")
     for m in mods:

@@ -210,7 +210,7 @@ def sam_drift(
     if progress:
         from tqdm.auto import tqdm
 
-        starts = tqdm(starts, desc="SAM drift", unit="chunk")
+        starts = tqdm(starts, desc="SAM drift", unit="chunk", leave=False)
     for s in starts:
         e = min(s + chunk_size, n)
         ai, bi = a[s:e], b[s:e]

@@ -85,7 +85,7 @@ def test_cli_rotation_end_to_end_equals_api(tmp_path, capsys, monkeypatch):
     r = _cli("rotation", a, b, "--data", DATA, "--json", tmp_path / "r.json", "--plot",
              tmp_path / "r.png", env_extra=env)
     assert r.returncode == 0, r.stderr
-    assert "rotation explains" in r.stdout and "bootstrap" in r.stdout  # the intervals' note
+    assert "rotation explains" in r.stdout and "[low, high]" in r.stdout  # the intervals
     out = json.loads((tmp_path / "r.json").read_text())
     assert (tmp_path / "r.png").stat().st_size > 1000
     ea = embed(str(a), DATA, cache=False, progress=False)
