@@ -100,9 +100,13 @@ def _paired(a: dict, b: dict, metric: str) -> list[float]:
             if a[s].get(metric) is not None and b[s].get(metric) is not None]
 
 
+MATCH_POINTS = 3.0  # mean learning within this many R@1 points: plasticity matched
+
+
 def _matched(rows, plan, method: str, against: str) -> dict | None:
-    """The pair (method value, against value) whose mean learning is closest: matched
-    plasticity; its paired differences of retention and final average."""
+    """The pair (method value, against value) whose mean learning is closest, with its
+    paired differences of retention, learning and final average; ``matched`` when the gap is
+    at most ``MATCH_POINTS``."""
     best = None
     for va in plan.grid.get(method) or [None]:
         a = _by(rows, method, va)
@@ -116,7 +120,22 @@ def _matched(rows, plan, method: str, against: str) -> dict | None:
                         "retention": t_interval(_paired(a, b, "retention")),
                         "learning": t_interval(_paired(a, b, "learning")),
                         "final_avg": t_interval(_paired(a, b, "final_avg"))}
+    best["matched"] = best["learning_gap"] <= MATCH_POINTS
     return best
+
+
+def matched_verdict(m: dict) -> str:
+    """At matched plasticity, the retention interval decides. Otherwise a method that learns
+    less may forget less for that reason alone: "holds" only when it retains more and learns
+    more (both intervals above 0), "does not hold" when it retains less and learns less,
+    else "inconclusive" (a trade-off, not a comparison at matched plasticity)."""
+    ret = verdict(m["retention"]["ci"], 0.0, ">")
+    if m["matched"]:
+        return ret
+    learn = verdict(m["learning"]["ci"], 0.0, ">")
+    if ret == learn and ret in ("holds", "does not hold"):
+        return ret
+    return "inconclusive"
 
 
 def claims(rows, plan) -> dict:
@@ -150,8 +169,7 @@ def claims(rows, plan) -> dict:
                       "(paired retention difference > 0), with joint training above both "
                       "(final average)",
              "statistic": "paired retention difference, modx minus finetune, at the closest "
-                          "mean learning", **m,
-             "verdict": verdict(m["retention"]["ci"], 0.0, ">")}
+                          "mean learning", **m, "verdict": matched_verdict(m)}
         if "joint" in plan.grid:
             joint = _by(rows, "joint", None)
             above = [t_interval(_paired(joint, _by(rows, meth, val), "final_avg")) for meth, val
@@ -167,8 +185,7 @@ def claims(rows, plan) -> dict:
             out["e_modx_vs_lwf"] = {
                 "claim": "Mod-X forgets less than LwF at matched plasticity",
                 "statistic": "paired retention difference, modx minus lwf, at the closest "
-                             "mean learning", **m,
-                "verdict": verdict(m["retention"]["ci"], 0.0, ">")}
+                             "mean learning", **m, "verdict": matched_verdict(m)}
     return out
 
 
@@ -238,8 +255,10 @@ def markdown(study: dict) -> str:
             ci = f"image {_ci(c['image'])}, text {_ci(c['text'])}"
         else:
             mean, ci = c.get("mean"), _ci(c)
+        note = ("" if c.get("matched", True) else
+                f" (plasticity not matched: learning gap {c['learning_gap']:.1f} points)")
         lines.append(f"| {c['claim']} | {c['statistic']} | {_f(mean, 3)} | {ci} | "
-                     f"{c['verdict']} |")
+                     f"{c['verdict']}{note} |")
         if "joint_above_both" in c:
             jm, jf = c["joint_minus_modx_final_avg"], c["joint_minus_finetune_final_avg"]
             lines.append(f"| joint training above both (final average) | paired final_avg "

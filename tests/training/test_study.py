@@ -9,7 +9,7 @@ import scipy.stats
 from helpers import tiny_cfg
 
 from modx.study import load_plan, run_study
-from modx.study_stats import markdown, t_interval, verdict
+from modx.study_stats import markdown, matched_verdict, t_interval, verdict
 from sdtools.data.synthetic import SHIFT, SyntheticConfig, SyntheticStream
 
 PLAN = """
@@ -39,6 +39,18 @@ def test_t_interval_matches_scipy():
     assert verdict(got["ci"]) == "holds" if ref.low > 0 else "inconclusive"
     assert verdict([-2.0, -1.0]) == "does not hold" and verdict([-1.0, 1.0]) == "inconclusive"
     assert verdict([-2.0, -1.0], 0.0, "<") == "holds"
+
+
+def test_unmatched_plasticity_is_not_a_win():
+    """A method that learns much less may forget less for that reason alone."""
+    more, less = t_interval([3.0, 4.0, 5.0]), t_interval([-20.0, -19.0, -21.0])
+    same = t_interval([0.5, -0.5, 0.2])
+    assert matched_verdict({"retention": more, "learning": same, "matched": True}) == "holds"
+    assert matched_verdict({"retention": more, "learning": less,
+                            "matched": False}) == "inconclusive"
+    assert matched_verdict({"retention": more, "learning": more, "matched": False}) == "holds"
+    assert matched_verdict({"retention": less, "learning": less,
+                            "matched": False}) == "does not hold"
 
 
 def test_report_gives_joint_against_both():
