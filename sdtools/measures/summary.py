@@ -30,9 +30,18 @@ def bootstrap_means(values, idx: np.ndarray) -> np.ndarray:
     """The mean of ``values`` (n,), or of each column of ``values`` (n, m), in every resample
     ``idx`` (n_boot, n): shape (n_boot,) or (n_boot, m)."""
     v = np.asarray(values, dtype=np.float64)
-    if v.ndim == 1:
-        return v[idx].mean(1)
-    return np.stack([v[:, j][idx].mean(1) for j in range(v.shape[1])], 1)
+    cols = v[:, None] if v.ndim == 1 else v
+    n_boot, n = idx.shape
+    out = np.empty((n_boot, cols.shape[1]))
+    step = max(1, (1 << 22) // max(n, 1))  # resamples at a time: counts of about 32 MB
+    for s in range(0, n_boot, step):
+        block = idx[s : s + step]
+        m = block.shape[0]
+        # how often each item is drawn in each resample, then one product for every column
+        flat = (block + (np.arange(m, dtype=np.int64) * n)[:, None]).ravel()
+        counts = np.bincount(flat, minlength=m * n).reshape(m, n)
+        out[s : s + m] = (counts @ cols) / n
+    return out[:, 0] if v.ndim == 1 else out
 
 
 def percentile_ci(samples, level: float = BOOT_LEVEL) -> tuple[float, float]:
