@@ -19,7 +19,6 @@ app = typer.Typer(
 add_version(app, "sdtools", app.info.help)
 
 
-
 DataOpt = Annotated[str | None, typer.Option(
     "--data", help="probe set (needed for checkpoints, not for .npz): synthetic[:k=v,...], "
     "csv:PATH, karpathy:JSON:ROOT[:split], wds:SHARDS, run:RUN_DIR (a run's own probe)")]
@@ -378,6 +377,7 @@ def main(argv=None) -> None:
     from .runner import run_app
 
     run_app(app, argv)
+
 
 if __name__ == "__main__":
     main()

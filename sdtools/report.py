@@ -214,8 +214,6 @@ def _r1_ci(evals, n_sets: int):
     return out
 
 
-
-
 def summary_rows(report: dict) -> list[dict]:
     """One row per method: the numbers the README's results table shows."""
     rows = []

@@ -133,7 +133,6 @@ def open_rgb(path_or_bytes) -> Image.Image:
         return im.convert("RGB")
 
 
-
 class FileImageData(ImageTextData):
     """Images on disk with captions; checks that every image exists at construction."""
 
@@ -182,7 +181,6 @@ class FileImageData(ImageTextData):
             st = p.stat()
             h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
         return h.hexdigest()
-
 
 
 @dataclasses.dataclass

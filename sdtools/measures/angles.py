@@ -20,7 +20,6 @@ def pair_of(A, B, name_a="A", name_b="B") -> tuple[torch.Tensor, torch.Tensor]:
     return common(a, b)
 
 
-
 def sample_angles(A, B) -> np.ndarray:
     """Per-sample rotation angle ``angle(A_i, B_i)`` in degrees, shape (N,).
 

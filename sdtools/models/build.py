@@ -22,7 +22,6 @@ class Loaded(NamedTuple):
     tokenizer: object
 
 
-
 def resolve_model_cfg(arch) -> tuple[str, dict]:
     """``arch`` is a built-in open_clip name, a model-config JSON path, or a config dict."""
     import open_clip

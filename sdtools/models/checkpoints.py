@@ -43,7 +43,6 @@ MODX_FORMAT = "modx"
 __all__ = ["CheckpointError", "Loaded", "load_checkpoint", "save_safetensors", "MODX_FORMAT"]
 
 
-
 def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
     """Load a checkpoint spec into ``(model, preprocess, tokenizer)`` (float32, eval mode).
 

@@ -73,7 +73,6 @@ def _resolve(model_or_spec, arch=None) -> Loaded:
     raise UserError(f"cannot embed with a {type(model_or_spec).__name__}")
 
 
-
 def cache_key(model_id: str, data: ImageTextData) -> str:
     parts = {"v": CACHE_VERSION, "model": model_id, "data": data.fingerprint()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]

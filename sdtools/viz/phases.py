@@ -16,10 +16,8 @@ from .style import colour, pyplot, save_both, styled
 MOD_STYLE = {"image": dict(color="#1f77b4"), "text": dict(color="#d62728")}
 
 
-
 def _methods(report):
     return list(report["methods"])
-
 
 
 def _grid(n_rows, n_cols, w=7.0, h_row=1.5, sharey=False):
