@@ -24,7 +24,16 @@ from .rotations import (
     principal_angles,
     reflection_significant,
 )
-from .summary import BOOT_N, BOOT_SEED, Interval, Summary, jsonable, percentile_ci
+from .summary import (
+    BOOT_N,
+    BOOT_SEED,
+    Interval,
+    Summary,
+    bootstrap_indices,
+    bootstrap_means,
+    jsonable,
+    percentile_ci,
+)
 
 __all__ = ["ProcrustesResult", "procrustes", "principal_angles"]
 
@@ -199,14 +208,14 @@ def _group_values(cc, R, fold_R):
 
 def _intervals(base, left, ho, null, n_boot, seed) -> dict:
     """Percentile intervals of explained, held-out explained and rigidity: ``n_boot``
-    resamples of the groups (multinomial counts), each a ratio of weighted sums."""
+    resamples of the groups, each a ratio of the resampled means."""
     groups = base.size
-    w = np.random.default_rng(seed).multinomial(groups, np.full(groups, 1.0 / groups),
-                                                size=n_boot).astype(np.float64)
-    b = w @ base
+    means = bootstrap_means(np.stack([base, left, ho], 1),
+                            bootstrap_indices(groups, n_boot, seed))
+    b = means[:, 0]
     safe = np.where(b > 0, b, 1.0)
-    ex = np.where(b > 0, 1.0 - (w @ left) / safe, 1.0)
-    hs = np.where(b > 0, 1.0 - (w @ ho) / safe, 1.0)
+    ex = np.where(b > 0, 1.0 - means[:, 1] / safe, 1.0)
+    hs = np.where(b > 0, 1.0 - means[:, 2] / safe, 1.0)
     rig = (hs - null) / (1.0 - null) if null < 1.0 else np.zeros_like(hs)
 
     def iv(x):
