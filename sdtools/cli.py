@@ -168,16 +168,10 @@ def _title(a: str, b: str) -> str:
     return f"{label(a)} → {label(b)}"
 
 
-def _ci(iv, fmt: str, scale: float = 1.0) -> str:
-    """`` [low, high]`` of a 95% interval (an Interval or its dict), or nothing."""
-    if iv is None:
-        return ""
-    lo, hi = (iv["low"], iv["high"]) if isinstance(iv, dict) else (iv.low, iv.high)
-    return f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
-
-
 def _rotation_table(rep, title: str, console) -> None:
     from rich.table import Table
+
+    from .measures.summary import interval_text as _ci
 
     mods = rep.modalities()
     iv = next(iter(mods.values())).rad.mean_ci
@@ -237,6 +231,7 @@ def deviation(
     """Inter-modal deviation from A to B: pair similarity, unsynchronised rotation, ranks, gap."""
     from rich.table import Table
 
+    from .measures.summary import interval_text as _ci
     from .report import deviation_report
 
     _check_outputs(json_out, plot)

@@ -17,7 +17,7 @@ from .measures.intermodal import DeviationResult, deviation
 from .measures.procrustes import ProcrustesResult, procrustes
 from .measures.sam import SamDriftResult, sam_drift
 from .measures.similarity import linear_cka, mutual_knn
-from .measures.summary import Summary, jsonable
+from .measures.summary import Summary, interval_text, jsonable
 from .models.embeddings import Embeddings
 from .progress import bar
 from .runs import RunDir
@@ -292,18 +292,14 @@ def _geometry_lines(r: dict) -> list[str]:
     lines = ["", "Last phase against phase 0 (images; [low, high]: 95% bootstrap intervals "
              "over probe items):", "", "| probe | RAD mean (deg) | rank | explained in / held "
              "out | rigidity | cross-applied residual |", "| --- | --- | --- | --- | --- | --- |"]
-
-    def ci(d, key, nd):
-        iv = d.get(key)
-        return f" [{iv['low']:.{nd}f}, {iv['high']:.{nd}f}]" if iv else ""
-
     for name, p in parts.items():
         rad, pro = p["image"]["rad"], p["image"]["procrustes"]
         cross = p["deviation"].get("cross_residual", {}).get("mean")
         lines.append(
-            f"| {name} | {rad['mean']:.1f}{ci(rad, 'mean_ci', 1)} | {pro.get('rank', '–')} | "
+            f"| {name} | {rad['mean']:.1f}{interval_text(rad.get('mean_ci'), '{:.1f}')} | "
+            f"{pro.get('rank', '–')} | "
             f"{pro['explained']:.2f} / {pro.get('explained_heldout', float('nan')):.2f}"
-            f"{ci(pro, 'explained_heldout_ci', 2)} | "
-            f"{pro.get('rigidity', float('nan')):.2f}{ci(pro, 'rigidity_ci', 2)} | "
+            f"{interval_text(pro.get('explained_heldout_ci'))} | "
+            f"{pro.get('rigidity', float('nan')):.2f}{interval_text(pro.get('rigidity_ci'))} | "
             f"{'–' if cross is None else f'{cross:.3f}'} |")
     return lines

@@ -131,7 +131,6 @@ class _DriftAccumulator:
         n = self.count
         mean = self.total / n * deg
         var = max(self.total_sq / n - (self.total / n) ** 2, 0.0) * n / max(n - 1, 1) * deg**2
-        self.max *= deg
         mean_ci = None
         if self.item is not None and n_samples > 2:
             h = self.item.cpu().numpy() / (n_samples - 1) * deg  # each item's mean drift
@@ -144,7 +143,7 @@ class _DriftAccumulator:
             k = min(k, _FINE_BINS - 1)
             before = cdf[k - 1] if k else 0.0
             frac = (target - before) / fine[k] if fine[k] else 0.0
-            return min((k + frac) * width, self.max)
+            return min((k + frac) * width, self.max * deg)
 
         centres = (np.arange(_FINE_BINS) + 0.5) * width
         edges = np.asarray(bin_edges, dtype=np.float64)
@@ -158,7 +157,7 @@ class _DriftAccumulator:
             std=math.sqrt(var),
             stderr=0.0,
             median=q(0.5),
-            max=self.max,
+            max=self.max * deg,
             quantiles={float(p): q(p) for p in quantiles},
             bin_edges=clean_edges(edges),
             histogram=tuple(int(round(h)) for h in hist),

@@ -66,6 +66,15 @@ class Interval:
                 "seed": self.seed}
 
 
+def interval_text(iv, fmt: str = "{:.2f}", scale: float = 1.0) -> str:
+    """`` [low, high]`` of an interval (an :class:`Interval` or its dict), each bound times
+    ``scale`` in ``fmt``; nothing when there is none."""
+    if not iv:
+        return ""
+    lo, hi = (iv["low"], iv["high"]) if isinstance(iv, dict) else (iv.low, iv.high)
+    return f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
+
+
 def mean_interval(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED,
                   level: float = BOOT_LEVEL) -> Interval:
     """Bootstrap interval of the mean of per-item values (vectorised resampler)."""
