@@ -15,6 +15,8 @@ _EXPORTS = {
     "sam_drift": "measures.sam",
     "SamDriftResult": "measures.sam",
     "procrustes": "measures.procrustes",
+    "topology_kept": "measures.topology",
+    "TopologyResult": "measures.topology",
     "principal_angles": "measures.procrustes",
     "ProcrustesResult": "measures.procrustes",
     "deviation": "measures.intermodal",

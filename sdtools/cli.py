@@ -130,7 +130,10 @@ def rotation(
     json_out: JsonOpt = None,
     plot: PlotOpt = None,
     max_pairs: Annotated[int | None, typer.Option(
-        help="estimate SAM drift from this many sampled pairs (default: exact)")] = None,
+        help="estimate SAM drift from this many sampled pairs (default: exact up to 10,000 "
+        "items, 2,000,000 sampled pairs above)")] = None,
+    exact_sam: Annotated[bool, typer.Option(
+        "--exact-sam", help="SAM drift over every pair, however many items")] = False,
     model: ModelOpt = None,
     device: DeviceOpt = None,
     batch_size: BatchOpt = 256,
@@ -140,11 +143,15 @@ def rotation(
     workers: WorkersOpt = 0,
 ):
     """Intra-modal rotation from A to B: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
-    from .report import rotation_report
+    from .report import EXACT_SAM_ITEMS, SAMPLED_PAIRS, rotation_report
 
     _check_outputs(json_out, plot)
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
+    if max_pairs is None and not exact_sam and max(ea.n_images, ea.n_texts) > EXACT_SAM_ITEMS:
+        max_pairs = SAMPLED_PAIRS
+        typer.echo(f"note: SAM drift estimated from {SAMPLED_PAIRS:,} sampled pairs (more than "
+                   f"{EXACT_SAM_ITEMS:,} items; --exact-sam for every pair)", err=True)
     rep = rotation_report(ea, eb, modality=modality, max_pairs=max_pairs,
                           progress=not quiet)
     _rotation_table(rep, f"rotation {a} → {b}", _console(quiet))
@@ -201,11 +208,15 @@ def _rotation_table(rep, title: str, console) -> None:
         + _ci(r.procrustes.explained_ci, "{:.1f}", 100))
     row("rotation explains, held out", lambda r: f"{100 * r.procrustes.explained_heldout:.1f}%"
         + _ci(r.procrustes.explained_heldout_ci, "{:.1f}", 100))
-    row("rigidity (0 jitter, 1 rotation)", lambda r: f"{r.procrustes.rigidity:.3f}"
+    row("rigidity (0 jitter, 1 rotation)", lambda r: "– (below precision)"
+        if r.procrustes.rigidity is None else f"{r.procrustes.rigidity:.3f}"
         + _ci(r.procrustes.rigidity_ci, "{:.3f}"))
+    row("topology kept (0 jitter, 1 rotation)", lambda r: "–"
+        if r.topology.topology_kept is None else f"{r.topology.topology_kept:.3f}"
+        + f" (SAM {r.topology.drift:.2f} vs null {r.topology.null:.2f} deg)")
     row("residual angle mean (deg)",
         lambda r: f"{float(r.procrustes.residual_angles_deg.mean()):.2f}")
-    row("linear CKA", lambda r: f"{r.linear_cka:.4f}")
+    row("linear CKA", lambda r: "–" if r.linear_cka is None else f"{r.linear_cka:.4f}")
     row(f"mutual kNN (k={next(iter(mods.values())).knn_k})", lambda r: f"{r.mutual_knn:.3f}")
     console.print(t)
     for m, r in mods.items():
@@ -253,9 +264,7 @@ def deviation(
               f"{d['relative_rotation']['max_angle']:.2f} / "
               f"{d['relative_rotation']['geodesic_deg']:.2f} "
               f"(in {d['relative_rotation']['rank']} shared dims)")
-    t.add_row("cross-applied residual, captions / images",
-              f"{d['cross_residual']['text_by_image']:.3f} / "
-              f"{d['cross_residual']['image_by_text']:.3f}")
+    t.add_row("cross-applied residual, captions / images", _cross_text(d["cross_residual"]))
     for k in ("t2i", "i2t"):
         tp = d["top1"][k]
         t.add_row(f"{k} top-1 lost / gained / kept",
@@ -269,6 +278,19 @@ def deviation(
         from .viz.pairwise import plot_deviation
 
         plot_deviation(dev, plot, title=_title(a, b))
+
+
+def _cross_text(c: dict) -> str:
+    """The cross-applied residuals beside their in-step null (range over halvings)."""
+    if c["mean"] is None:
+        return "– (no direction determined by both)"
+    out = f"{c['text_by_image']:.3f} / {c['image_by_text']:.3f}"
+    null = c.get("null")
+    if null:
+        m = null["mean"]
+        out += (f" (in-step null {m['value']:.3f}, range {m['low']:.3f}-{m['high']:.3f}: "
+                f"{'above' if c['above_null'] else 'within'})")
+    return out
 
 
 @app.command()

@@ -11,13 +11,15 @@ import dataclasses
 
 import numpy as np
 
-from .errors import AnalysisError, RunError
+from .errors import AnalysisError, InputError, RunError
 from .measures.angles import rad
+from .measures.checks import coarsest
 from .measures.intermodal import DeviationResult, deviation
 from .measures.procrustes import ProcrustesResult, procrustes
 from .measures.sam import SamDriftResult, sam_drift
 from .measures.similarity import linear_cka, mutual_knn
 from .measures.summary import Summary, interval_text, jsonable
+from .measures.topology import TopologyResult, topology_kept
 from .models.embeddings import Embeddings
 from .progress import bar
 from .runs import RunDir
@@ -52,14 +54,16 @@ class ModalityRotation:
     rad: Summary
     sam_drift: SamDriftResult
     procrustes: ProcrustesResult
-    linear_cka: float
+    topology: TopologyResult
+    linear_cka: float | None
     mutual_knn: float
     knn_k: int
 
     def to_dict(self) -> dict:
         return jsonable({"n": self.n, "rad": self.rad, "sam_drift": self.sam_drift,
-                         "procrustes": self.procrustes, "linear_cka": self.linear_cka,
-                         "mutual_knn": self.mutual_knn, "knn_k": self.knn_k})
+                         "procrustes": self.procrustes, "topology": self.topology,
+                         "linear_cka": self.linear_cka, "mutual_knn": self.mutual_knn,
+                         "knn_k": self.knn_k})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,27 +84,42 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
                     max_pairs: int | None = None, knn_k: int = 10,
                     progress: bool = False, ci: bool = True, n_boot: int = 1000,
                     seed: int = 0) -> RotationReport:
-    """Intra-modal rotation of each modality: RAD, SAM drift, Procrustes, CKA, mutual kNN.
+    """Intra-modal rotation of each modality: RAD, SAM drift, Procrustes (rigidity), the
+    paper's criterion against its null (``topology``), CKA, mutual kNN.
 
-    ``ci``: bootstrap intervals over probe items (``n_boot`` resamples, ``seed``) of the RAD
-    mean and shares, the exact SAM drift mean, and Procrustes' explained shares and rigidity."""
+    ``ci``: bootstrap intervals (``n_boot`` resamples, ``seed``) of the RAD mean and shares,
+    the exact SAM drift mean, and Procrustes' explained shares and rigidity; captions are
+    resampled with their image. The precision floor of rigidity is the coarser of the two
+    embeddings' recorded precision (``meta["precision"]``) and what their values show."""
     if modality not in ("image", "text", "both"):
         raise AnalysisError(f"modality must be image, text or both, got {modality!r}")
     check_comparable(a, b)
+    precision = coarsest(a.meta.get("precision"), b.meta.get("precision"))
     out = {}
     for mod in MODALITIES:
         if modality not in (mod, "both"):
             continue
         xa, xb = getattr(a, mod), getattr(b, mod)
+        groups = a.image_of_text if mod == "text" else None
         k = min(knn_k, xa.shape[0] - 1)
         out[mod] = ModalityRotation(
-            n=int(xa.shape[0]), rad=rad(xa, xb, ci=ci, n_boot=n_boot, seed=seed),
+            n=int(xa.shape[0]),
+            rad=rad(xa, xb, ci=ci, n_boot=n_boot, seed=seed, clusters=groups),
             sam_drift=sam_drift(xa, xb, max_pairs=max_pairs, progress=progress, ci=ci,
-                                n_boot=n_boot, ci_seed=seed),
-            procrustes=procrustes(xa, xb, residuals=True, ci=ci, n_boot=n_boot, ci_seed=seed),
-            linear_cka=linear_cka(xa, xb),
-            mutual_knn=mutual_knn(xa, xb, k=k), knn_k=k)
+                                n_boot=n_boot, ci_seed=seed, clusters=groups),
+            procrustes=procrustes(xa, xb, residuals=True, ci=ci, n_boot=n_boot, ci_seed=seed,
+                                  precision=precision),
+            topology=topology_kept(xa, xb, seed=seed),
+            linear_cka=_cka(xa, xb), mutual_knn=mutual_knn(xa, xb, k=k), knn_k=k)
     return RotationReport(**out)
+
+
+def _cka(xa, xb) -> float | None:
+    """Linear CKA, None where it is undefined (a collapsed space with no variance)."""
+    try:
+        return linear_cka(xa, xb)
+    except InputError:
+        return None
 
 
 def deviation_report(a: Embeddings, b: Embeddings) -> DeviationResult:
@@ -109,13 +128,14 @@ def deviation_report(a: Embeddings, b: Embeddings) -> DeviationResult:
     return deviation(a.image, a.text, b.image, b.text, a.image_of_text)
 
 
-EXACT_SAM_ITEMS = 10_000  # up to this many items a run report's SAM drift is exact
+EXACT_SAM_ITEMS = 10_000  # up to this many items SAM drift is exact (reports and the CLI)
+SAMPLED_PAIRS = 2_000_000  # pairs SAM drift is estimated from beyond
 DEVIATION_KEYS = ("pos_shift", "unsync", "unsync_abs_mean", "unsync_abs_mean_ci",
                   "relative_rotation", "cross_residual", "top1", "modality_gap_a",
                   "modality_gap_b", "pos_sim_a_mean", "pos_sim_b_mean")
 
 
-def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = 2_000_000,
+def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = SAMPLED_PAIRS,
              per_set: bool = True) -> dict:
     """Rotation of both modalities and inter-modal deviation from a to b (JSON-ready), on the
     pooled probe and, with ``per_set``, on each evaluation set of a run's probe alone. SAM
@@ -134,7 +154,7 @@ def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = 2_000_000,
     return jsonable(out)
 
 
-def build_report(run, max_pairs: int | None = 2_000_000, progress: bool = False) -> dict:
+def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = False) -> dict:
     """Assemble ``report.json`` from a run directory (layout in :mod:`sdtools.runs`)."""
     run = run if isinstance(run, RunDir) else RunDir(run)
     config = run.read_config()
@@ -248,8 +268,7 @@ def _mean(xs):
 
 def markdown(report: dict) -> str:
     """A Markdown report: summary table and every method's retrieval matrix."""
-    def f(x, nd=2):
-        return "–" if x is None else f"{x:.{nd}f}"
+    f = _fmt
 
     lines = ["# Continual run report", ""]
     cfg = report.get("config", {})
@@ -291,7 +310,8 @@ def _geometry_lines(r: dict) -> list[str]:
     parts = {"pooled": g, **g.get("per_set", {})}
     lines = ["", "Last phase against phase 0 (images; [low, high]: 95% bootstrap intervals "
              "over probe items):", "", "| probe | RAD mean (deg) | rank | explained in / held "
-             "out | rigidity | cross-applied residual |", "| --- | --- | --- | --- | --- | --- |"]
+             "out | rigidity | topology kept | cross-applied residual (in-step null) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, p in parts.items():
         rad, pro = p["image"]["rad"], p["image"]["procrustes"]
         cross = p["deviation"].get("cross_residual", {}).get("mean")
@@ -300,6 +320,16 @@ def _geometry_lines(r: dict) -> list[str]:
             f"{pro.get('rank', '–')} | "
             f"{pro['explained']:.2f} / {pro.get('explained_heldout', float('nan')):.2f}"
             f"{interval_text(pro.get('explained_heldout_ci'))} | "
-            f"{pro.get('rigidity', float('nan')):.2f}{interval_text(pro.get('rigidity_ci'))} | "
-            f"{'–' if cross is None else f'{cross:.3f}'} |")
+            f"{_fmt(pro.get('rigidity'))}{interval_text(pro.get('rigidity_ci'))} | "
+            f"{_fmt(p['image'].get('topology', {}).get('topology_kept'))} | "
+            f"{_fmt(cross, 3)}{_null_text(p['deviation'].get('cross_residual', {}))} |")
     return lines
+
+
+def _fmt(x, nd: int = 2) -> str:
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def _null_text(c: dict) -> str:
+    null = c.get("null")
+    return "" if not null else f" ({null['mean']['value']:.3f})"

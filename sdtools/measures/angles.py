@@ -30,10 +30,13 @@ def sample_angles(A, B) -> np.ndarray:
     return to_numpy(stable_angle_deg(normalize(a), normalize(b))).astype(np.float64)
 
 
-def rad(A, B, bin_edges=None, ci: bool = False, n_boot: int = 1000, seed: int = 0) -> Summary:
+def rad(A, B, bin_edges=None, ci: bool = False, n_boot: int = 1000, seed: int = 0,
+        clusters=None) -> Summary:
     """Summary of :func:`sample_angles`: histogram (15-degree bins by default), mean, quantiles;
-    ``ci``: bootstrap intervals of the mean and of the shares above thresholds."""
+    ``ci``: bootstrap intervals of the mean and of the shares above thresholds (``clusters``:
+    one label per sample, e.g. each caption's image, to resample whole clusters)."""
     kw = {} if bin_edges is None else {"bin_edges": bin_edges}
-    return Summary.of(sample_angles(A, B), ci=ci, n_boot=n_boot, seed=seed, **kw)
+    return Summary.of(sample_angles(A, B), ci=ci, n_boot=n_boot, seed=seed, clusters=clusters,
+                      **kw)
 
 

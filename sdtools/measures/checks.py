@@ -157,3 +157,31 @@ def stable_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
+
+
+# unit roundoff scale (machine epsilon) of the float formats an embedding's values can carry
+PRECISION_EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10, "float32": 2.0**-23,
+                 "float64": 2.0**-52}
+_SAMPLE_ROWS = 4096
+
+
+def value_precision(x) -> str:
+    """The coarsest float format that holds every value of ``x`` exactly (judged on its first
+    4,096 rows): ``bfloat16`` or ``float16`` for float32 values that were rounded to one
+    (a half-precision re-save), else the array's own dtype name."""
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    name = str(t.dtype).replace("torch.", "")
+    if name in ("bfloat16", "float16") or name not in PRECISION_EPS:
+        return name if name in PRECISION_EPS else "float32"
+    head = t[:_SAMPLE_ROWS].detach()
+    for fmt, dt in (("bfloat16", torch.bfloat16), ("float16", torch.float16)):
+        if bool(torch.isfinite(head.to(dt)).all()) and bool((head.to(dt).to(head.dtype)
+                                                              == head).all()):
+            return fmt
+    return name
+
+
+def coarsest(*names) -> str:
+    """The coarsest of several precision names (None entries ignored)."""
+    names = [n for n in names if n]
+    return max(names, key=lambda n: PRECISION_EPS.get(n, 0.0)) if names else "float64"

@@ -34,6 +34,7 @@ class CrossCov:
     block: int = BLOCK
     group_M: torch.Tensor | None = None  # (G, D, D)
     group_stats: torch.Tensor | None = None  # (4, G)
+    eps: float = float(torch.finfo(torch.float32).eps)  # of the dtype M was accumulated in
 
     @property
     def total(self) -> torch.Tensor:
@@ -105,4 +106,5 @@ def cross_covariance(prep, k: int, per_fold: int = 1) -> CrossCov:
     Ms = Gm.view(groups // k, k, d, d).sum(0) if groups > k else Gm
     folded = stats.view(4, groups // k, k).sum(1)
     return CrossCov(Ms.double().cpu(), *folded, block=block,
-                    group_M=Gm if groups > k else None, group_stats=stats)
+                    group_M=Gm if groups > k else None, group_stats=stats,
+                    eps=float(torch.finfo(a.dtype).eps))

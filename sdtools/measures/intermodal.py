@@ -8,6 +8,7 @@ Rows are L2-normalised first.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
@@ -21,13 +22,22 @@ from .checks import (
     stable_angle_deg,
     to_numpy,
 )
-from .crosscov import cross_covariance, prepare
+from .crosscov import BLOCK, cross_covariance, prepare, rows
 from .retrieval import ranks
-from .rotations import effective_rank, fit_rotation, principal_angles, reflection_significant
+from .rotations import (
+    SE_MAX,
+    determined_rank,
+    fit_folds,
+    fit_rotation,
+    principal_angles,
+    residual_variance,
+)
 from .summary import Summary, jsonable, mean_interval
 
 SHIFT_EDGES = tuple(float(x) for x in np.linspace(-1.0, 1.0, 21))
 UNSYNC_EDGES = tuple(float(x) for x in range(-90, 91, 10))
+NULL_GROUPS = 16  # groups of images (captions with their image) the cross-residual null halves
+NULL_SPLITS = 10  # random halvings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,12 +55,15 @@ class DeviationResult:
     - ``cross_text`` / ``cross_image``: the cross-applied residual, how much more of the
       change of the captions (images) is left when they are moved by the images' (captions')
       rotation instead of their own, as a share of that change: 0 in step, large out of step.
-      Unlike the per-pair ``unsync`` it has no floor under a shared rotation.
+      None when no direction is determined by both fits. ``cross_null``: what it reads when
+      both modalities turn in step at this probe's sizes and noise (see :func:`cross_null`);
+      only a residual above the null's range says "out of step".
     - ``t2i_rank_a/b`` per caption, ``i2t_rank_a/b`` per image; top-1 hits lost and gained.
     - ``gap_a`` / ``gap_b``: modality gap ``||mean(V) - mean(T)||``.
 
     ``to_dict()`` gives the means of ``pos_shift`` and ``|unsync|`` with 95% bootstrap
-    intervals over captions (``mean_ci``, ``unsync_abs_mean_ci``).
+    intervals (``mean_ci``, ``unsync_abs_mean_ci``) that resample images with all their
+    captions (captions of one image share its change).
     """
 
     pos_sim_a: np.ndarray
@@ -60,14 +73,16 @@ class DeviationResult:
     relative_angles_deg: np.ndarray
     relative_reflection: bool
     relative_rank: int
-    cross_text: float
-    cross_image: float
+    cross_text: float | None
+    cross_image: float | None
     t2i_rank_a: np.ndarray
     t2i_rank_b: np.ndarray
     i2t_rank_a: np.ndarray
     i2t_rank_b: np.ndarray
     gap_a: float
     gap_b: float
+    cross_null: dict | None = None
+    image_of_text: np.ndarray | None = None
 
     @property
     def pos_shift(self) -> np.ndarray:
@@ -91,17 +106,29 @@ class DeviationResult:
             }
         return out
 
+    def _cross_dict(self) -> dict:
+        mean = (None if self.cross_text is None
+                else (self.cross_text + self.cross_image) / 2.0)
+        out = {"text_by_image": self.cross_text, "image_by_text": self.cross_image,
+               "mean": mean, "null": self.cross_null}
+        if mean is not None and self.cross_null is not None:
+            out["excess"] = mean - self.cross_null["mean"]["value"]
+            out["above_null"] = bool(mean > self.cross_null["mean"]["high"])
+        return out
+
     def to_dict(self) -> dict:
         rel = self.relative_angles_deg
         return jsonable(
             {
                 "pos_shift": Summary.of(self.pos_shift, bin_edges=SHIFT_EDGES,
-                                        thresholds=(), ci=True).to_dict(),
+                                        thresholds=(), ci=True,
+                                        clusters=self.image_of_text).to_dict(),
                 "pos_sim_a_mean": float(self.pos_sim_a.mean()),
                 "pos_sim_b_mean": float(self.pos_sim_b.mean()),
                 "unsync": Summary.of(self.unsync, bin_edges=UNSYNC_EDGES, thresholds=()).to_dict(),
                 "unsync_abs_mean": float(np.abs(self.unsync).mean()),
-                "unsync_abs_mean_ci": mean_interval(np.abs(self.unsync)),
+                "unsync_abs_mean_ci": mean_interval(np.abs(self.unsync),
+                                                    clusters=self.image_of_text),
                 "relative_rotation": {
                     "angles_deg": rel,
                     "max_angle": float(rel.max()) if rel.size else 0.0,
@@ -110,9 +137,7 @@ class DeviationResult:
                     "reflection": self.relative_reflection,
                     "rank": self.relative_rank,
                 },
-                "cross_residual": {"text_by_image": self.cross_text,
-                                   "image_by_text": self.cross_image,
-                                   "mean": (self.cross_text + self.cross_image) / 2.0},
+                "cross_residual": self._cross_dict(),
                 "t2i_mean_rank_a": float(self.t2i_rank_a.mean()),
                 "t2i_mean_rank_b": float(self.t2i_rank_b.mean()),
                 "rank_shift_t2i_mean": float((self.t2i_rank_b - self.t2i_rank_a).mean()),
@@ -148,7 +173,7 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
     img_ang = stable_angle_deg(va, vb)[iot]
     txt_ang = stable_angle_deg(ta, tb)
 
-    rel, refl, rel_rank, cross_t, cross_i = relative_rotation(va, vb, ta, tb)
+    rel, refl, rel_rank, cross_t, cross_i, null = relative_rotation(va, vb, ta, tb, iot)
 
     i2t_a, t2i_a = ranks(va, ta, iot, chunk_size=chunk_size)
     i2t_b, t2i_b = ranks(vb, tb, iot, chunk_size=chunk_size)
@@ -165,6 +190,8 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
         relative_rank=rel_rank,
         cross_text=cross_t,
         cross_image=cross_i,
+        cross_null=null,
+        image_of_text=to_numpy(iot),
         t2i_rank_a=to_numpy(t2i_a),
         t2i_rank_b=to_numpy(t2i_b),
         i2t_rank_a=to_numpy(i2t_a),
@@ -174,56 +201,177 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
     )
 
 
-def _fit(a, b, energy: float):
-    """The modality's rotation, its cross-covariance and the a-space directions it determines."""
-    cc = cross_covariance(prepare(a, b, False), 3)
-    M = cc.total
-    svd = torch.linalg.svd(M)  # one SVD serves the reflection test, the fit and the subspace
-    reflect = reflection_significant(M, cc.base, svd, folds=(cc.M, cc.aa, cc.bb))
-    R, _, _ = fit_rotation(M, None, reflect, svd)
-    U, sv, _ = svd
-    return R, cc, U[:, :effective_rank(sv, energy)]
+def _fit(a, b):
+    """One modality's fit (:class:`~.rotations.Fit`), its cross-covariance and Gram ``A^T A``."""
+    prep = prepare(a, b, False)
+    cc = cross_covariance(prep, 3)
+    return fit_folds(cc.M, cc.aa, cc.bb, cc.n, cc.eps, cc.base), cc, _gram(prep)
 
 
-def _gram(x) -> torch.Tensor:
-    return (x.T @ x).double().cpu()
+def _gram(prep) -> torch.Tensor:
+    a = prep[0]
+    G = torch.zeros(a.shape[1], a.shape[1], dtype=a.dtype, device=a.device)
+    for s in range(0, a.shape[0], BLOCK):
+        ac, _ = rows(*prep, s, min(s + BLOCK, a.shape[0]))
+        G.addmm_(ac.T, ac)
+    return G.double().cpu()
 
 
-def _cross(R_own, R_mix, cc, G) -> float:
-    """(||A R_mix - B||^2 - ||A R_own - B||^2) / ||A - B||^2 from D x D matrices (``G = A^T A``;
-    ``R_mix`` need not be orthogonal)."""
-    if cc.base <= 0:
+def _left(R, M, G, bb: float) -> float:
+    """``||A R - B||^2`` from ``M = A^T B``, ``G = A^T A`` (``R`` need not be orthogonal)."""
+    return float(torch.sum((R.T @ G) * R.T)) + bb - 2.0 * float(torch.sum(R * M))
+
+
+def _cross(R_own, R_mix, M, G, bb: float, base: float) -> float:
+    """(||A R_mix - B||^2 - ||A R_own - B||^2) / ||A - B||^2 from D x D matrices."""
+    if base <= 0:
         return 0.0
-    M = cc.total
-    own = float(cc.aa.sum() + cc.bb.sum() - 2.0 * torch.sum(R_own * M))
-    mix = float(torch.sum((R_mix.T @ G) * R_mix.T) + cc.bb.sum() - 2.0 * torch.sum(R_mix * M))
-    return (mix - own) / cc.base
+    return (_left(R_mix, M, G, bb) - _left(R_own, M, G, bb)) / base
 
 
-def relative_rotation(va, vb, ta, tb, energy: float = 0.95, min_cos: float = 0.9):
-    """Principal angles of ``R_V^T R_T`` where the probe determines both fits, and the
-    cross-applied residuals (see :class:`DeviationResult`).
+def common_subspace(Sv: torch.Tensor, St: torch.Tensor) -> torch.Tensor:
+    """Orthonormal basis of the intersection of two subspaces (columns of ``Sv``, ``St``):
+    their principal directions whose angle is within the fits' resolution ``SE_MAX``."""
+    if Sv.shape[1] == 0 or St.shape[1] == 0:
+        return Sv[:, :0]
+    a, cosines, _ = torch.linalg.svd(Sv.T @ St)
+    keep = cosines >= math.cos(SE_MAX)
+    return Sv @ a[:, : cosines.numel()][:, keep]
 
-    Each fit determines the directions holding ``energy`` of its cross-covariance; the
-    common subspace ``P`` is spanned by the pairs of those directions closer than
-    ``acos(min_cos)``. Moving one modality by the other's rotation is done inside ``P`` only
-    (its own rotation elsewhere), so a direction only one modality covers cannot count as
-    unsynchronised.
+
+def relative_rotation(va, vb, ta, tb, image_of_text, null_splits: int = NULL_SPLITS,
+                      seed: int = 0):
+    """Principal angles of the relative rotation where the probe determines both fits, and
+    the cross-applied residuals with their null (see :class:`DeviationResult`).
+
+    The fits act on rows (``A R ~ B``), so both are composed in a-space:
+    ``Delta = R_T R_V^T`` (caption rotation, then the images' rotation undone) maps a-space
+    to a-space; it is the identity under one shared rotation and is similar to ``R_V^T R_T``.
+    It is read on ``P``, the a-space directions both fits determine (the determinacy rule of
+    :mod:`~.rotations`, no energy or cosine cut beyond the fits' resolution). Moving one
+    modality by the other's rotation is done inside ``P`` only (its own rotation elsewhere), so
+    a direction only one modality covers cannot count as unsynchronised.
+
+    Returns ``(angles, reflection, rank, text_by_image, image_by_text, null)``, the
+    residuals None when ``rank`` is 0 and ``null`` a dict (see :func:`cross_null`).
     """
     d = va.shape[1]
-    if ta.shape[0] < 2:
-        return np.zeros(d // 2), False, 0, 0.0, 0.0
-    rv, ccv, uv = _fit(va, vb, energy)
-    rt, cct, ut = _fit(ta, tb, energy)
-    a, cosines, _ = torch.linalg.svd(uv.T @ ut)
-    P = uv @ a[:, : cosines.numel()][:, cosines > min_cos]
+    if ta.shape[0] < 6 or va.shape[0] < 6:
+        return np.zeros(0), False, 0, None, None, None
+    fv, ccv, Gv = _fit(va, vb)
+    ft, cct, Gt = _fit(ta, tb)
+    P = common_subspace(fv.U[:, : fv.rank], ft.U[:, : ft.rank])
     k = P.shape[1]
     if k == 0:
-        return np.zeros(0), False, 0, 0.0, 0.0
-    U, _, Vt = torch.linalg.svd(P.T @ rv.T @ rt @ P)
-    rel, refl = principal_angles(U @ Vt)
+        return np.zeros(0), False, 0, None, None, None
+    rel, refl = principal_angles(_polar_of(P.T @ ft.R @ fv.R.T @ P))
     PP = P @ P.T
     eye = torch.eye(d, dtype=PP.dtype)
-    text_by_image = _cross(rt, PP @ rv + (eye - PP) @ rt, cct, _gram(ta))
-    image_by_text = _cross(rv, PP @ rt + (eye - PP) @ rv, ccv, _gram(va))
-    return rel, refl, k, text_by_image, image_by_text
+    tsum = (float(cct.bb.sum()), cct.base)
+    vsum = (float(ccv.bb.sum()), ccv.base)
+    text_by_image = _cross(ft.R, PP @ fv.R + (eye - PP) @ ft.R, cct.total, Gt, *tsum)
+    image_by_text = _cross(fv.R, PP @ ft.R + (eye - PP) @ fv.R, ccv.total, Gv, *vsum)
+    null = cross_null(va, vb, ta, tb, image_of_text, null_splits, seed)
+    return rel, refl, k, text_by_image, image_by_text, null
+
+
+def _group_matrices(a, b, labels: torch.Tensor, groups: int):
+    """Per group of rows (unit rows): ``M_g = A_g^T B_g``, ``G_g = A_g^T A_g`` (float64) and
+    ``(|B_g|^2, |A_g - B_g|^2, n_g)``."""
+    d = a.shape[1]
+    Ms = torch.zeros(groups, d, d, dtype=torch.float64)
+    Gs = torch.zeros(groups, d, d, dtype=torch.float64)
+    st = torch.zeros(groups, 3, dtype=torch.float64)
+    for g in range(groups):
+        idx = torch.nonzero(labels == g).flatten().to(a.device)
+        Mg = torch.zeros(d, d, dtype=a.dtype, device=a.device)
+        Gg = torch.zeros_like(Mg)
+        for s in range(0, idx.numel(), BLOCK):
+            ac, bc = a[idx[s : s + BLOCK]], b[idx[s : s + BLOCK]]
+            Mg.addmm_(ac.T, bc)
+            Gg.addmm_(ac.T, ac)
+            st[g, 1] += float(((ac - bc) ** 2).sum(dtype=torch.float64))
+        Ms[g], Gs[g] = Mg.double().cpu(), Gg.double().cpu()
+        st[g, 0] = float(idx.numel())  # unit rows: |B_g|^2 is the row count
+        st[g, 2] = float(idx.numel())
+    return Ms, Gs, st
+
+
+def _half_fit(M, bb, n, eps):
+    svd = torch.linalg.svd(M)
+    r = determined_rank(svd[1], residual_variance(svd[1], 2.0 * bb, n), n, eps)
+    return fit_rotation(svd, r)
+
+
+def _half_fits(Ms, st, halves, eps) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per split of the groups into two halves, each half's fit of this modality."""
+    out = []
+    for h in halves:
+        pair = []
+        for one in (h, ~h):
+            bb, _, n = (float(x) for x in st[one].sum(0))
+            pair.append(_half_fit(Ms[one].sum(0), bb, n, eps))
+        out.append(tuple(pair))
+    return out
+
+
+def _spread(X: torch.Tensor, G: torch.Tensor) -> float:
+    """``||A X||^2 = tr(X^T G X)`` for ``G = A^T A``."""
+    return float(torch.sum((X.T @ G) * X.T))
+
+
+def cross_null(va, vb, ta, tb, image_of_text, splits: int = NULL_SPLITS,
+               seed: int = 0) -> dict | None:
+    """The cross-applied residual expected when both modalities turn in step, at this probe's
+    sizes, spectra and noise.
+
+    Under one shared rotation the excess residual of the captions moved by the images' fit is,
+    to first order, ``||T_a E_V||^2 + ||T_a E_T||^2``: the image fit's error moves the
+    captions, and the caption fit's own overfit (of the same size) lowers their residual.
+    Images are dealt into ``NULL_GROUPS`` random groups, captions go with their image; each of
+    ``splits`` random halvings fits each modality on both halves, and ``(R_1 - R_2) / 2`` has
+    the spread of one full-probe fit's error (each half's error has twice its variance), so
+    ``||T_a (R_1 - R_2)||^2 / 4`` measures each term with the probe's own spectra and noise.
+    Divided by the captions' change, symmetrically for the images. Returns the mean over
+    splits and their range (``low``, ``high``) per direction and for the mean, or None when the
+    probe has fewer than 4 images.
+    """
+    n_img = va.shape[0]
+    groups = min(NULL_GROUPS, n_img)
+    if groups < 4:
+        return None
+    gen = np.random.default_rng(seed)
+    lab_v = torch.as_tensor(gen.permutation(n_img) % groups)
+    lab_t = lab_v[image_of_text.cpu()]
+    halves = []
+    for _ in range(splits):
+        h = np.zeros(groups, dtype=bool)
+        h[gen.permutation(groups)[: groups // 2]] = True
+        halves.append(torch.as_tensor(h))
+    eps = float(torch.finfo(va.dtype).eps)
+    Mv, Gv, stv = _group_matrices(va, vb, lab_v, groups)
+    Mt, Gt, stt = _group_matrices(ta, tb, lab_t, groups)
+    fv, ft = _half_fits(Mv, stv, halves, eps), _half_fits(Mt, stt, halves, eps)
+    Gv, Gt = Gv.sum(0), Gt.sum(0)
+    base_v, base_t = float(stv[:, 1].sum()), float(stt[:, 1].sum())
+    # (R_1 - R_2) / 2 has the spread of one full-probe fit's error: the other modality's fit
+    # error moves these rows, and the own fit's overfit (the same size) lowers its residual
+    ev = [_spread(r1 - r2, Gt) / 4.0 for r1, r2 in fv]  # image fit error, on the captions
+    et = [_spread(r1 - r2, Gt) / 4.0 for r1, r2 in ft]
+    evv = [_spread(r1 - r2, Gv) / 4.0 for r1, r2 in fv]
+    etv = [_spread(r1 - r2, Gv) / 4.0 for r1, r2 in ft]
+    # a modality that did not move has no residual to compare: its null is 0 as its value
+    t_by_i = (np.asarray(ev) + np.asarray(et)) / base_t if base_t > 0 else np.zeros(splits)
+    i_by_t = (np.asarray(etv) + np.asarray(evv)) / base_v if base_v > 0 else np.zeros(splits)
+    both = (t_by_i + i_by_t) / 2.0
+
+    def rng_of(x):
+        return {"value": float(x.mean()), "low": float(x.min()), "high": float(x.max())}
+
+    return {"text_by_image": rng_of(t_by_i), "image_by_text": rng_of(i_by_t),
+            "mean": rng_of(both), "splits": splits, "groups": groups}
+
+
+def _polar_of(X: torch.Tensor) -> torch.Tensor:
+    U, _, Vt = torch.linalg.svd(X)
+    return U @ Vt

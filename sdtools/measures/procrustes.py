@@ -10,26 +10,26 @@ second pass and are computed only when asked.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import torch
 
-from .checks import normalize, to_numpy
+from ..errors import InputError
+from .checks import PRECISION_EPS, coarsest, normalize, to_numpy, value_precision
 from .crosscov import GROUPS_PER_FOLD, cross_covariance, prepare, rows
 from .rotations import (
-    fit_rotation,
-    fold_rotations,
+    MIN_ROWS_PER_DIM,
+    fit_folds,
     heldout_left,
     jitter_null,
     principal_angles,
-    reflection_significant,
 )
 from .summary import (
     BOOT_N,
     BOOT_SEED,
     Interval,
     Summary,
-    bootstrap_indices,
     bootstrap_means,
     jsonable,
     percentile_ci,
@@ -38,6 +38,7 @@ from .summary import (
 __all__ = ["ProcrustesResult", "procrustes", "principal_angles"]
 
 MIN_ITEMS_PER_DIM = 10
+PRECISION_FACTOR = 2.0  # a change under 2 machine epsilons of the inputs' format is rounding
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,15 +55,17 @@ class ProcrustesResult:
       much larger than ``rank``); ``explained_heldout``: the same with each fold of probe
       items scored by the fit of the others (can be negative).
     - ``null_heldout``: ``explained_heldout`` expected under isotropic jitter of the same
-      size at the same N, D, rank; ``rigidity = (explained_heldout - null_heldout) / (1 -
-      null_heldout)``: about 0 for jitter, 1 for a rotation with little noise.
+      size at the same N, D, rank (centred when the data are); ``rigidity = (explained_heldout
+      - null_heldout) / (1 - null_heldout)``: about 0 for jitter, 1 for a rotation with little
+      noise; None when the change is below ``precision_floor_deg`` (the RMS angle that
+      rounding to ``precision``, the inputs' float format, can make), with a warning.
     - ``residual_angles_deg``: per-sample ``angle(A_i R*, B_i)``, with ``residuals=True``.
     - ``explained_ci``, ``explained_heldout_ci``, ``rigidity_ci``: percentile bootstrap
       intervals over probe items, resampled in ``ci_groups`` groups (each fold's rows dealt into
       11 groups) with the fitted rotations held fixed: how the shares vary over probes of this
       size given the fit (the fit's own variation, small when N is much larger than ``rank``,
       is not in them). The null is held fixed too. None with ``ci=False``.
-    - ``warnings``: when N is small for the rank.
+    - ``warnings``: when N is small for the rank or the change below the precision floor.
     """
 
     rotation: np.ndarray
@@ -73,7 +76,7 @@ class ProcrustesResult:
     explained: float
     explained_heldout: float
     null_heldout: float
-    rigidity: float
+    rigidity: float | None
     folds: int
     n: int
     residual_angles_deg: np.ndarray | None
@@ -83,6 +86,8 @@ class ProcrustesResult:
     explained_heldout_ci: Interval | None = None
     rigidity_ci: Interval | None = None
     ci_groups: int = 0
+    precision: str = "float32"
+    precision_floor_deg: float = 0.0
 
     @property
     def max_angle(self) -> float:
@@ -108,7 +113,8 @@ class ProcrustesResult:
                "rms_angle": self.rms_angle, "geodesic_deg": self.geodesic_deg,
                "explained": self.explained, "explained_heldout": self.explained_heldout,
                "null_heldout": self.null_heldout, "rigidity": self.rigidity,
-               "folds": self.folds, "warnings": list(self.warnings)}
+               "folds": self.folds, "warnings": list(self.warnings),
+               "precision": self.precision, "precision_floor_deg": self.precision_floor_deg}
         if self.explained_ci is not None:
             out.update(explained_ci=self.explained_ci, rigidity_ci=self.rigidity_ci,
                        explained_heldout_ci=self.explained_heldout_ci, ci_groups=self.ci_groups)
@@ -118,17 +124,23 @@ class ProcrustesResult:
 
 
 def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int = 3,
-               chunk_size: int = 8192, seed: int = 0, ci: bool = True, n_boot: int = BOOT_N,
-               ci_seed: int = BOOT_SEED) -> ProcrustesResult:
+               seed: int = 0, ci: bool = True, n_boot: int = BOOT_N, ci_seed: int = BOOT_SEED,
+               precision: str | None = None) -> ProcrustesResult:
     """Fit the orthogonal map that best takes A onto B (rows L2-normalised first).
 
     ``R* = U V^T`` with ``U S V^T = svd(A^T B)`` inside the determined subspace (float64 D x D
-    work whatever the input dtype). ``center=True`` subtracts each space's mean first (off by
-    default: CLIP embeddings live on the sphere). ``folds``: k of the held-out share (probe
-    items in blocks of at most 1024 rows, block b in fold b % k). ``residuals``: also the
-    per-sample angles left after the rotation (a second pass over the rows). ``ci``: bootstrap
-    intervals of the shares and rigidity (``n_boot`` resamples, ``ci_seed``); they need no
-    pass over the data, only one D x D matrix per group of items. ``seed``: the jitter null's.
+    work whatever the input dtype; the determinacy rule is in
+    :mod:`sdtools.measures.rotations`). ``center=True`` subtracts each space's mean first (off
+    by default: CLIP embeddings live on the sphere; the jitter null is then centred too).
+    ``folds`` (at least 2): k of the held-out share (probe items in blocks of at most 1024 rows,
+    block b in fold b % k). ``residuals``: also the per-sample angles left after the rotation (a
+    second pass over the rows). ``ci``: bootstrap intervals of the shares and rigidity
+    (``n_boot`` resamples, ``ci_seed``); they need no pass over the data, only one D x D matrix
+    per group of items. ``seed``: the jitter null's. ``precision``: the float format the
+    embeddings were computed or stored in (``bfloat16``, ``float16``, ``float32``); by default
+    read from the values. A change whose RMS angle is under ``PRECISION_FACTOR`` machine
+    epsilons of that format is rounding, not a rotation: ``rigidity`` is then None, with a
+    warning.
 
     Example
     -------
@@ -140,50 +152,68 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     >>> round(fit.explained, 6), round(fit.explained_heldout, 6), fit.rank
     (1.0, 1.0, 8)
     """
+    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+        raise InputError(f"folds must be an integer of at least 2, got {folds!r}; the held-out "
+                         "share needs items the fit has not seen")
     prep = prepare(A, B, center)
     a = prep[0]
     n, d = a.shape
+    if n < 2 * folds:
+        raise InputError(f"{n} probe items are too few for {folds} folds; give at least "
+                         f"{2 * folds} items or fewer folds")
+    fmt = coarsest(precision, value_precision(A), value_precision(B))
+    if fmt not in PRECISION_EPS:
+        raise InputError(f"precision must be one of {', '.join(PRECISION_EPS)}, got {fmt!r}")
     cc = cross_covariance(prep, folds, GROUPS_PER_FOLD)  # the same folds with or without ci
     M = cc.total
     base = cc.base
     exact = base < 1e-3 * n  # a tiny change: sums of squares lose digits; take differences
-    svd = torch.linalg.svd(M)
-    reflect = reflection_significant(M, base, svd, (cc.M, cc.aa, cc.bb))
-    R, s, r = fit_rotation(M, None, reflect, svd)
+    fit = fit_folds(cc.M, cc.aa, cc.bb, cc.n, cc.eps, base)
+    R, r, reflect, fold_R = fit.R, fit.rank, fit.reflect, fit.fold_R
     det = -1.0 if reflect else 1.0
     angles, _ = principal_angles(R, reflection=reflect)
     left = float(cc.aa.sum() + cc.bb.sum() - 2.0 * torch.sum(R * M))
     k = cc.M.shape[0]
-    fold_R = fold_rotations(cc.M, r, reflect) if k > 1 else None
-    ho_left = heldout_left(cc.M, cc.aa, cc.bb, r, reflect, fold_R) if k > 1 else left
+    ho_left = heldout_left(cc.M, cc.aa, cc.bb, fold_R)
     resid = per_group = None
     if residuals or exact:
         base2, left2, ho2, resid, per_group = _second_pass(prep, R, fold_R, cc, exact)
         if exact:
-            base, left, ho_left = base2, left2, ho2 if k > 1 else left2
+            base, left, ho_left = base2, left2, ho2
     explained = 1.0 if base == 0.0 else 1.0 - left / base
     heldout = 1.0 if base == 0.0 else 1.0 - ho_left / base
-    null = jitter_null(s, cc.n, base, r, seed) if not center and base > 0 else 0.0
-    rigidity = (heldout - null) / (1.0 - null) if null < 1.0 else 0.0
+    null = jitter_null(fit.s, cc.n, base, r, seed, center=center) if base > 0 else 0.0
+    floor = PRECISION_FACTOR * PRECISION_EPS[fmt]
+    resolved = base > 0 and math.sqrt(base / n) >= floor
+    rigidity = ((heldout - null) / (1.0 - null) if null < 1.0 else 0.0) if resolved else None
     cis = {}
     if ci:
         if per_group is None or not exact:
             per_group = _group_values(cc, R, fold_R)
-        cis = _intervals(*per_group, null, n_boot, ci_seed)
+        cis = _intervals(*per_group, null, n_boot, ci_seed, resolved)
     warns = []
-    if n < MIN_ITEMS_PER_DIM * r:
+    if n < MIN_ROWS_PER_DIM * d:
+        warns.append(f"only {n} probe items for {d} dimensions: every direction with spread is "
+                     "kept, none can be judged against the noise; use at least "
+                     f"{MIN_ROWS_PER_DIM * d} items")
+    elif n < MIN_ITEMS_PER_DIM * r:
         warns.append(f"only {n} probe items for a rotation determined in {r} dimensions: the "
                      f"fit explains noise in sample; judge it by explained_heldout and "
                      f"rigidity, and use at least {MIN_ITEMS_PER_DIM * r} items")
     if r < d:
         warns.append(f"the probe determines {r} of {d} dimensions; the rotation is reported "
                      "there only (the identity elsewhere)")
+    if not resolved:
+        warns.append("no change above the resolution of the inputs' precision "
+                     f"({fmt}: RMS angle under {math.degrees(floor):.2g} degrees): rounding, "
+                     "not a rotation; rigidity is not given")
     return ProcrustesResult(
         rotation=R.numpy(), det=det, reflection=reflect, rank=r, angles_deg=angles,
         explained=float(explained), explained_heldout=float(heldout), null_heldout=float(null),
-        rigidity=float(rigidity), folds=k, n=n,
+        rigidity=None if rigidity is None else float(rigidity), folds=k, n=n,
         residual_angles_deg=None if resid is None or not residuals else resid,
-        centered=center, warnings=tuple(warns), **cis)
+        centered=center, warnings=tuple(warns), precision=fmt,
+        precision_floor_deg=math.degrees(floor), **cis)
 
 
 def _group_values(cc, R, fold_R):
@@ -206,12 +236,11 @@ def _group_values(cc, R, fold_R):
     return base, norms - 2.0 * fit, norms - 2.0 * ho
 
 
-def _intervals(base, left, ho, null, n_boot, seed) -> dict:
+def _intervals(base, left, ho, null, n_boot, seed, resolved=True) -> dict:
     """Percentile intervals of explained, held-out explained and rigidity: ``n_boot``
     resamples of the groups, each a ratio of the resampled means."""
     groups = base.size
-    means = bootstrap_means(np.stack([base, left, ho], 1),
-                            bootstrap_indices(groups, n_boot, seed))
+    means = bootstrap_means(np.stack([base, left, ho], 1), n_boot, seed)
     b = means[:, 0]
     safe = np.where(b > 0, b, 1.0)
     ex = np.where(b > 0, 1.0 - means[:, 1] / safe, 1.0)
@@ -221,7 +250,8 @@ def _intervals(base, left, ho, null, n_boot, seed) -> dict:
     def iv(x):
         return Interval(*percentile_ci(x), n_boot=n_boot, seed=seed)
 
-    return {"explained_ci": iv(ex), "explained_heldout_ci": iv(hs), "rigidity_ci": iv(rig),
+    return {"explained_ci": iv(ex), "explained_heldout_ci": iv(hs),
+            "rigidity_ci": iv(rig) if resolved else None,
             "ci_groups": groups}
 
 

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import InputError
 from .checks import as_embeddings, check_image_of_text, normalize, to_numpy
-from .summary import Interval, bootstrap_indices, bootstrap_means, jsonable, percentile_ci
+from .summary import Interval, cluster_means, jsonable, percentile_ci
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +96,10 @@ def ranks(V, T, image_of_text, chunk_size: int = 1024) -> tuple[torch.Tensor, to
     return (above + 1).long(), t2i.long()
 
 
-def _recall_ci(ranks_: np.ndarray, ks, n_boot: int, seed: int) -> dict[int, Interval]:
-    idx = bootstrap_indices(ranks_.size, n_boot, seed)
+def _recall_ci(ranks_: np.ndarray, ks, n_boot: int, seed: int,
+               clusters=None) -> dict[int, Interval]:
     hits = np.stack([(ranks_ <= k).astype(np.float64) for k in ks], 1)
-    boot = 100.0 * bootstrap_means(hits, idx)
+    boot = 100.0 * cluster_means(hits, clusters, n_boot, seed)
     return {k: Interval(*percentile_ci(boot[:, j]), n_boot=n_boot, seed=seed)
             for j, k in enumerate(ks)}
 
@@ -111,8 +111,9 @@ def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024, ci: bo
     ``V``: (n_images, D) image embeddings; ``T``: (n_texts, D) caption embeddings;
     ``image_of_text``: (n_texts,) index of each caption's image. Rows are L2-normalised.
     Never holds more than ``chunk_size`` x n_images scores at once. See the module docstring
-    for how ties are counted. ``ci``: bootstrap intervals of each recall, resampling the
-    queries of each direction (``n_boot`` resamples, ``seed``).
+    for how ties are counted. ``ci``: bootstrap intervals of each recall (``n_boot``
+    resamples, ``seed``), resampling images: image->text over images, text->image over
+    images with all their captions (captions of one image share its fate).
     """
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1:
@@ -129,5 +130,11 @@ def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024, ci: bo
         i2t_ranks=r_i2t,
         t2i_ranks=r_t2i,
         i2t_ci=_recall_ci(r_i2t, ks, n_boot, seed) if ci else None,
-        t2i_ci=_recall_ci(r_t2i, ks, n_boot, seed) if ci else None,
+        t2i_ci=_recall_ci(r_t2i, ks, n_boot, seed, _labels(image_of_text)) if ci else None,
     )
+
+
+def _labels(image_of_text) -> np.ndarray:
+    if isinstance(image_of_text, torch.Tensor):
+        return image_of_text.detach().cpu().numpy()
+    return np.asarray(image_of_text)

@@ -1,33 +1,60 @@
 """Rotations fitted from a cross-covariance: the determined subspace, the fit, its angles.
 
-A probe of N items determines a rotation only inside the span it covers. ``M = A^T B = U S V^T``
-carries that information: the singular values ``S`` are the probe's energy along each pair of
-directions (``u_k`` in A's space, ``v_k`` in B's). The **effective rank** ``r`` is the smallest
-number of leading singular values that hold ``energy`` (default 99%) of their sum: directions
-beyond it hold under 1% of the probe's energy, so noise (or nothing, when N < D) decides them.
+A probe of N items determines a rotation only where its data pin it down. ``M = A^T B =
+U S V^T`` carries that information: ``s_k`` is the probe's energy along the pair of directions
+``u_k`` (A's space) and ``v_k`` (B's). Under ``B = A R + E`` with residual variance ``sigma^2``
+per coordinate, the fitted angle in the plane of directions k and l has a standard error of
+about ``sigma / sqrt(s_k + s_l)`` (first-order perturbation of the polar factor). The
+**determined rank** ``r`` keeps the directions whose standard error ``sigma / sqrt(s_k)`` is at
+most ``SE_MAX`` radians (so every plane between kept directions has an error under
+``SE_MAX / sqrt 2``, about 2 degrees), ``sigma^2`` being the full-rank fit's residual per
+coordinate (degrees of freedom corrected). It looks at N and the noise, never at a direction's
+share of the variance: noise-free data keep every direction with non-zero spread, and a
+low-variance direction is kept once there are enough rows. Directions with no spread at all
+(below the accumulation's rounding) are never kept. Below ``N < 2 D`` the residual cannot be
+told from overfitting, so every direction with spread is kept and the caller warns.
+
 The fitted map sends ``u_k -> v_k`` for k <= r, and on the rest is the orthogonal map closest to
 the identity that completes it (a rotation the probe cannot see is not reported as one).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import torch
 
-ENERGY = 0.99
+SE_MAX = 0.05  # radians: largest standard error of a kept direction's rotation angle
+MIN_ROWS_PER_DIM = 2  # below N / D = 2 no direction is judged against the noise
 REFLECTION_MARGIN = 0.002  # held out, the best proper rotation must leave 0.2% more of the
 # change than the reflection
 
 
-def effective_rank(s: torch.Tensor, energy: float = ENERGY) -> int:
-    """Leading singular values holding ``energy`` of their sum (at least 1)."""
-    total = float(s.sum())
-    if total <= 0:
+def residual_variance(s: torch.Tensor, norms: float, n: float) -> float:
+    """Residual per coordinate of the full-rank fit, ``(|A|^2 + |B|^2 - 2 sum s) / dof`` with
+    ``dof = N D - D (D - 1) / 2`` (the fit's own parameters), at least 0."""
+    d = s.numel()
+    dof = max(n * d - d * (d - 1) / 2.0, 1.0)
+    return max(norms - 2.0 * float(s.sum()), 0.0) / dof
+
+
+def numerical_rank(s: torch.Tensor, eps: float) -> int:
+    """Directions with spread above the rounding of the accumulation (``D eps s_1``)."""
+    if s.numel() == 0 or float(s[0]) <= 0:
         return 0
-    c = torch.cumsum(s, 0) / total
-    return int(min(int((c < energy - 1e-12).sum()) + 1, s.numel()))
+    return int((s > s.numel() * eps * float(s[0])).sum())
+
+
+def determined_rank(s: torch.Tensor, sigma2: float, n: float, eps: float) -> int:
+    """The determinacy rule (module docstring): leading directions with ``sigma^2 / s_k <=
+    SE_MAX^2``, all those with spread when ``N < 2 D``."""
+    r = numerical_rank(s, eps)
+    if n < MIN_ROWS_PER_DIM * s.numel() or sigma2 <= 0.0:
+        return r
+    keep = s[:r] * SE_MAX**2 >= sigma2
+    return int(keep.sum())
 
 
 def _polar(X: torch.Tensor, det_sign: float | None = None) -> torch.Tensor:
@@ -39,52 +66,98 @@ def _polar(X: torch.Tensor, det_sign: float | None = None) -> torch.Tensor:
     return U @ Vt
 
 
-def fit_rotation(M: torch.Tensor, r: int | None = None, reflection: bool = False, svd=None):
-    """The rotation ``R`` (D x D, float64; ``A R ~ B``) of cross-covariance ``M`` in its
-    determined subspace, completed by the orthogonal map closest to the identity.
+def fit_rotation(svd, r: int, reflection: bool = False) -> torch.Tensor:
+    """The rotation ``R`` (D x D, float64; ``A R ~ B``) of a cross-covariance with SVD ``svd``
+    in its first ``r`` directions, completed by the orthogonal map closest to the identity.
 
-    ``reflection``: allow ``det(R) = -1`` (else the best proper rotation); ``svd``: ``M``'s
-    SVD when already computed. Returns ``(R, s, r)``: the singular values of ``M`` and the
-    rank used.
+    ``reflection``: allow ``det(R) = -1`` (else the best proper rotation).
     """
-    U, s, Vt = torch.linalg.svd(M) if svd is None else svd
+    U, s, Vt = svd
     d = s.numel()
-    r = effective_rank(s) if r is None else r
     sign = -1.0 if reflection else 1.0
     if r >= d:
         if float(torch.linalg.det(U @ Vt)) * sign < 0:  # Kabsch: flip the weakest direction
             U = U.clone()
             U[:, -1] = -U[:, -1]
-        return U @ Vt, s, d
+        return U @ Vt
     Ur, Vr = U[:, :r], Vt[:r].T
     Uc, Vc = U[:, r:], Vt[r:].T
     # on the complement: Z maximising tr(R) = tr(Ur Vr^T) + tr(Uc Z Vc^T), i.e. tr(Z Vc^T Uc)
     det_part = float(torch.linalg.det(U)) * float(torch.linalg.det(Vt))
     # det(R) = det(U) det(blockdiag(I, Z)) det(V^T) = det_part * det(Z)
     Z = _polar(Uc.T @ Vc, det_sign=sign * det_part)
-    return Ur @ Vr.T + Uc @ Z @ Vc.T, s, r
+    return Ur @ Vr.T + Uc @ Z @ Vc.T
 
 
-def reflection_significant(M: torch.Tensor, base: float, svd=None, folds=None) -> bool:
+@dataclasses.dataclass
+class Fit:
+    """One modality's fit from its fold cross-covariances ``Ms`` (k, D, D), float64 throughout.
+
+    ``R``: the fit (``A R ~ B``); ``s``: singular values of ``M = sum Ms``; ``rank``: the
+    determined rank; ``sigma2``: the full-rank residual per coordinate; ``reflect``: a
+    reflection that holds out of sample; ``fold_R``: each fold's complement fit (None for one
+    fold); ``U``, ``Vt``: ``M``'s singular vectors."""
+
+    R: torch.Tensor
+    s: torch.Tensor
+    rank: int
+    sigma2: float
+    reflect: bool
+    fold_R: list[torch.Tensor] | None
+    U: torch.Tensor
+    Vt: torch.Tensor
+
+
+def fit_folds(Ms: torch.Tensor, aa, bb, n, eps: float, base: float, rank: int | None = None,
+              reflection: bool | None = None) -> Fit:
+    """Fit, determined rank, reflection test and fold fits from one SVD per fold complement
+    and one of the total (every fold SVD serves both the reflection test and the fold fits).
+
+    ``aa``, ``bb``, ``n``: per-fold sums of squared norms and rows; ``eps``: the machine epsilon
+    of the dtype the matrices were accumulated in; ``base``: ``||A - B||^2``. ``rank`` and
+    ``reflection`` force those choices (the jitter null uses them)."""
+    Ms = Ms.double()
+    total = Ms.sum(0)
+    N = float(n.sum())
+    svd = torch.linalg.svd(total)
+    U, s, Vt = svd
+    sigma2 = residual_variance(s, float(aa.sum() + bb.sum()), N)
+    r = determined_rank(s, sigma2, N, eps) if rank is None else rank
+    k = Ms.shape[0]
+    svds = [torch.linalg.svd(total - Ms[f]) for f in range(k)] if k > 1 else None
+    if reflection is None:
+        reflection = _reflection_holds(svd, base, Ms, aa, bb, svds, r, sigma2, n, eps)
+    forced = rank is not None
+    fold_R = ([fit_rotation(sv, _fold_rank(sv[1], r, sigma2, N - float(n[f]), eps, forced),
+                            reflection) for f, sv in enumerate(svds)] if svds else None)
+    return Fit(fit_rotation(svd, r, reflection), s, r, sigma2, reflection, fold_R, U, Vt)
+
+
+def _fold_rank(s, r, sigma2, n, eps, forced: bool = False) -> int:
+    """A fold complement's rank: the full fit's, or fewer where the fold's rows determine
+    fewer (with a forced rank only the numerical rank caps it)."""
+    return min(r, numerical_rank(s, eps) if forced else determined_rank(s, sigma2, n, eps))
+
+
+def _reflection_holds(svd, base, Ms, aa, bb, svds, r, sigma2, n, eps) -> bool:
     """True when the best orthogonal fit is a reflection and that holds out of sample: scored
-    on held-out folds (``folds = (Ms, aa, bb)``, see :func:`heldout_left`), the best proper
-    rotation leaves more of the change than the reflection by ``REFLECTION_MARGIN`` of it.
-
-    A sign the probe barely determines (noise, or a direction it does not cover) does not
-    generalise across folds, so it is not reported as a reflection. Without folds (fewer than
-    2), the in-sample cost of the proper rotation, ``4 s_min``, must exceed the margin.
-    """
-    U, s, Vt = torch.linalg.svd(M) if svd is None else svd
+    on held-out folds, the best proper rotation leaves more of the change than the reflection
+    by ``REFLECTION_MARGIN`` of it. A sign the probe barely determines (noise, or a direction
+    it does not cover) does not generalise across folds, so it is not reported. Without folds,
+    the in-sample cost of the proper rotation, ``4 s_min``, must exceed the margin."""
+    U, s, Vt = svd
     if base <= 0 or float(torch.linalg.det(U @ Vt)) > 0:
         return False
     if float(s[-1]) <= 1e-9 * float(s[0]):  # a direction the probe does not cover at all
         return False
-    if folds is None or folds[0].shape[0] < 2:
+    if not svds:
         return 4.0 * float(s[-1]) > REFLECTION_MARGIN * base
-    Ms, aa, bb = folds
-    r = effective_rank(s)
-    proper = heldout_left(Ms, aa, bb, r, False)
-    improper = heldout_left(Ms, aa, bb, r, True)
+    N = float(n.sum())
+    ranks = [_fold_rank(sv[1], r, sigma2, N - float(n[f]), eps) for f, sv in enumerate(svds)]
+    proper = heldout_left(Ms, aa, bb, [fit_rotation(sv, rf, False)
+                                       for sv, rf in zip(svds, ranks, strict=True)])
+    improper = heldout_left(Ms, aa, bb, [fit_rotation(sv, rf, True)
+                                         for sv, rf in zip(svds, ranks, strict=True)])
     return proper - improper > REFLECTION_MARGIN * base
 
 
@@ -117,41 +190,27 @@ def principal_angles(R, reflection: bool | None = None) -> tuple[np.ndarray, boo
     return (phi[0 : 2 * m : 2] + phi[1 : 2 * m : 2]) / 2.0, reflection
 
 
-def fold_rotations(Ms: torch.Tensor, r: int, reflection: bool) -> list[torch.Tensor]:
-    """``R_{-f}``: the fit of every fold's complement (at most rank ``r``, at most what the
-    complement itself determines)."""
-    total = Ms.sum(0)
-    out = []
-    for f in range(Ms.shape[0]):
-        # float32 suffices for a held-out share (about 1e-6), at half the cost of float64
-        svd = tuple(x.double() for x in torch.linalg.svd((total - Ms[f]).float()))
-        r_f = min(r, effective_rank(svd[1]))
-        out.append(fit_rotation(None, r_f, reflection, svd=svd)[0])
-    return out
-
-
-def heldout_left(Ms: torch.Tensor, aa, bb, r: int, reflection: bool, rotations=None) -> float:
-    """``sum_f ||A_f R_{-f} - B_f||^2``: each fold scored by the fit of the other folds
-    (``rotations``: the folds' fits when already computed)."""
+def heldout_left(Ms: torch.Tensor, aa, bb, rotations) -> float:
+    """``sum_f ||A_f R_{-f} - B_f||^2``: each fold scored by the fit of the other folds."""
     left = 0.0
-    if rotations is None:
-        rotations = fold_rotations(Ms, r, reflection)
     for f, R in enumerate(rotations):
         left += float(aa[f] + bb[f] - 2.0 * torch.sum(R * Ms[f]))
     return left
 
 
 def jitter_null(s: torch.Tensor, n: torch.Tensor, base: float, r: int, seed: int = 0,
-                max_dim: int = 32, draws: int = 2) -> float:
+                center: bool = False, max_dim: int = 32, draws: int = 2) -> float:
     """Held-out explained share expected when B is A plus isotropic jitter of the same size.
 
     A scaled-down simulation with the same N/r and D/r ratios, no pass over the data: the
     probe's spectrum (``M``'s singular values, sampled at ``max_dim`` quantiles of the
     determined ones, the rest spread evenly) gives Gaussian unit rows; each is turned by the
     mean change ``theta`` (``cos theta = 1 - base / 2N``) towards a random perpendicular
-    direction; the result is fitted and scored with the same folds and rank rule as the real
-    data, averaged over ``draws``. Jitter with no rotation explains about 0 in sample's
-    expectation and less out of sample, by what the fits pick up from noise at this N and r.
+    direction; with ``center`` both are then centred, as the data were; the result is fitted
+    with the same folds at the real fit's share of determined directions (``r2`` of ``d2``,
+    as ``r`` of D: the rule itself depends on N, which the simulation scales down) and scored,
+    averaged over ``draws``. Jitter with no rotation explains about 0 in sample's expectation
+    and less out of sample, by what the fits pick up from noise at this N and r.
     """
     N = float(n.sum())
     d = s.numel()
@@ -174,6 +233,7 @@ def jitter_null(s: torch.Tensor, n: torch.Tensor, base: float, r: int, seed: int
     tail = torch.full((d2 - r2,), rest / max(d2 - r2, 1), dtype=torch.float64)
     std = torch.cat([head, tail]).clamp(min=0).sqrt()
     gen = torch.Generator().manual_seed(seed)
+    eps = torch.finfo(torch.float64).eps
     out = []
     for _ in range(draws):
         X = torch.randn(n2, d2, generator=gen, dtype=torch.float64) * std
@@ -182,10 +242,16 @@ def jitter_null(s: torch.Tensor, n: torch.Tensor, base: float, r: int, seed: int
         E = E - (E * X).sum(1, keepdim=True) * X
         E = E / torch.linalg.vector_norm(E, dim=1, keepdim=True)
         Y = cos * X + sin * E
+        if center:
+            X, Y = X - X.mean(0), Y - Y.mean(0)
         folds = torch.arange(n2) % k
         Ms = torch.stack([X[folds == f].T @ Y[folds == f] for f in range(k)])
+        aa = torch.stack([(X[folds == f] ** 2).sum() for f in range(k)])
+        bb = torch.stack([(Y[folds == f] ** 2).sum() for f in range(k)])
         nf = torch.bincount(folds, minlength=k).double()
-        rr = min(effective_rank(torch.linalg.svdvals(Ms.sum(0))), r2)
-        left = heldout_left(Ms, nf, nf, rr, False)
-        out.append(1.0 - left / (2.0 * n2 * (1.0 - cos)))
+        sim_base = float(((X - Y) ** 2).sum())
+        # the real fit's share of determined directions, not the rule at this smaller N
+        fit = fit_folds(Ms, aa, bb, nf, eps, sim_base, rank=r2, reflection=False)
+        left = heldout_left(Ms, aa, bb, fit.fold_R)
+        out.append(1.0 - left / sim_base)
     return float(np.mean(out))

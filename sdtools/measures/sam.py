@@ -122,7 +122,7 @@ class _DriftAccumulator:
             self._top = int(self.max * _TO_BIN)
 
     def result(self, n_samples: int, bin_edges, quantiles, n_boot: int = BOOT_N,
-               seed: int = BOOT_SEED) -> SamDriftResult:
+               seed: int = BOOT_SEED, clusters=None) -> SamDriftResult:
         fine = self.fine.cpu().numpy().astype(np.float64)
         fine = np.concatenate([fine[: _FINE_BINS - 1], [fine[-2] + fine[-1]]])  # pi: last bin
         width = 180.0 / _FINE_BINS
@@ -134,7 +134,7 @@ class _DriftAccumulator:
         mean_ci = None
         if self.item is not None and n_samples > 2:
             h = self.item.cpu().numpy() / (n_samples - 1) * deg  # each item's mean drift
-            mean_ci = mean_interval(2.0 * h - mean, n_boot, seed)
+            mean_ci = mean_interval(2.0 * h - mean, n_boot, seed, clusters=clusters)
 
         def q(p: float) -> float:
             # interpolate inside the fine bin that holds the p-quantile
@@ -177,6 +177,7 @@ def sam_drift(
     ci: bool = False,
     n_boot: int = BOOT_N,
     ci_seed: int = BOOT_SEED,
+    clusters=None,
 ) -> SamDriftResult:
     """Self-angle matrix drift ``|S^a_ij - S^b_ij|`` over pairs i < j (the paper's SAM), degrees.
 
@@ -186,7 +187,8 @@ def sam_drift(
     smaller than N(N-1)/2, the distribution is estimated from ``max_pairs`` uniformly sampled
     pairs (``exact=False``, with the standard error of the mean); memory is then O(N + max_pairs)
     and the inputs are never copied whole. ``ci`` (exact only): a bootstrap interval of the
-    mean over probe items (``n_boot`` resamples, ``ci_seed``; see :class:`SamDriftResult`).
+    mean over probe items (``n_boot`` resamples, ``ci_seed``; see :class:`SamDriftResult`);
+    ``clusters`` (one label per item, e.g. each caption's image): resample whole clusters.
 
     A rigid rotation of B leaves the drift at zero; the paper's picture of rotation is a large
     :func:`sample_angles` with a small drift.
@@ -219,7 +221,7 @@ def sam_drift(
         for j in range(e, n, cols):  # every pair (i in chunk, j after it), tile by tile
             k = min(j + cols, n)
             acc.tile(ai, a[j:k], bi, b[j:k], slice(s, e), slice(j, k))
-    return acc.result(n, bin_edges, quantiles, n_boot, ci_seed)
+    return acc.result(n, bin_edges, quantiles, n_boot, ci_seed, clusters)
 
 
 def _sam_drift_sampled(a, b, max_pairs, seed, bin_edges, quantiles) -> SamDriftResult:

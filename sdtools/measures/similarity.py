@@ -18,30 +18,57 @@ from .checks import as_embeddings, normalize
 
 
 def _pair_any_dim(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked inputs as float32 or float64 (as given; half precision to float32), rows not
+    yet normalised (the passes below normalise block by block)."""
     x = as_embeddings(X, "X")
     y = as_embeddings(Y, "Y")
     if x.shape[0] != y.shape[0]:
         raise InputError(
             f"X has {x.shape[0]} rows but Y has {y.shape[0]}; both must embed the same samples"
         )
-    x = normalize(x.to(torch.float64))
-    y = normalize(y.to(device=x.device, dtype=torch.float64))
-    return x, y
+    return x, y.to(x.device)
 
 
-def _hsic_terms(x: torch.Tensor, y: torch.Tensor, debiased: bool) -> torch.Tensor:
-    """HSIC(K, L) for linear kernels K = x x^T, L = y y^T, computed from features (O(N D^2))."""
+ROWS = 8192  # rows per block of the CKA pass
+
+
+def _moments(x: torch.Tensor, y: torch.Tensor):
+    """One pass in float64 blocks over unit rows: ``x^T y``, ``x^T x``, ``y^T y``, column sums
+    and squared row norms, without a float64 copy of the inputs."""
     n = x.shape[0]
+    d1, d2 = x.shape[1], y.shape[1]
+    f64 = dict(dtype=torch.float64, device=x.device)
+    m = {"xy": torch.zeros(d1, d2, **f64), "xx": torch.zeros(d1, d1, **f64),
+         "yy": torch.zeros(d2, d2, **f64), "sx": torch.zeros(d1, **f64),
+         "sy": torch.zeros(d2, **f64), "kd": torch.empty(n, **f64), "ld": torch.empty(n, **f64)}
+    for s in range(0, n, ROWS):
+        xb, yb = normalize(x[s : s + ROWS].double()), normalize(y[s : s + ROWS].double())
+        m["xy"] += xb.T @ yb
+        m["xx"] += xb.T @ xb
+        m["yy"] += yb.T @ yb
+        m["sx"] += xb.sum(0)
+        m["sy"] += yb.sum(0)
+        m["kd"][s : s + ROWS] = (xb * xb).sum(1)
+        m["ld"][s : s + ROWS] = (yb * yb).sum(1)
+    return m
+
+
+def _row_dots(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``normalize(x) @ v`` in float64 blocks."""
+    out = torch.empty(x.shape[0], dtype=torch.float64, device=x.device)
+    for s in range(0, x.shape[0], ROWS):
+        out[s : s + ROWS] = normalize(x[s : s + ROWS].double()) @ v
+    return out
+
+
+def _hsic(C: torch.Tensor, s1, s2, kd, ld, r1, r2, n: int, debiased: bool) -> torch.Tensor:
+    """HSIC of linear kernels from the feature cross-product ``C`` (``x^T y``), column sums
+    ``s1``, ``s2``, squared row norms ``kd``, ``ld`` and ``r1 = x s1``, ``r2 = y s2``."""
     if not debiased:
-        x = x - x.mean(0)
-        y = y - y.mean(0)
-        return torch.linalg.matrix_norm(x.T @ y) ** 2
+        return torch.linalg.matrix_norm(C - torch.outer(s1, s2) / n) ** 2
     # unbiased estimator on kernels with zeroed diagonals
-    kd = (x * x).sum(1)
-    ld = (y * y).sum(1)
-    tr_kl = torch.linalg.matrix_norm(x.T @ y) ** 2 - (kd * ld).sum()
-    k1 = x @ x.sum(0) - kd  # K~ 1
-    l1 = y @ y.sum(0) - ld  # L~ 1
+    tr_kl = torch.linalg.matrix_norm(C) ** 2 - (kd * ld).sum()
+    k1, l1 = r1 - kd, r2 - ld  # K~ 1, L~ 1
     sum_k, sum_l = k1.sum(), l1.sum()
     return (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (k1 @ l1)) / (
         n * (n - 3)
@@ -53,20 +80,37 @@ def linear_cka(X, Y, debiased: bool = False) -> float:
 
     Invariant to orthogonal transforms and isotropic scaling of either space: a pure rotation
     gives 1. ``debiased=True`` needs N >= 4 and corrects the small-sample bias of the plain
-    estimator (it may then fall slightly outside [0, 1]).
+    estimator (it may then fall slightly outside [0, 1]). Computed from D x D feature
+    products accumulated in float64 blocks (no N x N kernel, no float64 copy of the inputs).
+    Constant representations (every row the same direction) have no variance to align: an
+    error.
     """
     x, y = _pair_any_dim(X, Y)
-    if debiased and x.shape[0] < 4:
-        raise InputError(f"debiased CKA needs at least 4 samples, got {x.shape[0]}")
-    xy = _hsic_terms(x, y, debiased)
-    xx = _hsic_terms(x, x, debiased)
-    yy = _hsic_terms(y, y, debiased)
+    n = x.shape[0]
+    if debiased and n < 4:
+        raise InputError(f"debiased CKA needs at least 4 samples, got {n}")
+    m = _moments(x, y)
+    rx = _row_dots(x, m["sx"]) if debiased else None
+    ry = _row_dots(y, m["sy"]) if debiased else None
+    xy = _hsic(m["xy"], m["sx"], m["sy"], m["kd"], m["ld"], rx, ry, n, debiased)
+    xx = _hsic(m["xx"], m["sx"], m["sx"], m["kd"], m["kd"], rx, rx, n, debiased)
+    yy = _hsic(m["yy"], m["sy"], m["sy"], m["ld"], m["ld"], ry, ry, n, debiased)
+    if float(xx) <= 1e-12 * n * n or float(yy) <= 1e-12 * n * n:
+        raise InputError("linear CKA is undefined when every row of X or of Y points the same "
+                         "way (no variance); compare representations that vary across samples")
     return float(xy / torch.sqrt(xx * yy))
 
 
-def knn_indices(x: torch.Tensor, k: int, chunk_size: int = 4096) -> torch.Tensor:
-    """Indices (N, k) of each row's k most cosine-similar other rows (rows must be unit)."""
+KNN_BLOCK_BYTES = 256 << 20  # similarity block held at a time
+
+
+def knn_indices(x: torch.Tensor, k: int, chunk_size: int | None = None) -> torch.Tensor:
+    """Indices (N, k) of each row's k most cosine-similar other rows (rows must be unit).
+
+    Rows in blocks of ``chunk_size`` (default: as many as fit a 256 MB similarity block)."""
     n = x.shape[0]
+    if chunk_size is None:
+        chunk_size = max(1, min(4096, KNN_BLOCK_BYTES // (x.element_size() * max(n, 1))))
     out = torch.empty(n, k, dtype=torch.long, device=x.device)
     for s in range(0, n, chunk_size):
         e = min(s + chunk_size, n)
@@ -76,16 +120,19 @@ def knn_indices(x: torch.Tensor, k: int, chunk_size: int = 4096) -> torch.Tensor
     return out
 
 
-def mutual_knn(X, Y, k: int = 10, chunk_size: int = 4096) -> float:
-    """Mean over samples of ``|kNN_X(i) & kNN_Y(i)| / k``, in [0, 1] (1: same neighbourhoods)."""
+def mutual_knn(X, Y, k: int = 10, chunk_size: int | None = None) -> float:
+    """Mean over samples of ``|kNN_X(i) & kNN_Y(i)| / k``, in [0, 1] (1: same neighbourhoods).
+
+    Similarities in float32 (neighbour order is what counts), in blocks of at most 256 MB."""
     x, y = _pair_any_dim(X, Y)
+    x, y = normalize(x.float()), normalize(y.float())
     n = x.shape[0]
     if not 1 <= k < n:
         raise InputError(f"k must be in [1, {n - 1}] for {n} samples, got {k}")
     nx = knn_indices(x, k, chunk_size)
     ny = knn_indices(y, k, chunk_size)
     hits = 0
-    for s in range(0, n, chunk_size):
-        e = min(s + chunk_size, n)
+    for s in range(0, n, 4096):
+        e = min(s + 4096, n)
         hits += int((nx[s:e, :, None] == ny[s:e, None, :]).any(2).sum())
     return hits / (n * k)

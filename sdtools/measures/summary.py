@@ -20,27 +20,50 @@ def clean_edges(edges) -> tuple[float, ...]:
     return tuple(float(round(float(e), 10)) for e in edges)
 
 
-def bootstrap_indices(n: int, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.ndarray:
-    """Resamples of n items with replacement: (n_boot, n) indices, int32."""
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n, size=(n_boot, n), dtype=np.int32)
+BLOCK_DRAWS = 1 << 22  # bootstrap draws held at a time (16 MB of indices): memory flat in N
 
 
-def bootstrap_means(values, idx: np.ndarray) -> np.ndarray:
-    """The mean of ``values`` (n,), or of each column of ``values`` (n, m), in every resample
-    ``idx`` (n_boot, n): shape (n_boot,) or (n_boot, m)."""
+def bootstrap_means(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.ndarray:
+    """The mean of ``values`` (n,), or of each column of ``values`` (n, m), in each of
+    ``n_boot`` resamples of the n rows with replacement: shape (n_boot,) or (n_boot, m).
+
+    Resamples are drawn a block at a time (at most ``BLOCK_DRAWS`` indices held), so memory
+    does not grow with ``n_boot * n``; the stream of draws is the same for any block size."""
     v = np.asarray(values, dtype=np.float64)
     cols = v[:, None] if v.ndim == 1 else v
-    n_boot, n = idx.shape
+    n = cols.shape[0]
+    if n_boot < 1:
+        from ..errors import InputError
+
+        raise InputError(f"n_boot must be at least 1, got {n_boot}")
+    rng = np.random.default_rng(seed)
     out = np.empty((n_boot, cols.shape[1]))
-    step = max(1, (1 << 22) // max(n, 1))  # resamples at a time: counts of about 32 MB
+    step = max(1, BLOCK_DRAWS // max(n, 1))  # resamples at a time
     for s in range(0, n_boot, step):
-        block = idx[s : s + step]
-        m = block.shape[0]
+        m = min(step, n_boot - s)
+        block = rng.integers(0, n, size=(m, n), dtype=np.int32)
         # how often each item is drawn in each resample, then one product for every column
         flat = (block + (np.arange(m, dtype=np.int64) * n)[:, None]).ravel()
         counts = np.bincount(flat, minlength=m * n).reshape(m, n)
         out[s : s + m] = (counts @ cols) / n
+    return out[:, 0] if v.ndim == 1 else out
+
+
+def cluster_means(values, clusters, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.ndarray:
+    """:func:`bootstrap_means` resampling whole clusters (``clusters``: (n,) integer labels,
+    e.g. each caption's image): each resample's mean is the sum of the drawn clusters' values
+    over their item count. Items of one cluster share its fate, so they are drawn together;
+    without clusters (None) every item is its own."""
+    v = np.asarray(values, dtype=np.float64)
+    if clusters is None:
+        return bootstrap_means(v, n_boot, seed)
+    cols = v[:, None] if v.ndim == 1 else v
+    _, label = np.unique(np.asarray(clusters), return_inverse=True)
+    c = int(label.max()) + 1
+    sums = np.zeros((c, cols.shape[1] + 1))
+    np.add.at(sums, label, np.concatenate([cols, np.ones((cols.shape[0], 1))], 1))
+    means = bootstrap_means(sums, n_boot, seed)
+    out = means[:, :-1] / means[:, -1:]
     return out[:, 0] if v.ndim == 1 else out
 
 
@@ -76,11 +99,12 @@ def interval_text(iv, fmt: str = "{:.2f}", scale: float = 1.0) -> str:
 
 
 def mean_interval(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED,
-                  level: float = BOOT_LEVEL) -> Interval:
-    """Bootstrap interval of the mean of per-item values (vectorised resampler)."""
+                  level: float = BOOT_LEVEL, clusters=None) -> Interval:
+    """Bootstrap interval of the mean of per-item values; with ``clusters`` (one label per
+    item) whole clusters are resampled (see :func:`cluster_means`)."""
     v = np.asarray(values, dtype=np.float64).ravel()
-    idx = bootstrap_indices(v.size, n_boot, seed)
-    return Interval(*percentile_ci(bootstrap_means(v, idx), level), level, n_boot, seed)
+    boot = cluster_means(v, clusters, n_boot, seed)
+    return Interval(*percentile_ci(boot, level), level, n_boot, seed)
 
 
 def jsonable(x):
@@ -134,9 +158,10 @@ class Summary:
         ci: bool = False,
         n_boot: int = BOOT_N,
         seed: int = BOOT_SEED,
+        clusters=None,
     ) -> Summary:
         """``ci``: bootstrap intervals of the mean and the shares (``n_boot`` resamples of the
-        items, ``seed``)."""
+        items, ``seed``; with ``clusters``, one label per value, of whole clusters)."""
         v = np.asarray(values, dtype=np.float64).ravel()
         if v.size == 0:
             from ..errors import InputError
@@ -144,9 +169,8 @@ class Summary:
             raise InputError("cannot summarise an empty set of values")
         mean_ci = share_ci = None
         if ci:
-            idx = bootstrap_indices(v.size, n_boot, seed)
             cols = np.stack([v, *[(v > t).astype(np.float64) for t in thresholds]], 1)
-            boot = bootstrap_means(cols, idx)
+            boot = cluster_means(cols, clusters, n_boot, seed)
             mean_ci = Interval(*percentile_ci(boot[:, 0]), n_boot=n_boot, seed=seed)
             share_ci = {float(t): Interval(*percentile_ci(boot[:, j + 1]), n_boot=n_boot,
                                            seed=seed) for j, t in enumerate(thresholds)}

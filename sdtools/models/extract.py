@@ -20,6 +20,7 @@ from ..data.base import ImageDataset, ImageTextData
 from ..data.specs import open_data
 from ..dist import check_device, rank_world
 from ..errors import UserError
+from ..measures.checks import PRECISION_EPS, coarsest, value_precision
 from ..progress import bar
 from .build import Loaded, make_preprocess, make_tokenizer
 from .checkpoints import load_checkpoint
@@ -43,6 +44,15 @@ def model_hash(model: torch.nn.Module) -> str:
         h.update(k.encode())
         h.update(v.detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def weights_precision(model: torch.nn.Module) -> str:
+    """The float format all floating weights' values fit (a bf16 or fp16 re-save loaded into
+    float32 still shows its rounding): the finest over the tensors, since a tensor of ones
+    or zeros fits any format."""
+    names = [value_precision(p.detach().reshape(-1).cpu())
+             for p in model.parameters() if p.is_floating_point()]
+    return min(names, key=PRECISION_EPS.__getitem__) if names else "float32"
 
 
 def param_shapes(model: torch.nn.Module) -> str:
@@ -187,6 +197,9 @@ def embed(
         "n_images": data.n_images,
         "n_texts": len(data.captions),
         "dim": dim,
+        # the coarsest float format in play: weights rounded to half precision, or bf16 autocast
+        "precision": coarsest(weights_precision(loaded.model),
+                              "bfloat16" if use_amp else "float32"),
     }
     if data.domains is not None:
         meta["domains"] = [d.item() if hasattr(d, "item") else d for d in data.domains]

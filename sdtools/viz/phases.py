@@ -106,7 +106,7 @@ def fig_procrustes(report, out) -> list[Path]:
             held = 100 * p.get("explained_heldout", p["explained"])
             ax.plot(np.arange(1, ang.size + 1), ang, color=cmap(k / max(len(geo) - 1, 1)),
                     label=f"ph {g['phase']}: {held:.0f}% held out, "
-                          f"rig. {p.get('rigidity', float('nan')):.2f}")
+                          f"rig. {_num(p.get('rigidity')):.2f}")
         ax.set_title(m, color=colour(m))
         ax.set_xlabel("plane (sorted)")
         if i == 0:
@@ -352,3 +352,8 @@ def draw_all(report: dict, out, run_dir=None, progress: bool = False) -> list[Pa
 
 __all__ = ["draw_all", "fig_rad", "fig_sam", "fig_procrustes", "fig_deviation", "fig_domains",
            "fig_retrieval", "fig_methods", "fig_rotation_picture"]
+
+
+def _num(x) -> float:
+    """A value that may be None (not measurable) as a float for labels: NaN then."""
+    return float("nan") if x is None else float(x)

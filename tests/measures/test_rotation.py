@@ -81,9 +81,11 @@ def test_noise_lowers_explained(rng):
 
 
 def test_procrustes_matches_scipy(rng):
+    """Where every direction is determined the fit is scipy's full fit."""
     A = unit_rows(rng.normal(size=(300, 10)))
-    B = unit_rows(A + 0.5 * rng.normal(size=A.shape))
+    B = unit_rows(A @ planted_rotation([40.0], 10, rng) + 0.1 * rng.normal(size=A.shape))
     res = sdtools.procrustes(A, B, residuals=True)
+    assert res.rank == 10
     R, _ = scipy.linalg.orthogonal_procrustes(A, B)
     np.testing.assert_allclose(res.rotation, R, atol=1e-10)
     left = np.sum((A @ R - B) ** 2)
