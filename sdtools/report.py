@@ -58,12 +58,13 @@ class ModalityRotation:
     linear_cka: float | None
     mutual_knn: float
     knn_k: int
+    knn_n: int = 0  # items mutual kNN used (a random subset above KNN_MAX_ITEMS)
 
     def to_dict(self) -> dict:
         return jsonable({"n": self.n, "rad": self.rad, "sam_drift": self.sam_drift,
                          "procrustes": self.procrustes, "topology": self.topology,
                          "linear_cka": self.linear_cka, "mutual_knn": self.mutual_knn,
-                         "knn_k": self.knn_k})
+                         "knn_k": self.knn_k, "knn_n": self.knn_n})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +103,7 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
         xa, xb = getattr(a, mod), getattr(b, mod)
         groups = a.image_of_text if mod == "text" else None
         k = min(knn_k, xa.shape[0] - 1)
+        knn_idx = _knn_subset(xa.shape[0], seed)
         out[mod] = ModalityRotation(
             n=int(xa.shape[0]),
             rad=rad(xa, xb, ci=ci, n_boot=n_boot, seed=seed, clusters=groups),
@@ -110,8 +112,20 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
             procrustes=procrustes(xa, xb, residuals=True, ci=ci, n_boot=n_boot, ci_seed=seed,
                                   precision=precision),
             topology=topology_kept(xa, xb, seed=seed),
-            linear_cka=_cka(xa, xb), mutual_knn=mutual_knn(xa, xb, k=k), knn_k=k)
+            linear_cka=_cka(xa, xb), knn_k=k, knn_n=len(knn_idx),
+            mutual_knn=mutual_knn(xa[knn_idx], xb[knn_idx], k=k))
     return RotationReport(**out)
+
+
+KNN_MAX_ITEMS = 20_000  # mutual kNN on a random subset above this (all pairs of items)
+
+
+def _knn_subset(n: int, seed: int) -> np.ndarray:
+    """Items mutual kNN uses: all up to ``KNN_MAX_ITEMS``, else a seeded random subset (its
+    cost grows with N^2; neighbourhoods are then those within the subset)."""
+    if n <= KNN_MAX_ITEMS:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, KNN_MAX_ITEMS, replace=False))
 
 
 def _cka(xa, xb) -> float | None:

@@ -33,8 +33,8 @@ ROWS = 8192  # rows per block of the CKA pass
 
 
 def _moments(x: torch.Tensor, y: torch.Tensor):
-    """One pass in float64 blocks over unit rows: ``x^T y``, ``x^T x``, ``y^T y``, column sums
-    and squared row norms, without a float64 copy of the inputs."""
+    """One pass over unit rows in blocks: ``x^T y``, ``x^T x``, ``y^T y``, column sums and
+    squared row norms, summed in float64 without a float64 copy of the inputs."""
     n = x.shape[0]
     d1, d2 = x.shape[1], y.shape[1]
     f64 = dict(dtype=torch.float64, device=x.device)
@@ -42,14 +42,15 @@ def _moments(x: torch.Tensor, y: torch.Tensor):
          "yy": torch.zeros(d2, d2, **f64), "sx": torch.zeros(d1, **f64),
          "sy": torch.zeros(d2, **f64), "kd": torch.empty(n, **f64), "ld": torch.empty(n, **f64)}
     for s in range(0, n, ROWS):
-        xb, yb = normalize(x[s : s + ROWS].double()), normalize(y[s : s + ROWS].double())
-        m["xy"] += xb.T @ yb
-        m["xx"] += xb.T @ xb
-        m["yy"] += yb.T @ yb
-        m["sx"] += xb.sum(0)
-        m["sy"] += yb.sum(0)
-        m["kd"][s : s + ROWS] = (xb * xb).sum(1)
-        m["ld"][s : s + ROWS] = (yb * yb).sum(1)
+        # products in the inputs' dtype block by block, sums across blocks in float64
+        xb, yb = normalize(x[s : s + ROWS]), normalize(y[s : s + ROWS])
+        m["xy"] += (xb.T @ yb).double()
+        m["xx"] += (xb.T @ xb).double()
+        m["yy"] += (yb.T @ yb).double()
+        m["sx"] += xb.sum(0, dtype=torch.float64)
+        m["sy"] += yb.sum(0, dtype=torch.float64)
+        m["kd"][s : s + ROWS] = (xb * xb).sum(1, dtype=torch.float64)
+        m["ld"][s : s + ROWS] = (yb * yb).sum(1, dtype=torch.float64)
     return m
 
 
@@ -81,7 +82,8 @@ def linear_cka(X, Y, debiased: bool = False) -> float:
     Invariant to orthogonal transforms and isotropic scaling of either space: a pure rotation
     gives 1. ``debiased=True`` needs N >= 4 and corrects the small-sample bias of the plain
     estimator (it may then fall slightly outside [0, 1]). Computed from D x D feature
-    products accumulated in float64 blocks (no N x N kernel, no float64 copy of the inputs).
+    products of row blocks summed in float64 (no N x N kernel, no float64 copy of the
+    inputs).
     Constant representations (every row the same direction) have no variance to align: an
     error.
     """
