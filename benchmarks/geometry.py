@@ -191,11 +191,10 @@ def bench_rotation_large(n: int = 500_000, d: int = 512) -> dict:
         x = _unit(rng, n, d)
         sdtools.Embeddings(x, _unit(rng, n, d), iot, {"data": "bench"}).save(tmp / f"{name}.npz")
         del x
-    ea = sdtools.Embeddings.load(tmp / "a.npz")
-    eb = sdtools.Embeddings.load(tmp / "b.npz")
-    analysis = measure(lambda: rotation_report(ea, eb, max_pairs=SAMPLED_PAIRS), repeat=1,
-                       warmup=0)
-    del ea, eb
+    held = {k: sdtools.Embeddings.load(tmp / f"{k}.npz") for k in ("a", "b")}
+    analysis = measure(lambda: rotation_report(held["a"], held["b"], max_pairs=SAMPLED_PAIRS),
+                       repeat=1, warmup=0)
+    held.clear()  # free the loaded embeddings before the command loads its own
     args = ["rotation", str(tmp / "a.npz"), str(tmp / "b.npz"), "-q", "--json",
             str(tmp / "r.json")]
 

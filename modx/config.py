@@ -11,7 +11,8 @@ import tomllib
 from sdtools.dist import check_device
 from sdtools.errors import ConfigError
 
-__all__ = ["ConfigError", "TrainConfig", "from_dict", "load", "to_toml", "TRAINING_KEYS"]
+__all__ = ["ConfigError", "TrainConfig", "flatten", "from_dict", "load", "to_toml",
+           "TRAINING_KEYS", "SECTIONS"]
 
 
 @dataclasses.dataclass
@@ -145,18 +146,53 @@ def check_types(cfg: TrainConfig) -> None:
             raise ConfigError(f"{f.name} must be {want}, got {v!r}")
 
 
-def from_dict(d: dict, source: str = "config") -> TrainConfig:
-    flat = {}
+# the sections a config may have, each with the keys it may hold: a method's knobs under
+# the method's name; everything else at the top level
+SECTIONS = {
+    "modx": ("alpha", "temperature", "reduction", "exclude_diagonal", "teacher_cache"),
+    "lwf": ("lwf_weight", "temperature"),
+    "rkd": ("rkd_weight",),
+    "ewc": ("ewc_lambda", "ewc_batches"),
+    "replay": ("replay_size", "replay_fraction"),
+}
+
+
+def flatten(d: dict, source: str = "config") -> dict:
+    """The schema's sections (``SECTIONS``) merged into one level; a section the schema does
+    not have, a key in the wrong section, or one key given twice is a one-line error."""
+    flat, where = {}, {}
     for k, v in d.items():
-        if isinstance(v, dict):  # allow [sections] in TOML: their keys are flattened
-            flat.update(v)
-        else:
-            flat[k] = v
+        if not isinstance(v, dict):
+            if k in where:
+                raise ConfigError(f"{k} is given twice in {source} (at the top level and in "
+                                  f"[{where[k]}]); keep one")
+            flat[k], where[k] = v, "top level"
+            continue
+        if k not in SECTIONS:
+            raise ConfigError(f"unknown section [{k}] in {source}; sections: "
+                              f"{', '.join(f'[{n}]' for n in SECTIONS)} (their methods' knobs); "
+                              "other keys go at the top level")
+        for key, value in v.items():
+            if key not in SECTIONS[k]:
+                raise ConfigError(f"{key!r} does not belong in [{k}] in {source}; [{k}] takes "
+                                  f"{', '.join(SECTIONS[k])}")
+            if key in where:
+                raise ConfigError(f"{key} is given twice in {source} ({where[key]} and [{k}]); "
+                                  "keep one")
+            flat[key], where[key] = value, f"[{k}]"
+    return flat
+
+
+def from_dict(d: dict, source: str = "config", overrides: dict | None = None) -> TrainConfig:
+    """A checked config from a (possibly sectioned) dict; ``overrides`` (command-line flags,
+    None meaning not given) win over the file."""
+    flat = flatten(d, source)
     unknown = sorted(set(flat) - set(FIELDS))
     if unknown:
         raise ConfigError(
             f"unknown key {unknown[0]!r} in {source}; valid keys: {', '.join(sorted(FIELDS))}"
         )
+    flat.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return TrainConfig(**flat).validate()
 
 
@@ -174,10 +210,9 @@ def read_toml(path, what: str = "config file") -> dict:
 
 
 def load(path, overrides: dict | None = None) -> TrainConfig:
+    """The config file at ``path``, with ``overrides`` (flags) winning over it."""
     path = Path(path)
-    d = read_toml(path)
-    d.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return from_dict(d, str(path))
+    return from_dict(read_toml(path), str(path), overrides)
 
 
 def to_toml(cfg: TrainConfig) -> str:

@@ -20,7 +20,7 @@ from sdtools.errors import ConfigError
 from sdtools.io import write_json
 from sdtools.runs import RunDir
 
-from .config import FIELDS, TrainConfig, from_dict, read_toml
+from .config import FIELDS, TrainConfig, flatten, from_dict, read_toml
 
 KNOBS = {"finetune": "lr", "modx": "alpha", "lwf": "lwf_weight", "replay": "replay_size",
          "ewc": "ewc_lambda", "rkd": "rkd_weight"}
@@ -54,10 +54,10 @@ class Plan:
             self.reference = self.config(self.seeds[0], REFERENCE, None).lr
 
     def config(self, seed: int, method: str, value, out: str = "runs/study") -> TrainConfig:
-        d = dict(self.base, seed=int(seed), methods=[method], out=out, quiet=True)
+        over = dict(seed=int(seed), methods=[method], out=out, quiet=True)
         if value is not None:
-            d[KNOBS[method]] = value
-        return from_dict(d, f"study plan {self.name}")
+            over[KNOBS[method]] = value
+        return from_dict(self.base, f"study plan {self.name}", over)
 
     def cells(self) -> list[Cell]:
         out = []
@@ -96,7 +96,7 @@ def load_plan(path) -> Plan:
         raise ConfigError(f"unknown key {unknown[0]!r} in {path}; a plan has name, base, seeds, "
                           "grid and reference")
     base = d.get("base", {})
-    bad = sorted(set(base) - set(FIELDS))
+    bad = sorted(set(flatten(base, f"[base] of {path}")) - set(FIELDS))
     if bad:
         raise ConfigError(f"unknown training key {bad[0]!r} in [base] of {path}")
     return Plan(d.get("name", path.stem), base, list(d.get("seeds", [0])), d.get("grid", {}),

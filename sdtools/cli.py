@@ -54,10 +54,15 @@ class Ctx:
 
         check_device(device)
         if not no_cache:
+            from .errors import UserError
             from .io import check_writable_dir
             from .models.extract import default_cache_dir
 
-            check_writable_dir(default_cache_dir(), "the embedding cache ($SDTOOLS_CACHE)")
+            try:
+                check_writable_dir(default_cache_dir(), "the embedding cache ($SDTOOLS_CACHE)")
+            except UserError as exc:  # a cache is a convenience: go on without it
+                typer.echo(f"warning: {exc}; going on without the cache", err=True)
+                self.no_cache = True
 
     def data(self):
         from .data.specs import open_data
@@ -154,7 +159,9 @@ def rotation(
                    f"{EXACT_SAM_ITEMS:,} items; --exact-sam for every pair)", err=True)
     rep = rotation_report(ea, eb, modality=modality, max_pairs=max_pairs,
                           progress=not quiet)
-    _rotation_table(rep, f"rotation {a} → {b}", _console(quiet))
+    from .tables import rotation_table
+
+    rotation_table(rep, f"rotation {a} → {b}", _console(quiet))
     if json_out:
         _write_json(json_out, {"a": a, "b": b, "data": ea.meta.get("data", data),
                                **rep.to_dict()})
@@ -173,55 +180,6 @@ def _title(a: str, b: str) -> str:
         return p.name
 
     return f"{label(a)} → {label(b)}"
-
-
-def _rotation_table(rep, title: str, console) -> None:
-    from rich.table import Table
-
-    from .measures.summary import interval_text as _ci
-
-    mods = rep.modalities()
-    iv = next(iter(mods.values())).rad.mean_ci
-    t = Table(title=title, caption=None if iv is None else
-              f"\\[low, high]: {100 * iv.level:.0f}% bootstrap intervals over probe items "
-              f"({iv.n_boot} resamples, seed {iv.seed})")
-    t.add_column("measure")
-    for m in mods:
-        t.add_column(m, justify="right")
-
-    def row(label, fn):
-        t.add_row(label, *[fn(r) for r in mods.values()])
-
-    row("RAD mean / median (deg)", lambda r: f"{r.rad.mean:.2f} / {r.rad.median:.2f}")
-    if all(r.rad.mean_ci is not None for r in mods.values()):
-        row("RAD mean 95% CI", lambda r: _ci(r.rad.mean_ci, "{:.2f}").strip())
-    row("RAD share > 30 deg", lambda r: f"{100 * r.rad.share_above[30.0]:.1f}%")
-    row("SAM drift mean (deg)", lambda r: f"{r.sam_drift.mean:.3f}" + (
-        _ci(r.sam_drift.mean_ci, "{:.3f}") if r.sam_drift.exact
-        else f" ± {r.sam_drift.stderr:.3f} (est.)"))
-    row("SAM drift p95 (deg)", lambda r: f"{r.sam_drift.quantiles[0.95]:.3f}")
-    row("Procrustes rank (determined dims)", lambda r: f"{r.procrustes.rank}")
-    row("Procrustes max / mean angle", lambda r:
-        f"{r.procrustes.max_angle:.2f} / {r.procrustes.mean_angle:.2f}")
-    row("reflection (significant)", lambda r: "yes" if r.procrustes.reflection else "no")
-    row("rotation explains, in sample", lambda r: f"{100 * r.procrustes.explained:.1f}%"
-        + _ci(r.procrustes.explained_ci, "{:.1f}", 100))
-    row("rotation explains, held out", lambda r: f"{100 * r.procrustes.explained_heldout:.1f}%"
-        + _ci(r.procrustes.explained_heldout_ci, "{:.1f}", 100))
-    row("rigidity (0 jitter, 1 rotation)", lambda r: "– (below precision)"
-        if r.procrustes.rigidity is None else f"{r.procrustes.rigidity:.3f}"
-        + _ci(r.procrustes.rigidity_ci, "{:.3f}"))
-    row("topology kept (0 jitter, 1 rotation)", lambda r: "–"
-        if r.topology.topology_kept is None else f"{r.topology.topology_kept:.3f}"
-        + f" (SAM {r.topology.drift:.2f} vs null {r.topology.null:.2f} deg)")
-    row("residual angle mean (deg)",
-        lambda r: f"{float(r.procrustes.residual_angles_deg.mean()):.2f}")
-    row("linear CKA", lambda r: "–" if r.linear_cka is None else f"{r.linear_cka:.4f}")
-    row(f"mutual kNN (k={next(iter(mods.values())).knn_k})", lambda r: f"{r.mutual_knn:.3f}")
-    console.print(t)
-    for m, r in mods.items():
-        for w in r.procrustes.warnings:
-            typer.echo(f"warning ({m}): {w}", err=True)
 
 
 @app.command()
@@ -244,6 +202,7 @@ def deviation(
 
     from .measures.summary import interval_text as _ci
     from .report import deviation_report
+    from .tables import cross_text
 
     _check_outputs(json_out, plot)
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
@@ -264,7 +223,7 @@ def deviation(
               f"{d['relative_rotation']['max_angle']:.2f} / "
               f"{d['relative_rotation']['geodesic_deg']:.2f} "
               f"(in {d['relative_rotation']['rank']} shared dims)")
-    t.add_row("cross-applied residual, captions / images", _cross_text(d["cross_residual"]))
+    t.add_row("cross-applied residual, captions / images", cross_text(d["cross_residual"]))
     for k in ("t2i", "i2t"):
         tp = d["top1"][k]
         t.add_row(f"{k} top-1 lost / gained / kept",
@@ -278,19 +237,6 @@ def deviation(
         from .viz.pairwise import plot_deviation
 
         plot_deviation(dev, plot, title=_title(a, b))
-
-
-def _cross_text(c: dict) -> str:
-    """The cross-applied residuals beside their in-step null (range over halvings)."""
-    if c["mean"] is None:
-        return "– (no direction determined by both)"
-    out = f"{c['text_by_image']:.3f} / {c['image_by_text']:.3f}"
-    null = c.get("null")
-    if null:
-        m = null["mean"]
-        out += (f" (in-step null {m['value']:.3f}, range {m['low']:.3f}-{m['high']:.3f}: "
-                f"{'above' if c['above_null'] else 'within'})")
-    return out
 
 
 @app.command()

@@ -39,11 +39,27 @@ def check_comparable(a: Embeddings, b: Embeddings, name_a: str = "A", name_b: st
     da, db = a.meta.get("data"), b.meta.get("data")
     if da and db and da != db:
         raise AnalysisError(f"{name_a} was embedded on {da!r} but {name_b} on {db!r}")
+    pa, pb = a.meta.get("probe"), b.meta.get("probe")
+    if pa and pb and pa != pb:
+        raise AnalysisError(f"{name_a} and {name_b} {_probe_difference(pa, pb)}: the items "
+                            "would be compared with other items; embed both on one probe "
+                            "file as it is now (--no-cache re-embeds)")
     if a.dim != b.dim:
         raise AnalysisError(
             f"{name_a} has dimension {a.dim} but {name_b} has {b.dim}: a rotation between "
             "spaces of different dimension is undefined; compare checkpoints of one architecture"
         )
+
+
+def _probe_difference(pa: dict, pb: dict) -> str:
+    """What differs between two probes' identities, in words."""
+    if pa.get("images_set") != pb.get("images_set"):
+        return "were embedded on different images"
+    if pa.get("images") != pb.get("images"):
+        return "hold the same images in a different order"
+    if pa.get("captions_set") != pb.get("captions_set"):
+        return "pair the images with different captions"
+    return "hold the same captions in a different order"
 
 
 @dataclasses.dataclass(frozen=True)

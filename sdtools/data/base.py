@@ -51,6 +51,20 @@ class ImageTextData:
     def _content_token(self) -> str:
         return ""
 
+    def item_names(self) -> list[str]:
+        """One identity per image, in order (a file path, a shard member's key); the position
+        for data that a spec fully determines (the synthetic stream)."""
+        return [f"#{i}" for i in range(self.n_images)]
+
+    def probe_id(self) -> dict:
+        """What makes two embeddings comparable item by item: hashes of the images' identities
+        in order and as a set, of the captions with their image in order and as a set."""
+        names = self.item_names()
+        caps = [f"{self.image_of_text[j]}\0{c}" for j, c in enumerate(self.captions)]
+        return {"n_images": self.n_images, "n_texts": len(self.captions),
+                "images": _digest(names), "images_set": _digest(sorted(names)),
+                "captions": _digest(caps), "captions_set": _digest(sorted(self.captions))}
+
     def captions_of(self, i: int) -> list[str]:
         return [self.captions[j] for j in np.flatnonzero(self.image_of_text == i)]
 
@@ -89,6 +103,10 @@ class Subset(ImageTextData):
     def _content_token(self) -> str:
         return self.base._content_token()
 
+    def item_names(self) -> list[str]:
+        names = self.base.item_names()
+        return [names[i] for i in self.images]
+
 
 class ConcatData(ImageTextData):
     """Several datasets as one (joint training, a run's probe); domains label the source part.
@@ -119,6 +137,16 @@ class ConcatData(ImageTextData):
 
     def _content_token(self) -> str:
         return ";".join(p._content_token() for p in self.parts)
+
+    def item_names(self) -> list[str]:
+        return [f"{k}:{name}" for k, p in enumerate(self.parts) for name in p.item_names()]
+
+
+def _digest(items) -> str:
+    h = hashlib.sha256()
+    for x in items:
+        h.update(x.encode("utf-8", "replace") + b"\1")
+    return h.hexdigest()[:16]
 
 
 def open_rgb(path_or_bytes) -> Image.Image:
@@ -174,6 +202,9 @@ class FileImageData(ImageTextData):
             return open_rgb(p)
         except (OSError, UnidentifiedImageError) as exc:
             raise DataError(f"cannot read image {p} ({exc}); remove or replace it") from None
+
+    def item_names(self) -> list[str]:
+        return [str(p) for p in self.paths]
 
     def _content_token(self) -> str:
         h = hashlib.sha256()

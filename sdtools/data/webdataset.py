@@ -131,6 +131,9 @@ class WebDatasetData(ImageTextData):
     def n_images(self) -> int:
         return len(self.index)
 
+    def item_names(self) -> list[str]:
+        return [f"{shard}:{key}" for shard, key, *_ in self.index]
+
     def load_image(self, i: int) -> Image.Image:
         shard, key, off, size = self.index[i]
         with open(shard, "rb") as fh:

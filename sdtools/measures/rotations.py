@@ -69,11 +69,11 @@ def orthogonalize(R: torch.Tensor, steps: int = 1) -> torch.Tensor:
 
 def fold_svd(M: torch.Tensor):
     """A fold complement's SVD in float32 (half the cost of float64), returned as float64:
-    the fit made from it is then orthogonalised in float64 by :func:`orthogonalize`. The fit's error is first
-    order in the singular vectors' error (about 1e-7 relative: angles to 1e-5 degrees) and a
-    residual at the fit's optimum second order in it; what float32 fits left behind,
-    non-orthogonality of 3e-6 that swamped changes under 0.2 degrees, the Newton steps
-    remove."""
+    the fit made from it is then orthogonalised in float64 by :func:`orthogonalize`. The
+    fit's error is first order in the singular vectors' error (about 1e-7 relative) and a
+    held-out residual at the fit's optimum second order in it; what float32 fits left
+    behind, non-orthogonality of 3e-6 that swamped changes under 0.2 degrees, the Newton
+    step removes."""
     return tuple(x.double() for x in torch.linalg.svd(M.float()))
 
 

@@ -96,6 +96,8 @@ def _state_dict_and_cfg(obj, meta, arch, name, cfg, spec):
                                   "bare state dict, or re-save it with modx")
         name, cfg = obj.get("arch", "modx"), unwrap_cfg(obj["model_cfg"])
         sd = obj["state_dict"]
+        _same_architecture(spec, name, cfg, arch)
+        arch = None  # the file's own config, which --model may only repeat
     elif "model_state_dict" in obj:  # official Mod-X checkpoints (OpenAI layout)
         sd = obj["model_state_dict"]
         settled = True
@@ -113,6 +115,9 @@ def _state_dict_and_cfg(obj, meta, arch, name, cfg, spec):
             f"{list(obj)[:5]})"
         )
     sd = clean_state_dict(dict(sd))
+    if arch is not None and cfg is None and "model_cfg" in meta:
+        _same_architecture(spec, meta.get("arch", "safetensors"),
+                           unwrap_cfg(json.loads(meta["model_cfg"])), arch)
     if arch is not None:
         name, cfg = resolve_model_cfg(arch)
     elif cfg is None and "model_cfg" in meta:
@@ -132,6 +137,16 @@ def _state_dict_and_cfg(obj, meta, arch, name, cfg, spec):
             "as ViT-B-32, or a model-config JSON file)"
         )
     return sd, name, cfg
+
+
+def _same_architecture(spec, name: str, cfg: dict, arch) -> None:
+    """A file that names its own architecture takes ``--model`` only when it says the same."""
+    if arch is None:
+        return
+    other_name, other = resolve_model_cfg(arch)
+    if unwrap_cfg(other) != cfg:
+        raise CheckpointError(f"{spec} names its own architecture ({name}) and --model {arch} "
+                              f"({other_name}) differs from it; drop --model for this file")
 
 
 def save_safetensors(model: torch.nn.Module, path, model_cfg: dict, arch: str = "custom"):

@@ -62,7 +62,8 @@ class Embeddings:
         remap = np.full(self.n_images, -1, dtype=np.int64)
         remap[images] = np.arange(images.size)
         keep = np.flatnonzero(remap[self.image_of_text] >= 0)
-        meta = {k: v for k, v in self.meta.items() if k not in ("set_of_image", "domains")}
+        meta = {k: v for k, v in self.meta.items()
+                if k not in ("set_of_image", "domains", "probe")}
         return Embeddings(self.image[images], self.text[keep], remap[self.image_of_text[keep]],
                           meta)
 

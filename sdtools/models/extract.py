@@ -194,6 +194,7 @@ def embed(
         "model_sha256": model_hash(loaded.model),
         "param_shapes": param_shapes(loaded.model),
         "data": data.spec,
+        "probe": data.probe_id(),
         "n_images": data.n_images,
         "n_texts": len(data.captions),
         "dim": dim,

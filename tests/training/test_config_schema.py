@@ -1,0 +1,39 @@
+"""Configs by schema: flags win, a key given twice or a section the schema lacks is refused."""
+
+import pytest
+
+from modx.config import from_dict, load
+from sdtools.errors import ConfigError
+
+
+def _toml(tmp_path, text):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    return p
+
+
+def test_flags_win_over_every_place_in_the_file(tmp_path):
+    p = _toml(tmp_path, "lr = 1e-3\n")
+    assert load(p, {"lr": 0.005}).lr == 0.005
+    p = _toml(tmp_path, "[modx]\nalpha = 3.0\n")
+    assert load(p).alpha == 3.0
+    assert load(p, {"alpha": 7.0}).alpha == 7.0  # a flag beats the section too
+
+
+@pytest.mark.parametrize("text, msg", [
+    ("lr = 1e-3\n[opt]\nlr = 9e-3\n", "unknown section [opt]"),
+    ("alpha = 2.0\n[modx]\nalpha = 3.0\n", "alpha is given twice"),
+    ("[modx]\nlr = 1.0\n", "'lr' does not belong in [modx]"),
+    ("[lwf]\ntemperature = 2.0\n[modx]\ntemperature = 1.0\n", "temperature is given twice"),
+    ("lr = 1e-3\nlr = 2e-3\n", "not valid TOML"),  # a key twice in one table
+])
+def test_ambiguous_configs_are_refused(tmp_path, text, msg):
+    with pytest.raises(ConfigError, match=msg.replace("[", r"\[").replace("]", r"\]")):
+        load(_toml(tmp_path, text))
+
+
+def test_sections_and_flat_keys_give_the_same_config():
+    flat = from_dict({"alpha": 4.0, "replay_size": 50, "methods": ["modx", "replay"]})
+    nested = from_dict({"methods": ["modx", "replay"], "modx": {"alpha": 4.0},
+                        "replay": {"replay_size": 50}})
+    assert flat == nested
