@@ -125,6 +125,8 @@ def study(
     preset: Annotated[str | None, typer.Option(help="quick (minutes), shift or domains")] = None,
     list_cells: Annotated[bool, typer.Option("--list", help="print the cells and exit")] = False,
     cell: Annotated[int | None, typer.Option(help="run this cell alone (a job array)")] = None,
+    force: Annotated[bool, typer.Option(help="write the study into an --out folder that holds "
+                                        "other files")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Seeds x methods x knobs: one run per cell, paired statistics, claims, figures."""
@@ -140,7 +142,7 @@ def study(
         for c in p.cells():
             typer.echo(f"{c.index}\t{c.run_dir(Path(out))}")
         return
-    res = run_study(p, out, cell=cell, progress=not quiet)
+    res = run_study(p, out, cell=cell, progress=not quiet, force=force)
     if res and not quiet:
         for name, c in res["claims"].items():
             typer.echo(f"{name}: {c['verdict']}")

@@ -67,6 +67,8 @@ class TrainConfig:
         from .strategies import STRATEGIES
 
         check_types(self)
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be an integer in [0, 2^32), got {self.seed}")
         for name in ("lr", "phase0_lr", "eps"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")

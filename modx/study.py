@@ -158,10 +158,17 @@ def run_cell(plan: Plan, cell: Cell, out, progress: bool = False) -> Path:
     return d
 
 
+STUDY_ENTRIES = ("plan.json", "study.json", "report.md", "figures", "times.json",
+                 ".times.lock", "seed*")  # what a study folder holds
+
+
 def run_study(plan: Plan, out, cell: int | None = None, progress: bool = True,
-              say=print) -> dict | None:
-    """Run every cell (or one); when all are done, aggregate into ``DIR/study.json``."""
+              say=print, force: bool = False) -> dict | None:
+    """Run every cell (or one); when all are done, aggregate into ``DIR/study.json``. An
+    ``out`` folder holding anything a study does not write is refused unless ``force``."""
     import time
+
+    from sdtools.io import check_output_dir
 
     from .study_stats import aggregate
 
@@ -169,6 +176,7 @@ def run_study(plan: Plan, out, cell: int | None = None, progress: bool = True,
     cells = plan.cells()
     if cell is not None and not 0 <= cell < len(cells):
         raise ConfigError(f"--cell {cell} is outside [0, {len(cells)}); see --list")
+    check_output_dir(out, "--out", STUDY_ENTRIES, force, verify=False)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "plan.json", plan.to_dict())
     todo = cells if cell is None else [cells[cell]]

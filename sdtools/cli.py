@@ -34,6 +34,9 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="do not read or wri
                                           "embedding cache")]
 SkipOpt = Annotated[bool, typer.Option("--skip-missing", help="leave out missing images")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="DataLoader workers")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="replace output files that sdtools did "
+                                        "not write")]
+PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 
 
 class Ctx:
@@ -105,19 +108,26 @@ class Ctx:
 
 
 def _write_json(path: Path, obj) -> None:
+    from . import __version__
     from .io import write_json
     from .measures.summary import jsonable
 
-    write_json(path, jsonable(obj))
+    write_json(path, {"written_by": f"sdtools {__version__}", **jsonable(obj)})
 
 
-def _check_outputs(*paths) -> None:
-    """Output files must be writable where asked, checked before any work."""
+def _check_outputs(*paths, plot: Path | None = None, force: bool = False) -> None:
+    """Output files must be writable where asked and must not replace a file sdtools did not
+    write (unless ``force``), checked before any work; a figure's format from its suffix."""
+    from .errors import UserError
     from .io import check_writable_file
 
-    for p in paths:
+    if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
+        kind = plot.suffix or "a file with no suffix"
+        raise UserError(f"--plot {plot}: cannot draw a figure as {kind}; name it .png, .pdf or "
+                        ".svg")
+    for p in (*paths, plot):
         if p is not None:
-            check_writable_file(p, "output")
+            check_writable_file(p, "output", force)
 
 
 def _console(quiet: bool):
@@ -146,11 +156,12 @@ def rotation(
     no_cache: NoCacheOpt = False,
     skip_missing: SkipOpt = False,
     workers: WorkersOpt = 0,
+    force: ForceOpt = False,
 ):
     """Intra-modal rotation from A to B: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
     from .report import EXACT_SAM_ITEMS, SAMPLED_PAIRS, rotation_report
 
-    _check_outputs(json_out, plot)
+    _check_outputs(json_out, plot=plot, force=force)
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
     if max_pairs is None and not exact_sam and max(ea.n_images, ea.n_texts) > EXACT_SAM_ITEMS:
@@ -196,6 +207,7 @@ def deviation(
     no_cache: NoCacheOpt = False,
     skip_missing: SkipOpt = False,
     workers: WorkersOpt = 0,
+    force: ForceOpt = False,
 ):
     """Inter-modal deviation from A to B: pair similarity, unsynchronised rotation, ranks, gap."""
     from rich.table import Table
@@ -204,7 +216,7 @@ def deviation(
     from .report import deviation_report
     from .tables import cross_text
 
-    _check_outputs(json_out, plot)
+    _check_outputs(json_out, plot=plot, force=force)
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
     dev = deviation_report(ea, eb)
@@ -253,6 +265,7 @@ def embed(
     no_cache: NoCacheOpt = False,
     skip_missing: SkipOpt = False,
     workers: WorkersOpt = 0,
+    force: ForceOpt = False,
 ):
     """Embed a probe set with a checkpoint and save the embeddings (.npz)."""
     from .errors import UserError
@@ -260,7 +273,7 @@ def embed(
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file name such as {out}/emb.npz "
                         "(nothing is written beside it)")
-    _check_outputs(out)
+    _check_outputs(out, force=force)
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     emb = ctx.embeddings(ckpt)
     path = emb.save(out)
@@ -281,13 +294,14 @@ def retrieval(
     no_cache: NoCacheOpt = False,
     skip_missing: SkipOpt = False,
     workers: WorkersOpt = 0,
+    force: ForceOpt = False,
 ):
     """Recall@1/5/10 both ways and mean/median ranks."""
     from rich.table import Table
 
     from .measures.retrieval import retrieval as run
 
-    _check_outputs(json_out)
+    _check_outputs(json_out, force=force)
     ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     emb = ctx.embeddings(ckpt_or_emb)
     res = run(emb.image, emb.text, emb.image_of_text)
@@ -313,17 +327,21 @@ def report(
                                              "report.md and figures/ (default: RUN_DIR)")] = None,
     figures: Annotated[bool, typer.Option(help="draw the figures")] = True,
     quiet: QuietOpt = False,
+    force: ForceOpt = False,
 ):
     """Regenerate the multi-phase report (JSON, Markdown, figures) without retraining."""
     from .errors import RunError
-    from .io import atomic_dir, check_writable_dir, write_json, write_text
+    from .io import atomic_dir, check_output_dir, write_json, write_text
     from .report import build_report, markdown
     from .viz.phases import draw_all
 
     if not run_dir.is_dir():
         raise RunError(f"run directory not found: {run_dir}")
-    out = out or run_dir
-    check_writable_dir(out, "--out")
+    if out is None:  # the run's own folder: only its report files are replaced
+        out = run_dir
+        check_output_dir(out / "figures", "figures folder", None, force)
+    else:
+        check_output_dir(out, "--out", ("report.json", "report.md", "figures"), force)
     rep = build_report(run_dir, progress=not quiet)
     n = 0
     if figures:

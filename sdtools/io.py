@@ -87,14 +87,90 @@ def _check_parents(path: Path, what: str) -> None:
             return
 
 
-def check_writable_file(path, what: str) -> Path:
-    """An output file path: not a directory, not under a file. Checked before any work."""
+MARK = "sdtools"  # what this tool writes into its outputs, so that it knows them again
+
+
+def written_by_us(path: Path) -> bool:
+    """Whether an existing file is an output of this tool (a JSON report with its ``written_by``
+    key, embeddings ``.npz`` with their format version, a figure with its ``Software`` tag)."""
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            obj = json.loads(path.read_text())
+            return isinstance(obj, dict) and str(obj.get("written_by", "")).startswith(MARK)
+        if suffix == ".npz":
+            import numpy as np
+
+            with np.load(path, allow_pickle=False) as z:
+                return "format_version" in z.files and "image_of_text" in z.files
+        if suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as im:
+                return str(im.info.get("Software", "")).startswith(MARK)
+        if suffix in (".pdf", ".svg", ".md"):
+            return MARK.encode() in path.read_bytes()
+    except Exception:  # unreadable or another format: not ours
+        return False
+    return False
+
+
+def check_writable_file(path, what: str, force: bool = False) -> Path:
+    """An output file path, checked before any work: not a directory, not under a file, in a
+    folder this process may write, and not a file this tool did not write (unless
+    ``force``): an output never eats a user's file."""
     from .errors import UserError
 
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{what} {path} is a directory; give a file name")
     _check_parents(path, what)
+    _check_access(path, what)
+    if path.exists() and not force and not written_by_us(path):
+        raise UserError(f"{what} {path} exists and was not written by sdtools; choose another "
+                        "name or pass --force to replace it")
+    return path
+
+
+def _check_access(path: Path, what: str) -> None:
+    """The nearest existing folder (or the file itself) must be writable."""
+    from .errors import UserError
+
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{what} {path} is read-only; choose another place")
+    for parent in path.parents:
+        if parent.exists():
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise UserError(f"cannot write {what} {path}: {parent} is not writable; choose "
+                                "another place")
+            return
+
+
+def check_output_dir(path, what: str, ours, force: bool = False, verify: bool = True) -> Path:
+    """An output folder this tool fills with entries named by the patterns ``ours`` (``None``:
+    only files this tool wrote): refused, unless ``force``, when it holds anything else, so
+    that writing its outputs never replaces or deletes a user's file. With ``verify`` the
+    files among them (and the files of a folder among them) must carry this tool's mark."""
+    import fnmatch
+
+    from .errors import UserError
+
+    path = check_writable_dir(path, what)
+    _check_access(path / "x", what)
+    if force or not path.is_dir():
+        return path
+    for entry in path.iterdir():
+        if ours is None:
+            own = entry.is_file() and written_by_us(entry)
+        else:
+            own = any(fnmatch.fnmatch(entry.name, pat) for pat in ours)
+            if own and verify and entry.is_dir():
+                own = all(f.is_file() and written_by_us(f) for f in entry.iterdir())
+            elif own and verify:
+                own = written_by_us(entry)
+        if not own:
+            raise UserError(f"{what} {path} holds {entry.name}, which sdtools did not write; "
+                            "choose another folder or pass --force to write there anyway")
     return path
 
 

@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 
+from . import __version__
 from .errors import AnalysisError, InputError, RunError
 from .measures.angles import rad
 from .measures.checks import coarsest
@@ -192,7 +193,7 @@ def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = Fa
     if not methods:
         raise RunError(f"{run.path} has no finished phase of any method yet")
     base = run.read_probe("phase0", 0)
-    out = {"config": config, "methods": {}}
+    out = {"written_by": f"sdtools {__version__}", "config": config, "methods": {}}
     todo = sum(len(run.phases(m)) - 1 for m in methods)
     pbar = bar(progress, todo, "report", unit="phase")
     for m in methods:
@@ -300,7 +301,7 @@ def markdown(report: dict) -> str:
     """A Markdown report: summary table and every method's retrieval matrix."""
     f = _fmt
 
-    lines = ["# Continual run report", ""]
+    lines = ["# Continual run report", "", "<!-- written by sdtools -->", ""]
     cfg = report.get("config", {})
     lines.append(f"Data `{cfg.get('data')}`, phases `{cfg.get('phases')}`, methods "
                  f"{', '.join(report['methods'])}.")

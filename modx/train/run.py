@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from sdtools.data.specs import open_data, parse_spec, synthetic_of
+from sdtools.data.specs import display_names, open_data, synthetic_of
 from sdtools.dist import barrier, rank_world
 from sdtools.errors import TrainingError
 from sdtools.io import write_json, write_text
@@ -97,7 +97,8 @@ class Trainer:
         else:
             self.phases = split_phases(open_data(cfg.data), cfg.phases, seed=cfg.seed)
         if cfg.eval_data:
-            evals = [(parse_spec(s).name, open_data(s)) for s in cfg.eval_data]
+            evals = list(zip(display_names(cfg.eval_data), map(open_data, cfg.eval_data),
+                             strict=True))
         if not evals:
             raise TrainingError("no evaluation data: set eval_data (a list of data SPECs)")
         self.evals = evals
@@ -197,6 +198,7 @@ class Trainer:
     def _run(self) -> dict:
         cfg = self.cfg
         check_out_dir(self.run_dir, cfg, self.resume, self.force)  # every rank, before writing
+        self.preflight()
         barrier()
         if self.rank == 0 and not self.resume:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -215,6 +217,21 @@ class Trainer:
             write_text(self.out / "report.md", markdown(report))
         barrier()
         return report
+
+    def preflight(self) -> None:
+        """What would fail a phase, checked before anything is written: every phase must hold
+        a batch of images with distinct captions."""
+        b = self.cfg.batch_size
+        for t, data in enumerate(self.phases):
+            if data is None or (t == 0 and self.cfg.init is not None):
+                continue
+            if b > data.n_images:
+                raise TrainingError(f"batch_size {b} is larger than phase {t} ({data.n_images} "
+                                    "images); lower batch_size or give more data")
+            if len(set(data.captions)) < b:
+                raise TrainingError(f"phase {t} has only {len(set(data.captions))} distinct "
+                                    f"captions, fewer than a batch of {b}; lower batch_size or "
+                                    "check the captions")
 
     def print_plan(self) -> None:
         cfg = self.cfg

@@ -42,6 +42,23 @@ class DataSpec:
         return self.text
 
 
+def display_names(specs) -> list[str]:
+    """Short names for several data SPECs, distinct from each other: the file stem, then its
+    parent folder where two stems collide (``a/good``, ``b/good``), then a count."""
+    from pathlib import Path
+
+    parsed = [parse_spec(s) for s in specs]
+    stems = [p.name for p in parsed]
+    names = [f"{Path(p.args[0]).parent.name or '.'}/{p.name}"
+             if stems.count(p.name) > 1 and p.kind in ("csv", "karpathy") else p.name
+             for p in parsed]
+    out = []
+    for n in names:
+        k = out.count(n) + sum(1 for o in out if o.startswith(n + "#"))
+        out.append(n if k == 0 else f"{n}#{k + 1}")
+    return out
+
+
 def _options(items: list[str], flags: tuple[str, ...], keys: tuple[str, ...], spec: str) -> dict:
     out: dict = {}
     for item in filter(None, (x.strip() for x in items)):

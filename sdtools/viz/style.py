@@ -9,6 +9,8 @@ import functools
 import hashlib
 from pathlib import Path
 
+from .. import __version__
+
 RC = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
       "figure.dpi": 150, "axes.spines.top": False, "axes.spines.right": False}
 MODALITY_COLOURS = {"image": "#1f77b4", "text": "#d62728"}
@@ -52,7 +54,10 @@ def save(fig, path, close: bool = True) -> Path:
 
     path = Path(path)
     with atomic_path(path, suffix=path.suffix) as tmp:
-        fig.savefig(tmp, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
+        fmt = path.suffix.lstrip(".").lower() or "png"
+        tag = {"png": "Software", "pdf": "Creator", "svg": "Creator"}.get(fmt)
+        fig.savefig(tmp, bbox_inches="tight", format=fmt,
+                    metadata={tag: f"sdtools {__version__}"} if tag else None)
     if close:
         pyplot().close(fig)
     return path
