@@ -20,7 +20,7 @@ from sdtools.errors import ConfigError
 from sdtools.io import write_json
 from sdtools.runs import RunDir
 
-from .config import FIELDS, TrainConfig, flatten, from_dict, read_toml
+from .config import FIELDS, TRAINING_KEYS, TrainConfig, flatten, from_dict, read_toml
 
 KNOBS = {"finetune": "lr", "modx": "alpha", "lwf": "lwf_weight", "replay": "replay_size",
          "ewc": "ewc_lambda", "rkd": "rkd_weight"}
@@ -40,16 +40,28 @@ class Plan:
     reference: float | None = None
 
     def __post_init__(self):
+        if not isinstance(self.seeds, list) or not all(
+                isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds):
+            raise ConfigError(f"seeds must be a list of non-negative integers (seeds = [0, 1, "
+                              f"2]), got {self.seeds!r}")
         if not self.seeds:
             raise ConfigError("a study needs at least one seed")
-        if REFERENCE not in self.grid:
+        if len(set(self.seeds)) < len(self.seeds):
+            raise ConfigError(f"seeds {self.seeds} repeat a seed; give each once")
+        if not isinstance(self.grid, dict) or REFERENCE not in self.grid:
             raise ConfigError("a study compares against finetune: put it in [grid]")
         for method, values in self.grid.items():
             if not isinstance(values, list):
                 raise ConfigError(f"grid.{method} must be a list of knob values")
             if values and method not in KNOBS:
                 raise ConfigError(f"{method} has no knob to sweep; give it an empty list")
-        self.config(self.seeds[0], REFERENCE, None)  # checks the base config
+            bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))]
+            if bad:
+                raise ConfigError(f"grid.{method} holds {bad[0]!r}; knob values are numbers")
+            if len(set(values)) < len(values):
+                raise ConfigError(f"grid.{method} repeats a value ({values}); give each once")
+            for v in values or [None]:  # every cell's config is checked when the plan is read
+                self.config(self.seeds[0], method, v)
         if self.reference is None:
             self.reference = self.config(self.seeds[0], REFERENCE, None).lr
 
@@ -99,7 +111,7 @@ def load_plan(path) -> Plan:
     bad = sorted(set(flatten(base, f"[base] of {path}")) - set(FIELDS))
     if bad:
         raise ConfigError(f"unknown training key {bad[0]!r} in [base] of {path}")
-    return Plan(d.get("name", path.stem), base, list(d.get("seeds", [0])), d.get("grid", {}),
+    return Plan(d.get("name", path.stem), base, d.get("seeds", [0]), d.get("grid", {}),
                 d.get("reference"))
 
 
@@ -177,6 +189,7 @@ def run_study(plan: Plan, out, cell: int | None = None, progress: bool = True,
     if cell is not None and not 0 <= cell < len(cells):
         raise ConfigError(f"--cell {cell} is outside [0, {len(cells)}); see --list")
     check_output_dir(out, "--out", STUDY_ENTRIES, force, verify=False)
+    _same_training(plan, out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "plan.json", plan.to_dict())
     todo = cells if cell is None else [cells[cell]]
@@ -192,6 +205,31 @@ def run_study(plan: Plan, out, cell: int | None = None, progress: bool = True,
     if all((c.run_dir(out) / "report.json").is_file() for c in cells):
         return aggregate(plan, out)
     return None
+
+
+def _same_training(plan: Plan, out: Path) -> None:
+    """A study folder's cells are reused only by a plan that trains them the same way: the
+    base training keys and the reference must match the recorded plan (more seeds or knob
+    values may be added)."""
+    import json
+
+    path = out / "plan.json"
+    if not path.is_file():
+        return
+    try:
+        old = json.loads(path.read_text())
+        old_base = flatten(old.get("base") or {}, str(path))
+    except (ValueError, ConfigError, AttributeError):
+        raise ConfigError(f"{path} is unreadable; use another --out for this study") from None
+    new_base = flatten(plan.base, "the plan")
+    keys = sorted(k for k in set(old_base) | set(new_base)
+                  if k in TRAINING_KEYS and old_base.get(k) != new_base.get(k))
+    if old.get("reference") not in (None, plan.reference):
+        keys.append("reference")
+    if keys:
+        raise ConfigError(f"{out} holds a study trained with other settings ({', '.join(keys)} "
+                          "differ from its plan.json); its cells would be reused as they are: "
+                          "choose another --out or give the same settings")
 
 
 def _add_time(out: Path, cell: Cell, seconds: float) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from sdtools.errors import ConfigError
 from sdtools.io import write_json, write_text
 
 LEVEL = 0.95
@@ -85,9 +86,16 @@ def cell_metrics(report: dict, method: str) -> dict:
 def _collect(plan, out: Path) -> list[dict]:
     rows = []
     for c in plan.cells():
-        rep = json.loads((c.run_dir(out) / "report.json").read_text())
+        path = c.run_dir(out) / "report.json"
+        try:
+            rep = json.loads(path.read_text())
+            metrics = cell_metrics(rep, c.method)
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"cell {c.index} ({c.run_dir(out)}): its report.json is damaged "
+                              f"({type(exc).__name__}: {exc}); delete that cell's folder and "
+                              "run the study again to redo it") from None
         rows.append({"cell": c.index, "seed": c.seed, "method": c.method, "value": c.value,
-                     "name": c.name, **cell_metrics(rep, c.method)})
+                     "name": c.name, **metrics})
     return rows
 
 

@@ -87,7 +87,7 @@ class Ctx:
         from .models.embeddings import Embeddings
         from .models.extract import embed
 
-        if arg.endswith(".npz"):
+        if arg.lower().endswith(".npz"):
             return Embeddings.load(arg)
         return embed(arg, self.data(), batch_size=self.batch_size, device=self.device,
                      arch=self.model, cache=not self.no_cache, progress=not self.quiet,
@@ -121,13 +121,13 @@ def _check_outputs(*paths, plot: Path | None = None, force: bool = False) -> Non
     from .errors import UserError
     from .io import check_writable_file
 
+    for p in (*paths, plot):
+        if p is not None:
+            check_writable_file(p, "output", force)
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         kind = plot.suffix or "a file with no suffix"
         raise UserError(f"--plot {plot}: cannot draw a figure as {kind}; name it .png, .pdf or "
                         ".svg")
-    for p in (*paths, plot):
-        if p is not None:
-            check_writable_file(p, "output", force)
 
 
 def _console(quiet: bool):

@@ -55,7 +55,10 @@ def _run(typer_app, argv):
     except Exception as exc:
         # click's exceptions (typer may vendor its own click), recognised by their shape
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # usage errors: code 2
-            exc.show()
+            msg = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+            ctx = getattr(exc, "ctx", None)
+            where = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+            print(f"error: {' '.join(msg.split()).rstrip('.')}{where}", file=sys.stderr)
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Exit":
             sys.exit(getattr(exc, "exit_code", 0))

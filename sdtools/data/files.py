@@ -44,6 +44,8 @@ def load_csv(path, img_key: str = "filepath", caption_key: str = "title",
     ``domain_key`` (default: a ``domain`` or ``phase`` column when present) labels images.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; csv: takes a CSV file (csv:FOLDER/captions.csv)")
     if not path.is_file():
         raise DataError(f"CSV file not found: {path}")
     text = _read_text(path)

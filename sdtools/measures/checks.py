@@ -20,6 +20,8 @@ def as_tensor(x, name: str, *, ndim: int = 2) -> torch.Tensor:
     float16/bfloat16 are promoted to float32; integer, boolean and complex inputs are refused.
     """
     if isinstance(x, np.ndarray):
+        if x.dtype == np.longdouble and np.longdouble != np.float64:
+            x = x.astype(np.float64)  # torch has no extended precision; float64 is its widest
         if np.iscomplexobj(x):
             raise InputError(f"{name} is complex ({x.dtype}); pass real float embeddings")
         if not np.issubdtype(x.dtype, np.floating):
@@ -169,7 +171,12 @@ def value_precision(x) -> str:
     """The coarsest float format that holds every value of ``x`` exactly (judged on its first
     4,096 rows): ``bfloat16`` or ``float16`` for float32 values that were rounded to one
     (a half-precision re-save), else the array's own dtype name."""
-    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    if not isinstance(x, torch.Tensor):
+        if not isinstance(x, np.ndarray) or x.dtype not in (np.float32, np.float64):
+            # float16 is named below; other types are judged (or refused) by as_tensor
+            return "float16" if getattr(x, "dtype", None) == np.float16 else "float64"
+        x = torch.from_numpy(np.ascontiguousarray(x[:_SAMPLE_ROWS]))
+    t = x
     name = str(t.dtype).replace("torch.", "")
     if name in ("bfloat16", "float16") or name not in PRECISION_EPS:
         return name if name in PRECISION_EPS else "float32"
@@ -185,3 +192,11 @@ def coarsest(*names) -> str:
     """The coarsest of several precision names (None entries ignored)."""
     names = [n for n in names if n]
     return max(names, key=lambda n: PRECISION_EPS.get(n, 0.0)) if names else "float64"
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """A random seed: an integer in [0, 2^63)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
+            or not 0 <= int(seed) < 2**63:
+        raise InputError(f"{name} must be an integer in [0, 2^63), got {seed!r}")
+    return int(seed)

@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .checks import PRECISION_EPS, coarsest, normalize, to_numpy, value_precision
+from .checks import (
+    PRECISION_EPS,
+    check_seed,
+    coarsest,
+    normalize,
+    to_numpy,
+    value_precision,
+)
 from .crosscov import GROUPS_PER_FOLD, cross_covariance, prepare, rows
 from .rotations import (
     MIN_ROWS_PER_DIM,
@@ -155,15 +162,21 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
         raise InputError(f"folds must be an integer of at least 2, got {folds!r}; the held-out "
                          "share needs items the fit has not seen")
+    check_seed(seed)
+    check_seed(ci_seed, "ci_seed")
     prep = prepare(A, B, center)
     a = prep[0]
     n, d = a.shape
     if n < 2 * folds:
         raise InputError(f"{n} probe items are too few for {folds} folds; give at least "
                          f"{2 * folds} items or fewer folds")
+    if d < 2:
+        raise InputError(f"A and B have {d} dimension; a rotation needs at least 2 (with one, "
+                         "every change is a sign: compare the embeddings directly)")
+    if precision is not None and precision not in PRECISION_EPS:
+        raise InputError(f"precision must be one of {', '.join(PRECISION_EPS)}, got "
+                         f"{precision!r}")
     fmt = coarsest(precision, value_precision(A), value_precision(B))
-    if fmt not in PRECISION_EPS:
-        raise InputError(f"precision must be one of {', '.join(PRECISION_EPS)}, got {fmt!r}")
     cc = cross_covariance(prep, folds, GROUPS_PER_FOLD)  # the same folds with or without ci
     M = cc.total
     base = cc.base

@@ -10,7 +10,7 @@ import torch
 
 from ..errors import InputError
 from .angles import pair_of
-from .checks import normalize
+from .checks import check_seed, normalize
 from .summary import (
     BOOT_N,
     BOOT_SEED,
@@ -195,6 +195,7 @@ def sam_drift(
     """
     if chunk_size < 1:
         raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
+    check_seed(seed)
     a, b = pair_of(A, B)
     n = a.shape[0]
     total_pairs = n * (n - 1) // 2

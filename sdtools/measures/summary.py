@@ -32,11 +32,13 @@ def bootstrap_means(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.n
     v = np.asarray(values, dtype=np.float64)
     cols = v[:, None] if v.ndim == 1 else v
     n = cols.shape[0]
-    if n_boot < 1:
+    from .checks import check_seed
+
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         from ..errors import InputError
 
-        raise InputError(f"n_boot must be at least 1, got {n_boot}")
-    rng = np.random.default_rng(seed)
+        raise InputError(f"n_boot must be an integer of at least 1, got {n_boot!r}")
+    rng = np.random.default_rng(check_seed(seed))
     out = np.empty((n_boot, cols.shape[1]))
     step = max(1, BLOCK_DRAWS // max(n, 1))  # resamples at a time
     for s in range(0, n_boot, step):

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import InputError
 from .angles import pair_of
-from .checks import normalize
+from .checks import check_seed, normalize
 from .summary import jsonable
 
 PAIRS = 200_000  # sampled pairs (every pair when there are fewer)
@@ -98,6 +98,7 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0) -> TopologyResult
     """
     if max_pairs < 1:
         raise InputError(f"max_pairs must be at least 1, got {max_pairs}")
+    seed = check_seed(seed)
     a, b = pair_of(A, B)  # float32 or float64, as given; rows normalised batch by batch
     n = a.shape[0]
     gen = torch.Generator().manual_seed(int(seed))

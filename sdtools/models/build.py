@@ -50,6 +50,9 @@ def resolve_model_cfg(arch) -> tuple[str, dict]:
 
 
 def unwrap_cfg(cfg: dict) -> dict:
+    if not isinstance(cfg, dict):
+        raise CheckpointError(f"a model config must be a JSON object with vision_cfg and "
+                              f"text_cfg, got a {type(cfg).__name__}")
     cfg = cfg.get("model_cfg", cfg)
     if not isinstance(cfg, dict) or "vision_cfg" not in cfg or "text_cfg" not in cfg:
         raise CheckpointError(

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from ..dist import check_device
 from ..errors import CheckpointError
 from .build import (
     Loaded,
@@ -50,6 +51,7 @@ def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
     their architecture (open_clip trainer checkpoints, bare state dicts in open_clip layout).
     The returned model carries ``model.sdtools_info`` (spec, content hash, model config).
     """
+    check_device(device)
     spec = str(spec)
     if is_pretrained_spec(spec):
         arch, _, tag = spec.partition(":")

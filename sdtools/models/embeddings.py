@@ -113,15 +113,19 @@ class Embeddings:
                                   + (" (it is a directory)" if path.is_dir() else ""))
         hint = "write one with `sdtools embed CKPT --data SPEC --out F.npz` or Embeddings.save"
         try:
-            with np.load(path, allow_pickle=False) as z:
-                if not hasattr(z, "files"):
-                    raise EmbeddingsError(f"{path} is not an embeddings file (a bare array, not "
-                                          f"an .npz archive); {hint}")
+            z = np.load(path, allow_pickle=False)
+            if not hasattr(z, "files"):  # a bare .npy array under an .npz name
+                raise EmbeddingsError(f"{path} is not an embeddings file (a bare array, not "
+                                      f"an .npz archive); {hint}")
+            with z:
                 missing = {"image", "text", "image_of_text"} - set(z.files)
                 if missing:
                     raise EmbeddingsError(f"{path} is not an embeddings file (missing "
                                           f"{sorted(missing)}); {hint}")
                 meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
+                if not isinstance(meta, dict):
+                    raise EmbeddingsError(f"{path} is not an embeddings file (its meta is a "
+                                          f"JSON {type(meta).__name__}, not an object); {hint}")
                 return cls(z["image"], z["text"], z["image_of_text"], meta)
         except EmbeddingsError:
             raise

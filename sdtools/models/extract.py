@@ -132,9 +132,13 @@ def embed(
     is not even loaded. ``shard``: under ``torchrun`` every rank embeds a share and all receive
     the result (a collective: every rank must call); ``shard=False`` embeds everything here.
     """
+    if not isinstance(dataset, (str, Path, ImageTextData)):
+        raise UserError(f"dataset must be a data SPEC (such as 'synthetic' or 'csv:PATH') or a "
+                        f"dataset, got {type(dataset).__name__}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_device(device)
     data = open_data(dataset) if isinstance(dataset, (str, Path)) else dataset
-    if batch_size < 1:
-        raise UserError(f"batch_size must be >= 1, got {batch_size}")
     is_spec = isinstance(model_or_spec, (str, Path))
     model_id = _spec_id(model_or_spec, arch) if (cache and is_spec) else None
     loaded = None

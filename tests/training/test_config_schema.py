@@ -37,3 +37,30 @@ def test_sections_and_flat_keys_give_the_same_config():
     nested = from_dict({"methods": ["modx", "replay"], "modx": {"alpha": 4.0},
                         "replay": {"replay_size": 50}})
     assert flat == nested
+
+
+def test_a_study_folder_is_reused_only_with_the_same_training(tmp_path):
+    from modx.study import Plan, _same_training
+    from sdtools.io import write_json
+
+    grid = {"finetune": [1e-3]}
+    old = Plan("s", {"steps": 5, "modx": {"alpha": 3.0}}, [0], grid)
+    write_json(tmp_path / "plan.json", old.to_dict())
+    _same_training(Plan("s", {"steps": 5, "alpha": 3.0}, [0, 1], grid), tmp_path)  # grown
+    with pytest.raises(ConfigError, match="steps differ"):
+        _same_training(Plan("s", {"steps": 6, "modx": {"alpha": 3.0}}, [0], grid), tmp_path)
+    with pytest.raises(ConfigError, match="alpha"):
+        _same_training(Plan("s", {"steps": 5}, [0], grid), tmp_path)
+
+
+def test_a_damaged_cell_report_names_the_cell(tmp_path):
+    from modx.study import Plan
+    from modx.study_stats import _collect
+
+    plan = Plan("s", {"steps": 1}, [0], {"finetune": [1e-3]})
+    cell = plan.cells()[0]
+    cell.run_dir(tmp_path).mkdir(parents=True)
+    for text in ("{}", '{"methods": {"finetune": {"r1": [[1.0]]'):
+        (cell.run_dir(tmp_path) / "report.json").write_text(text)
+        with pytest.raises(ConfigError, match="cell 0 .* report.json is damaged"):
+            _collect(plan, tmp_path)
