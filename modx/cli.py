@@ -110,12 +110,14 @@ def demo(
     report = _run(cfg, resume)
     if figures and report:
         from sdtools.io import atomic_dir
+        from sdtools.runs import RunDir
         from sdtools.viz.phases import draw_all
 
-        with atomic_dir(Path(out) / "figures") as tmp:
+        figs = RunDir(out).figures_dir
+        with atomic_dir(figs) as tmp:
             n = len(draw_all(report, tmp, run_dir=Path(out), progress=not quiet))
         if not quiet:
-            print(f"figures: {n} files in {Path(out) / 'figures'}")
+            print(f"figures: {n} files in {figs}")
 
 
 @app.command()

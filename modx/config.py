@@ -6,7 +6,10 @@ import dataclasses
 import math
 from pathlib import Path
 
-import tomllib
+try:  # Python 3.11+ reads TOML itself; 3.10 uses tomli, the same parser
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 from sdtools.dist import check_device
 from sdtools.errors import ConfigError

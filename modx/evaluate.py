@@ -8,9 +8,13 @@ from sdtools.measures.retrieval import retrieval
 from sdtools.models.embeddings import Embeddings
 from sdtools.models.extract import embed
 
+from .classify import classify
+
 
 def evaluate_phase(loaded, evals, device, batch_size: int = 256):
-    """Returns (set names, [RetrievalResult.to_dict()], probe Embeddings over all sets).
+    """Returns (set names, [RetrievalResult.to_dict() with "classification" added], probe
+    Embeddings over all sets). ``classification``: zero-shot and linear-probe accuracy on the
+    tasks the set carries (:mod:`modx.classify`; the synthetic stream's shapes and colours).
 
     Runs in this process alone (no collective), so rank 0 can evaluate while the others wait.
 
@@ -22,7 +26,9 @@ def evaluate_phase(loaded, evals, device, batch_size: int = 256):
         emb = embed(loaded, data, batch_size=batch_size, device=device, cache=False,
                     progress=False, shard=False)
         names.append(name)
-        results.append(retrieval(emb.image, emb.text, emb.image_of_text, ci=True).to_dict())
+        res = retrieval(emb.image, emb.text, emb.image_of_text, ci=True).to_dict()
+        res["classification"] = classify(loaded, data, emb.image, device or "cpu")
+        results.append(res)
         parts.append(emb)
     offsets = np.cumsum([0] + [e.n_images for e in parts])
     probe = Embeddings(

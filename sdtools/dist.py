@@ -24,15 +24,6 @@ def barrier() -> None:
         torch.distributed.barrier()
 
 
-def broadcast_object(obj, src: int = 0):
-    """``obj`` from rank ``src`` on every rank (returned as is alone)."""
-    if not is_initialized() or torch.distributed.get_world_size() == 1:
-        return obj
-    box = [obj]
-    torch.distributed.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def gather(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
     """Concatenate ``x`` over ranks (rank order). With grad, gradients flow back to each rank."""
     _, world = rank_world()

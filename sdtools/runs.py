@@ -27,6 +27,9 @@ from .io import write_json
 PHASE0 = "phase0"
 
 
+LAST = "last.pt"  # the mid-phase checkpoint in a phase folder
+
+
 class RunDir:
     """Paths and files of one run directory."""
 
@@ -61,8 +64,17 @@ class RunDir:
     def probe_path(self, method: str, t: int) -> Path:
         return self.phase_dir(method, t) / "probe.npz"
 
+    def strategy_path(self, method: str, t: int) -> Path:
+        """What a method's later phases need (EWC's Fisher, a replay buffer), beside phase t."""
+        return self.phase_dir(method, t) / "strategy.pt"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tb"
+
     def last_path(self, method: str, t: int) -> Path:
-        return self.phase_dir(method, t) / "last.pt"
+        """The mid-phase checkpoint (with optimizer state) a run resumes from."""
+        return self.phase_dir(method, t) / LAST
 
     # ---------------------------------------------------------------- state
     def exists(self) -> bool:

@@ -7,6 +7,8 @@ import math
 import numpy as np
 import torch
 
+from sdtools.runs import LAST
+
 from ..data import batches
 from . import checkpoint
 from .step import PhaseContext, assemble, train_step
@@ -53,7 +55,7 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
     pt = tr.tensors(t) if data is tr.phases[t] else tr.tensors(t, data)
     opt = make_optimizer(model, cfg, lr)
     start = 0
-    last = d / "last.pt"
+    last = d / LAST
     tr.resumed_mid_phase = False
     if tr.resume and last.is_file():
         obj = checkpoint.load_into(model, last, tr.model_cfg, tr.arch)

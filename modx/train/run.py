@@ -74,7 +74,7 @@ class Trainer:
         self._setup_data()
         self._setup_model_cfg()
         self.metrics = MetricsLogger(self.run_dir.metrics_path,
-                                     self.out / "tb" if cfg.tensorboard else None,
+                                     self.run_dir.tensorboard_dir if cfg.tensorboard else None,
                                      enabled=self.rank == 0)
 
     # ------------------------------------------------------------------ set-up
@@ -295,7 +295,7 @@ class Trainer:
             if rd.is_done(method, t):
                 checkpoint.load_into(self.model, rd.model_path(method, t), self.model_cfg,
                                      self.arch)
-                state = rd.phase_dir(method, t) / "strategy.pt"
+                state = rd.strategy_path(method, t)
                 if state.is_file():
                     strategy.load_state_dict(checkpoint.read_state(state))
                 continue
@@ -314,7 +314,7 @@ class Trainer:
         if self.rank == 0:
             state = strategy.state_dict() if strategy is not None else {}
             if state:  # what later phases of this method need (EWC, replay), before eval.json
-                self.save(state, rd.phase_dir(method, t) / "strategy.pt")
+                self.save(state, rd.strategy_path(method, t))
             sets, results, probe = evaluate_phase(
                 Loaded(self.model, self.preprocess, self.tokenizer), self.evals, self.device)
             rd.write_probe(method, t, probe)
@@ -322,7 +322,7 @@ class Trainer:
                           specs=[data.spec for _, data in self.evals])
             if t > 1:
                 with contextlib.suppress(FileNotFoundError):
-                    (rd.phase_dir(method, t - 1) / "strategy.pt").unlink()
+                    rd.strategy_path(method, t - 1).unlink()
             r1 = [round((r["i2t"]["1"] + r["t2i"]["1"]) / 2, 1) for r in results]
             self.metrics.log(event="eval", method=method, phase=t, sets=sets, r1=r1)
             self.say(f"  {rd.phase_dir(method, t).relative_to(self.out)}: R@1 per evaluation "

@@ -68,6 +68,11 @@ class ImageTextData:
     def captions_of(self, i: int) -> list[str]:
         return [self.captions[j] for j in np.flatnonzero(self.image_of_text == i)]
 
+    def class_labels(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+        """Classification tasks the data carries: ``{task: (class names, label per image)}``
+        (the synthetic stream's shapes and colours; none for files)."""
+        return {}
+
     def subset(self, images) -> Subset:
         return Subset(self, np.asarray(images, dtype=np.int64))
 
@@ -106,6 +111,9 @@ class Subset(ImageTextData):
     def item_names(self) -> list[str]:
         names = self.base.item_names()
         return [names[i] for i in self.images]
+
+    def class_labels(self):
+        return {k: (c, y[self.images]) for k, (c, y) in self.base.class_labels().items()}
 
 
 class ConcatData(ImageTextData):

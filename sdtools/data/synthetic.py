@@ -193,6 +193,12 @@ class SyntheticData(ImageTextData):
         self.spec = synthetic_spec(config, domains, split, per)
 
     # ------------------------------------------------------------------ sampling
+    def class_labels(self):
+        """Shape and colour of every image, as classification tasks."""
+        return {"shape": (SHAPES, np.asarray(self.attributes["shape"], dtype=np.int64)),
+                "colour": (tuple(COLOURS), np.asarray(self.attributes["colour"],
+                                                      dtype=np.int64))}
+
     def _sample(self, k: int, split: str, n: int) -> dict[str, np.ndarray]:
         cfg = self.config
         rng = np.random.default_rng([cfg.seed, k, SPLITS[split], 7919])
@@ -286,9 +292,6 @@ class SyntheticStream:
 
     def domain(self, k: int, split: str = "train", n: int | None = None) -> SyntheticData:
         return SyntheticData(self.config, (k,), split, n)
-
-    def all_domains(self, split: str = "test", n: int | None = None) -> SyntheticData:
-        return SyntheticData(self.config, tuple(range(self.config.n_domains)), split, n)
 
 
 _SPEC_KEYS = {f.name for f in dataclasses.fields(SyntheticConfig)}

@@ -36,13 +36,17 @@ def quick_run(tmp_path_factory):
 
 def test_quick_demo_end_to_end(quick_run):
     rep = json.loads((quick_run / "report.json").read_text())
-    assert set(rep) == {"config", "methods"}
+    assert set(rep) == {"written_by", "config", "methods"}
     assert list(rep["methods"]) == ["finetune", "modx", "lwf", "cumulative"]
     for m, r in rep["methods"].items():
         for key in ("r1", "i2t", "t2i", "avg", "bwt", "selected_share", "geometry"):
             assert key in r, (m, key)
         r1 = np.asarray(r["r1"])
         assert r1.shape == (3, 3) and np.all((r1 >= 0) & (r1 <= 100))
+        for kind in ("zero_shot", "linear_probe"):  # per task, phase and evaluation set
+            for task in ("shape", "colour"):
+                acc = np.asarray(r[kind][task], dtype=float)
+                assert acc.shape == (3, 3) and np.all((acc >= 0) & (acc <= 100)), (kind, task)
         np.testing.assert_allclose(
             r1, (np.asarray(r["i2t"]["1"]) + np.asarray(r["t2i"]["1"])) / 2)
         assert r["bwt"] == pytest.approx(np.mean([r1[2, k] - r1[k, k] for k in range(2)]))

@@ -175,9 +175,14 @@ def test_phase_splits_and_bad_input(tmp_path):
     with pytest.raises(ConfigError, match="unknown key 'alpah'.*valid keys"):
         from_dict({"alpah": 3})
     (tmp_path / "c.toml").write_text('methods = ["finetune"]\n[optim]\nsteps = 7\n')
+    with pytest.raises(ConfigError, match="unknown section"):
+        load(tmp_path / "c.toml", {"alpha": 2.0})
+    (tmp_path / "c.toml").write_text('methods = ["finetune"]\nsteps = 7\n[modx]\nalpha = 1.0\n')
     assert load(tmp_path / "c.toml", {"alpha": 2.0}).steps == 7
-    with pytest.raises(DataError, match="larger than the phase"):
-        Trainer(_cfg(tmp_path, batch_size=64), progress=False).run()
+    cfg = _cfg(tmp_path, batch_size=64, out=str(tmp_path / "big"))
+    with pytest.raises(TrainingError, match="larger than phase"):
+        Trainer(cfg, progress=False).run()
+    assert not (tmp_path / "big" / "config.json").exists()  # checked before anything is written
 
 
 def test_existing_run_needs_resume_and_resume_keeps_provenance(tmp_path):

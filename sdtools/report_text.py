@@ -1,0 +1,124 @@
+"""The run report as text: the README-style summary rows and ``report.md``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .measures.summary import interval_text
+
+
+def summary_rows(report: dict) -> list[dict]:
+    """One row per method: the numbers the README's results table shows."""
+    rows = []
+    for m, r in report["methods"].items():
+        last = r["geometry"][-1]["vs_phase0"] if r["geometry"] else None
+        rows.append({
+            "method": m,
+            "avg_r1": r["avg"],
+            "bwt": r["bwt"],
+            "domain0_r1_last": r["r1"][-1][0],
+            "domain0_r1_phase0": r["r1"][0][0],
+            "rad_mean_image": last["image"]["rad"]["mean"] if last else None,
+            "rad_mean_text": last["text"]["rad"]["mean"] if last else None,
+            "sam_drift_image": last["image"]["sam_drift"]["mean"] if last else None,
+            "sam_drift_text": last["text"]["sam_drift"]["mean"] if last else None,
+            "explained_image": last["image"]["procrustes"]["explained"] if last else None,
+            "heldout_image": last["image"]["procrustes"].get("explained_heldout")
+            if last else None,
+            "rigidity_image": last["image"]["procrustes"].get("rigidity") if last else None,
+            "unsync_abs_mean": last["deviation"]["unsync_abs_mean"] if last else None,
+            "relative_rotation_geodesic":
+                last["deviation"]["relative_rotation"]["geodesic_deg"] if last else None,
+            "selected_share_mean": _mean(r["selected_share"][1:]),
+        })
+    return rows
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None]
+    return float(np.mean(xs)) if xs else None
+
+
+def markdown(report: dict) -> str:
+    """A Markdown report: summary table and every method's retrieval matrix."""
+    f = _fmt
+
+    lines = ["# Continual run report", "", "<!-- written by sdtools -->", ""]
+    cfg = report.get("config", {})
+    lines.append(f"Data `{cfg.get('data')}`, phases `{cfg.get('phases')}`, methods "
+                 f"{', '.join(report['methods'])}.")
+    lines += ["", "## Summary (after the last phase; geometry against phase 0)", "",
+              "| method | avg R@1 | BWT | domain-0 R@1 (phase 0 → last) | RAD image / text (deg) "
+              "| SAM drift image / text (deg) | rotation explains in / held out (image) "
+              "| rigidity (image) | unsync mean (deg) | Mod-X rows kept |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in summary_rows(report):
+        lines.append(
+            f"| {row['method']} | {f(row['avg_r1'])} | {f(row['bwt'])} | "
+            f"{f(row['domain0_r1_phase0'])} → {f(row['domain0_r1_last'])} | "
+            f"{f(row['rad_mean_image'])} / {f(row['rad_mean_text'])} | "
+            f"{f(row['sam_drift_image'], 3)} / {f(row['sam_drift_text'], 3)} | "
+            f"{f(row['explained_image'], 3)} / {f(row['heldout_image'], 3)} | "
+            f"{f(row['rigidity_image'], 2)} | {f(row['unsync_abs_mean'])} | "
+            f"{f(row['selected_share_mean'], 3)} |")
+    for m, r in report["methods"].items():
+        sets = r["sets"]
+        lines += ["", f"## {m}: R@1 (mean of both directions), row = after phase t", "",
+                  "| phase | " + " | ".join(sets) + " |",
+                  "| --- | " + " | ".join("---" for _ in sets) + " |"]
+        for t, row in enumerate(r["r1"]):
+            lines.append(f"| {t} | " + " | ".join(f"{x:.1f}" for x in row) + " |")
+        if r.get("max_drop"):
+            lines.append("| largest drop | " + " | ".join(
+                "–" if x is None else f"{x:.1f}" for x in r["max_drop"]) + " |")
+        lines += _classification_lines(r)
+        lines += _geometry_lines(r)
+    return "\n".join(lines) + "\n"
+
+
+def _classification_lines(r: dict) -> list[str]:
+    """Zero-shot and linear-probe accuracy per evaluation set, phase 0 -> last phase."""
+    if not r.get("zero_shot"):
+        return []
+    lines = ["", "Classification accuracy (%), phase 0 → last phase, per evaluation set:", "",
+             "| task | " + " | ".join(r["sets"]) + " |",
+             "| --- | " + " | ".join("---" for _ in r["sets"]) + " |"]
+    for kind, label in (("zero_shot", "zero-shot"), ("linear_probe", "linear probe")):
+        for task, rows in r[kind].items():
+            cells = [f"{_fmt(a, 1)} → {_fmt(b, 1)}" for a, b in zip(rows[0], rows[-1],
+                                                                    strict=True)]
+            lines.append(f"| {task} {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _geometry_lines(r: dict) -> list[str]:
+    """Geometry of the last phase against phase 0, pooled and per evaluation set."""
+    if not r["geometry"]:
+        return []
+    g = r["geometry"][-1]["vs_phase0"]
+    parts = {"pooled": g, **g.get("per_set", {})}
+    lines = ["", "Last phase against phase 0 (images; [low, high]: 95% bootstrap intervals "
+             "over probe items):", "", "| probe | RAD mean (deg) | rank | explained in / held "
+             "out | rigidity | topology kept | cross-applied residual (in-step null) |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, p in parts.items():
+        rad, pro = p["image"]["rad"], p["image"]["procrustes"]
+        cross = p["deviation"].get("cross_residual", {}).get("mean")
+        lines.append(
+            f"| {name} | {rad['mean']:.1f}{interval_text(rad.get('mean_ci'), '{:.1f}')} | "
+            f"{pro.get('rank', '–')} | "
+            f"{pro['explained']:.2f} / {pro.get('explained_heldout', float('nan')):.2f}"
+            f"{interval_text(pro.get('explained_heldout_ci'))} | "
+            f"{_fmt(pro.get('rigidity'))}{interval_text(pro.get('rigidity_ci'))} | "
+            f"{_fmt(p['image'].get('topology', {}).get('topology_kept'))} | "
+            f"{_fmt(cross, 3)}{_null_text(p['deviation'].get('cross_residual', {}))} |")
+    return lines
+
+
+def _fmt(x, nd: int = 2) -> str:
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def _null_text(c: dict) -> str:
+    null = c.get("null")
+    return "" if not null else f" ({null['mean']['value']:.3f})"
