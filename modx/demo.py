@@ -38,31 +38,34 @@ def demo_config(preset: str = "default", out: str = "runs/demo", seed: int = 0,
                        seed=seed, quiet=quiet, teacher_cache=True).validate()
 
 
-# study presets: seeds x methods x knob grid (see modx.study); quick finishes in minutes
+# study presets: seeds x methods x knob grid (see modx.study); quick finishes in minutes.
+# Fine-tuning is swept from rates where it learns less than any other method up to 1e-3, so
+# that its frontier brackets every method's learning; LwF's weight is swept for its own.
+FINETUNE_SWEEP = [1e-5, 2.5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3]
 STUDY_PRESETS = {
     "quick": dict(
         base=dict(data="synthetic:protocol=shift,train_per_domain=300,test_per_domain=60",
                   phases="base+contiguous:3", phase0_steps=80, phase0_lr=2e-3, steps=12,
                   lr=5e-4, batch_size=32, alpha=3.0, log_every=0),
-        seeds=[0, 1],
-        grid={"finetune": [5e-4, 2e-3], "modx": [3.0], "lwf": [1.0], "joint": []},
+        seeds=[0, 1, 2],
+        grid={"finetune": [1e-4, 5e-4, 2e-3], "modx": [3.0], "lwf": [1.0], "joint": []},
     ),
-    # the README's shift study: 5 seeds, fine-tuning at two learning rates, Mod-X at two alphas,
-    # LwF, replay and joint (about an hour and a half with two `--cell` workers on 2 cores)
+    # the README's shift study: 5 seeds, fine-tuning's frontier, Mod-X at two alphas, LwF at
+    # three weights, replay and joint
     "shift": dict(
         base=dict(data="synthetic:protocol=shift,train_per_domain=2000,test_per_domain=400",
                   phases="base+contiguous:5", phase0_steps=1500, phase0_lr=1e-3, steps=40,
                   lr=5e-4, batch_size=128, log_every=0),
         seeds=[0, 1, 2, 3, 4],
-        grid={"finetune": [5e-4, 1e-3], "modx": [1.0, 3.0], "lwf": [1.0], "replay": [1000],
-              "joint": []},
+        grid={"finetune": FINETUNE_SWEEP, "modx": [1.0, 3.0], "lwf": [0.3, 1.0, 3.0],
+              "replay": [1000], "joint": []},
     ),
     # the README's stress test: the demo's four domains, 5 seeds
     "domains": dict(
         base=dict(PRESETS["default"], log_every=0),
         seeds=[0, 1, 2, 3, 4],
-        grid={"finetune": [5e-4, 1e-3], "modx": [3.0], "lwf": [1.0], "replay": [1000],
-              "joint": []},
+        grid={"finetune": FINETUNE_SWEEP, "modx": [3.0], "lwf": [0.3, 1.0, 3.0],
+              "replay": [1000], "joint": []},
     ),
 }
 

@@ -94,7 +94,9 @@ class Cell:
     def name(self) -> str:
         if self.value is None:
             return self.method
-        return f"{self.method}-{KNOBS[self.method]}{self.value:g}"
+        knob = KNOBS[self.method].removeprefix(self.method + "_")  # lwf-weight1, not lwf-lwf_
+        value = repr(float(self.value)) if isinstance(self.value, float) else str(self.value)
+        return f"{self.method}-{knob}{value.removesuffix('.0')}"  # exact: no rounding
 
     def run_dir(self, out: Path) -> Path:
         return Path(out) / f"seed{self.seed}" / self.name
@@ -131,12 +133,16 @@ def _lock(path: Path):
 
 def _phase0(plan: Plan, seed: int, out: Path, progress: bool) -> RunDir:
     """The seed's phase-0 model, trained once (under a lock) and shared by its cells."""
+    import time
+
     from .train import Trainer
 
     rd = RunDir(out / f"seed{seed}" / "phase0-run")
     with _lock(out / f"seed{seed}" / ".phase0.lock"):
         if not rd.is_done("phase0", 0):
             from .train.guard import check_out_dir
+
+            t0 = time.time()
 
             cfg = plan.config(seed, REFERENCE, None, str(rd.path))
             check_out_dir(rd, cfg, rd.exists())  # before anything is built or written
@@ -146,18 +152,21 @@ def _phase0(plan: Plan, seed: int, out: Path, progress: bool) -> RunDir:
                 rd.write_config(cfg.to_dict())
             tr.phase0()
             tr.metrics.close()
+            _add_time(out, f"seed{seed}/phase0", time.time() - t0)
     return rd
 
 
-def run_cell(plan: Plan, cell: Cell, out, progress: bool = False) -> Path:
-    """Run one cell (skipped when its report exists); returns its run directory."""
+def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
+             phase0_progress: bool | None = None) -> Path:
+    """Run one cell (skipped when its report exists); returns its run directory.
+    ``phase0_progress``: a progress bar for the seed's phase 0 (default: ``progress``)."""
     from .train import Trainer
 
     out = Path(out)
     d = cell.run_dir(out)
     if (d / "report.json").is_file():
         return d
-    base = _phase0(plan, cell.seed, out, progress)
+    base = _phase0(plan, cell.seed, out, progress if phase0_progress is None else phase0_progress)
     cfg = plan.config(cell.seed, cell.method, cell.value, str(d))
     rd = RunDir(d)
     if not rd.is_done("phase0", 0):
@@ -196,14 +205,17 @@ def run_study(plan: Plan, out, cell: int | None = None, progress: bool = True,
     for c in todo:
         t0 = time.time()
         done = (c.run_dir(out) / "report.json").is_file()
-        run_cell(plan, c, out, progress=False)
+        run_cell(plan, c, out, progress=False, phase0_progress=progress)
         if not done:
-            _add_time(out, c, time.time() - t0)
+            _add_time(out, str(c.run_dir(out).relative_to(out)), time.time() - t0)
         if progress:
             say(f"cell {c.index + 1}/{len(cells)} {c.run_dir(out).relative_to(out)}"
                 + (" (done before)" if done else f" ({time.time() - t0:.0f} s)"))
-    if all((c.run_dir(out) / "report.json").is_file() for c in cells):
+    finished = [(c.run_dir(out) / "report.json").is_file() for c in cells]
+    if all(finished):
         return aggregate(plan, out)
+    if any(finished):  # the cells finished so far, marked partial, refreshed as more finish
+        aggregate(plan, out, partial=True)
     return None
 
 
@@ -232,12 +244,12 @@ def _same_training(plan: Plan, out: Path) -> None:
                           "choose another --out or give the same settings")
 
 
-def _add_time(out: Path, cell: Cell, seconds: float) -> None:
-    """Wall time of each cell, for the study's total (``DIR/times.json``)."""
+def _add_time(out: Path, key: str, seconds: float) -> None:
+    """Wall time of each cell and each seed's phase 0 (``DIR/times.json``)."""
     import json
 
     path = out / "times.json"
     with _lock(out / ".times.lock"):  # concurrent --cell workers must not lose each other's
         times = json.loads(path.read_text()) if path.is_file() else {}
-        times[str(cell.run_dir(out).relative_to(out))] = seconds
+        times[key] = seconds
         write_json(path, times)

@@ -22,36 +22,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from sdtools.errors import ConfigError
 from sdtools.io import write_json, write_text
+from sdtools.runs import environment
 
-LEVEL = 0.95
+from .frontier import LEVEL, MIN_SEEDS, frontier_gap, frontier_verdict, t_interval, verdict
+
 METRICS = ("retention", "learning", "final_avg", "max_drop")
-
-
-def t_interval(values, level: float = LEVEL) -> dict:
-    """Mean and two-sided t interval of the mean (``ci`` None with fewer than 2 values)."""
-    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
-    if v.size == 0:
-        return {"mean": None, "ci": None, "n_seeds": 0}
-    mean = float(v.mean())
-    if v.size < 2:
-        return {"mean": mean, "ci": None, "n_seeds": int(v.size)}
-    half = float(stats.t.ppf((1 + level) / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
-    return {"mean": mean, "ci": [mean - half, mean + half], "n_seeds": int(v.size)}
-
-
-def verdict(ci, threshold: float = 0.0, side: str = ">") -> str:
-    """``holds`` / ``does not hold`` / ``inconclusive`` for "the quantity is {side} threshold"."""
-    if ci is None:
-        return "inconclusive"
-    lo, hi = ci
-    above, below = lo > threshold, hi < threshold
-    if side == "<":
-        above, below = below, above
-    return "holds" if above else "does not hold" if below else "inconclusive"
 
 
 def cell_metrics(report: dict, method: str) -> dict:
@@ -67,6 +45,7 @@ def cell_metrics(report: dict, method: str) -> dict:
     g = geo[-1]["vs_phase0"] if geo else None
     old = (g.get("per_set") or {}).get(report["methods"][method]["sets"][0], g) if g else None
     out = {
+        "phase0_r1": r[0].tolist(),  # every evaluation set, after phase 0
         "retention": float(r[last, 0] - r[0, 0]),
         "learning": learning,
         "final_avg": float(r[last].mean()),
@@ -78,15 +57,21 @@ def cell_metrics(report: dict, method: str) -> dict:
             out[f"rigidity_{mod}"] = p.get("rigidity")
             out[f"heldout_gain_{mod}"] = (p.get("explained_heldout", 0.0)
                                           - p.get("null_heldout", 0.0))
-        out["cross_residual"] = old["deviation"].get("cross_residual", {}).get("mean")
+            top = (old[mod].get("topology") or {}).get("topology_kept")
+            out[f"topology_kept_{mod}"] = top
+        cross = old["deviation"].get("cross_residual", {})
+        out["cross_residual"] = cross.get("mean")
+        out["cross_excess"] = cross.get("excess")  # over its calibrated in-step null
         out["relative_max_angle"] = old["deviation"]["relative_rotation"]["max_angle"]
     return out
 
 
-def _collect(plan, out: Path) -> list[dict]:
+def _collect(plan, out: Path, partial: bool = False) -> list[dict]:
     rows = []
     for c in plan.cells():
         path = c.run_dir(out) / "report.json"
+        if partial and not path.is_file():
+            continue
         try:
             rep = json.loads(path.read_text())
             metrics = cell_metrics(rep, c.method)
@@ -108,42 +93,59 @@ def _paired(a: dict, b: dict, metric: str) -> list[float]:
             if a[s].get(metric) is not None and b[s].get(metric) is not None]
 
 
-MATCH_POINTS = 3.0  # mean learning within this many R@1 points: plasticity matched
+def _points(rows, method: str, value) -> dict:
+    """``{seed: (learning, retention)}`` of one method and knob value."""
+    return {s: (r["learning"], r["retention"]) for s, r in _by(rows, method, value).items()}
 
 
-def _matched(rows, plan, method: str, against: str) -> dict | None:
-    """The pair (method value, against value) whose mean learning is closest, with its
-    paired differences of retention, learning and final average; ``matched`` when the gap is
-    at most ``MATCH_POINTS``."""
-    best = None
-    for va in plan.grid.get(method) or [None]:
-        a = _by(rows, method, va)
-        for vb in plan.grid.get(against) or [None]:
-            b = _by(rows, against, vb)
-            gap = abs(np.mean([r["learning"] for r in a.values()])
-                      - np.mean([r["learning"] for r in b.values()]))
-            if best is None or gap < best["learning_gap"]:
-                best = {"method": method, "value": va, "against": against, "against_value": vb,
-                        "learning_gap": float(gap),
-                        "retention": t_interval(_paired(a, b, "retention")),
-                        "learning": t_interval(_paired(a, b, "learning")),
-                        "final_avg": t_interval(_paired(a, b, "final_avg"))}
-    best["matched"] = best["learning_gap"] <= MATCH_POINTS
-    return best
+def _front(rows, plan, baseline: str) -> dict:
+    """``{seed: [(learning, retention) per knob value]}`` of a swept baseline."""
+    out: dict = {}
+    for v in plan.grid.get(baseline) or [None]:
+        for s, pt in _points(rows, baseline, v).items():
+            out.setdefault(s, []).append(pt)
+    return out
 
 
-def matched_verdict(m: dict) -> str:
-    """At matched plasticity, the retention interval decides. Otherwise a method that learns
-    less may forget less for that reason alone: "holds" only when it retains more and learns
-    more (both intervals above 0), "does not hold" when it retains less and learns less,
-    else "inconclusive" (a trade-off, not a comparison at matched plasticity)."""
-    ret = verdict(m["retention"]["ci"], 0.0, ">")
-    if m["matched"]:
-        return ret
-    learn = verdict(m["learning"]["ci"], 0.0, ">")
-    if ret == learn and ret in ("holds", "does not hold"):
-        return ret
-    return "inconclusive"
+def frontier_table(rows, plan, baseline: str = "finetune") -> list[dict]:
+    """Every other method and knob value against the baseline's frontier (see
+    :mod:`modx.frontier`): the per-seed retention difference at its own learning."""
+    front = _front(rows, plan, baseline)
+    out = []
+    for method, values in plan.grid.items():
+        if method == baseline:
+            continue
+        for v in values or [None]:
+            out.append({"method": method, "knob": v, "against": baseline,
+                        **frontier_gap(_points(rows, method, v), front)})
+    return out
+
+
+def _against_frontier(rows, plan, method: str, baseline: str, claim: str) -> dict:
+    front = _front(rows, plan, baseline)
+    gaps = {v: frontier_gap(_points(rows, method, v), front)
+            for v in plan.grid.get(method) or [None]}
+    fv = frontier_verdict(gaps)
+    best = gaps.get(fv["best"]) if fv["best"] is not None else None
+    return {"claim": claim, "statistic": f"per-seed retention of {method} minus {baseline}'s "
+            f"frontier retention at the same learning (t interval; Holm over {method}'s "
+            "knob values)", "value": fv["best"], "against": baseline,
+            "retention": best or {"mean": None, "ci": None, "n_seeds": 0},
+            "by_value": {str(v): g for v, g in gaps.items()}, **fv}
+
+
+def _verdict_n(interval: dict, threshold: float = 0.0, side: str = ">") -> str:
+    """A verdict only with at least ``MIN_SEEDS`` seeds and an interval, else inconclusive."""
+    if interval.get("n_seeds", 0) < MIN_SEEDS:
+        return "inconclusive"
+    return verdict(interval.get("ci"), threshold, side)
+
+
+def _all(verdicts) -> str:
+    v = list(verdicts)
+    if all(x == "holds" for x in v):
+        return "holds"
+    return "does not hold" if any(x == "does not hold" for x in v) else "inconclusive"
 
 
 def claims(rows, plan) -> dict:
@@ -153,47 +155,40 @@ def claims(rows, plan) -> dict:
     out["a_finetune_forgets"] = {
         "claim": "fine-tuning forgets the old domain (retention < 0 R@1 points)",
         "statistic": "retention of finetune at the reference lr", **ret,
-        "verdict": verdict(ret["ci"], 0.0, "<")}
-    rig = {m: t_interval([r.get(f"rigidity_{m}") for r in ref.values()])
-           for m in ("image", "text")}
-    v = [verdict(rig[m]["ci"], 0.5, ">") for m in rig]
+        "verdict": _verdict_n(ret, 0.0, "<")}
+    stat = {f"{k}_{m}": t_interval([r.get(f"{k}_{m}") for r in ref.values()])
+            for k in ("rigidity", "topology_kept") for m in ("image", "text")}
     out["b_rotation_like"] = {
-        "claim": "each modality's change is rotation-like: rigidity (held-out explained share "
-                 "against the isotropic-jitter null; 0 jitter, 1 rotation) above 0.5",
-        "statistic": "rigidity of finetune, last phase vs phase 0, old-domain probe",
-        "image": rig["image"], "text": rig["text"],
-        "verdict": v[0] if v[0] == v[1] else "inconclusive"}
-    cr = t_interval([r.get("cross_residual") for r in ref.values()])
+        "claim": "each modality's change is more rotation-like than jitter of its size: "
+                 "rigidity (held-out share against the jitter null) and topology_kept (the "
+                 "paper's criterion against its null) above their nulls, 0",
+        "statistic": "rigidity and topology_kept of finetune at the reference lr, last phase "
+                     "vs phase 0, old-domain probe", **stat,
+        "mostly_rotation": _all(_verdict_n(stat[f"rigidity_{m}"], 0.5) for m in ("image",
+                                                                                  "text")),
+        "verdict": _all(_verdict_n(x) for x in stat.values())}
+    cr = t_interval([r.get("cross_excess") for r in ref.values()])
     out["c_out_of_step"] = {
-        "claim": "image and text rotate out of step beyond the null: the cross-applied "
-                 "residual (share of one modality's change left when moved by the other's "
-                 "rotation) above 0.05 (its value under one shared rotation with jitter is "
-                 "below 0.02)",
-        "statistic": "cross_residual of finetune, old-domain probe", **cr,
-        "verdict": verdict(cr["ci"], 0.05, ">")}
+        "claim": "image and text turn out of step: the cross-applied residual above its "
+                 "calibrated in-step null",
+        "statistic": "cross_residual minus its null, finetune at the reference lr, old-domain "
+                     "probe", **cr, "verdict": _verdict_n(cr)}
     if "modx" in plan.grid:
-        m = _matched(rows, plan, "modx", "finetune")
-        d = {"claim": "Mod-X forgets less than fine-tuning at matched plasticity "
-                      "(paired retention difference > 0), with joint training above both "
-                      "(final average)",
-             "statistic": "paired retention difference, modx minus finetune, at the closest "
-                          "mean learning", **m, "verdict": matched_verdict(m)}
-        if "joint" in plan.grid:
+        d = _against_frontier(rows, plan, "modx", "finetune",
+                              "Mod-X forgets less than fine-tuning at matched plasticity "
+                              "(against fine-tuning's frontier), with joint training above both "
+                              "(final average)")
+        if "joint" in plan.grid and d["value"] is not None:
             joint = _by(rows, "joint", None)
             above = [t_interval(_paired(joint, _by(rows, meth, val), "final_avg")) for meth, val
-                     in (("modx", m["value"]), ("finetune", m["against_value"]))]
+                     in (("modx", d["value"]), ("finetune", plan.reference))]
             d["joint_minus_modx_final_avg"], d["joint_minus_finetune_final_avg"] = above
-            d["joint_above_both"] = ("holds" if all(verdict(a["ci"]) == "holds" for a in above)
-                                     else "does not hold" if any(verdict(a["ci"]) ==
-                                                                 "does not hold" for a in above)
-                                     else "inconclusive")
+            d["joint_above_both"] = _all(_verdict_n(a) for a in above)
         out["d_modx_vs_finetune"] = d
         if "lwf" in plan.grid:
-            m = _matched(rows, plan, "modx", "lwf")
-            out["e_modx_vs_lwf"] = {
-                "claim": "Mod-X forgets less than LwF at matched plasticity",
-                "statistic": "paired retention difference, modx minus lwf, at the closest "
-                             "mean learning", **m, "verdict": matched_verdict(m)}
+            out["e_modx_vs_lwf"] = _against_frontier(
+                rows, plan, "modx", "lwf", "Mod-X forgets less than LwF at matched plasticity "
+                "(against LwF's frontier over its weight)")
     return out
 
 
@@ -211,20 +206,27 @@ def paired_table(rows, plan) -> list[dict]:
     return out
 
 
-def aggregate(plan, out) -> dict:
+def aggregate(plan, out, partial: bool = False) -> dict:
+    """``study.json``, ``report.md`` and the figure from the cells' reports; with ``partial``
+    from the cells finished so far (``"partial": true`` in the study)."""
     out = Path(out)
-    rows = _collect(plan, out)
+    rows = _collect(plan, out, partial)
     times_path = out / "times.json"
     times = json.loads(times_path.read_text()) if times_path.is_file() else {}
     study = {"plan": plan.to_dict(), "cells": rows, "paired": paired_table(rows, plan),
-             "claims": claims(rows, plan), "level": LEVEL,
+             "frontier": frontier_table(rows, plan), "claims": claims(rows, plan),
+             "level": LEVEL, "environment": environment(), "partial": partial,
+             "cells_done": len(rows), "cells_planned": len(plan.cells()),
              "cell_seconds": float(sum(times.values()))}
     write_json(out / "study.json", study)
     write_text(out / "report.md", markdown(study))
     from sdtools.viz.study import plasticity_figure
 
     curves = _curves(rows, plan)
-    plasticity_figure(curves, out / "figures")
+    learning = {(m, p["knob"]): p["learning"]["mean"] for m, pts in curves.items() for p in pts}
+    gaps = [{**g, "learning": learning.get((g["method"], g["knob"]))}
+            for g in study["frontier"]]
+    plasticity_figure(curves, out / "figures", gaps)
     return study
 
 
@@ -249,31 +251,50 @@ def _ci(d):
     return "–" if not d.get("ci") else f"[{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]"
 
 
+def _claim_cells(c: dict) -> tuple[str, str, int | str]:
+    """Mean, interval and seeds of a claim's headline statistic, as text."""
+    if "retention" in c and isinstance(c["retention"], dict):
+        r = c["retention"]
+        return _f(r["mean"], 3), _ci(r), r.get("n_seeds", 0)
+    parts = {k: v for k, v in c.items() if isinstance(v, dict) and "n_seeds" in v}
+    if parts:
+        text = ", ".join(f"{k.replace('_', ' ')} {_f(v['mean'], 2)} {_ci(v)}"
+                         for k, v in parts.items())
+        return text, "", min(v["n_seeds"] for v in parts.values())
+    return _f(c.get("mean"), 3), _ci(c), c.get("n_seeds", 0)
+
+
 def markdown(study: dict) -> str:
     lines = [f"# Study {study['plan']['name']}", "",
+             *([f"**Partial: {study['cells_done']} of {study['cells_planned']} cells "
+                "finished.**", ""] if study.get("partial") else []),
              f"Seeds {study['plan']['seeds']}; cells {len(study['cells'])}; intervals: 95% t "
-             "over seeds of per-seed paired differences against finetune at the reference lr "
-             f"({study['plan']['reference']}).", "", "## Claims", "",
-             "| claim | statistic | mean | 95% CI | verdict |", "| --- | --- | --- | --- | --- |"]
+             "over seeds. Method comparisons are per-seed retention differences against the "
+             "baseline's frontier at the method's own learning (Holm over knob values); a "
+             f"verdict needs at least {MIN_SEEDS} seeds with spread.", "", "## Claims", "",
+             "| claim | statistic | mean | 95% CI | seeds | verdict |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for c in study["claims"].values():
-        if "retention" in c and isinstance(c["retention"], dict):
-            mean, ci = c["retention"]["mean"], _ci(c["retention"])
-        elif "image" in c:
-            mean = c["image"]["mean"]
-            ci = f"image {_ci(c['image'])}, text {_ci(c['text'])}"
-        else:
-            mean, ci = c.get("mean"), _ci(c)
-        note = ("" if c.get("matched", True) else
-                f" (plasticity not matched: learning gap {c['learning_gap']:.1f} points)")
-        lines.append(f"| {c['claim']} | {c['statistic']} | {_f(mean, 3)} | {ci} | "
+        mean, ci, n = _claim_cells(c)
+        note = f" ({c['reason']})" if c.get("reason") else ""
+        if c.get("value") is not None:
+            note += f" (best value {c['value']})"
+        lines.append(f"| {c['claim']} | {c['statistic']} | {mean} | {ci} | {n} | "
                      f"{c['verdict']}{note} |")
         if "joint_above_both" in c:
             jm, jf = c["joint_minus_modx_final_avg"], c["joint_minus_finetune_final_avg"]
             lines.append(f"| joint training above both (final average) | paired final_avg "
                          f"difference, joint minus modx / minus finetune | {_f(jm['mean'], 3)} / "
-                         f"{_f(jf['mean'], 3)} | {_ci(jm)} / {_ci(jf)} | "
+                         f"{_f(jf['mean'], 3)} | {_ci(jm)} / {_ci(jf)} | {jm['n_seeds']} | "
                          f"{c['joint_above_both']} |")
-    lines += ["", "## Paired differences against finetune", "",
+    lines += ["", "## Against fine-tuning's frontier (retention at the same learning)", "",
+              "| method | knob | mean | 95% CI | seeds matched | p (one-sided) |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for p in study.get("frontier", []):
+        pv = "–" if p.get("p") is None else f"{p['p']:.3f}"
+        lines.append(f"| {p['method']} | {p['knob']} | {_f(p['mean'])} | {_ci(p)} | "
+                     f"{p['n_seeds']} of {p['n_total']} | {pv} |")
+    lines += ["", "## Paired differences against finetune at the reference lr", "",
               "| method | knob | metric | mean | 95% CI | seeds |",
               "| --- | --- | --- | --- | --- | --- |"]
     for p in study["paired"]:

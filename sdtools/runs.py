@@ -30,6 +30,29 @@ PHASE0 = "phase0"
 LAST = "last.pt"  # the mid-phase checkpoint in a phase folder
 
 
+def environment() -> dict:
+    """What a result was computed with: versions, threads, processor and accelerator (numbers
+    differ across machines and thread counts; a record says which)."""
+    import os
+    import platform
+
+    import torch
+
+    from . import __version__
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")),
+                       cpu)
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"sdtools": __version__, "python": platform.python_version(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cores": os.cpu_count(), "cpu": cpu, "gpu": gpu, "platform": platform.platform()}
+
+
 class RunDir:
     """Paths and files of one run directory."""
 
@@ -91,8 +114,14 @@ class RunDir:
     def read_config(self) -> dict:
         return _read_json(self.config_path)
 
+    @property
+    def environment_path(self) -> Path:
+        return self.path / "environment.json"
+
     def write_config(self, cfg: dict) -> None:
+        """The run's config, and beside it the environment it runs in."""
         write_json(self.config_path, cfg)
+        write_json(self.environment_path, environment())
 
     def methods(self) -> list[str]:
         """Methods with at least one finished phase, in the config's order."""

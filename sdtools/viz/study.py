@@ -17,10 +17,14 @@ def _err(d):
 
 
 @styled
-def plasticity_figure(curves: dict, out) -> list[Path]:
-    """``curves``: method -> [{"knob", "learning": {mean, ci}, "retention": {mean, ci}}]."""
+def plasticity_figure(curves: dict, out, gaps: list | None = None) -> list[Path]:
+    """``curves``: method -> [{"knob", "learning": {mean, ci}, "retention": {mean, ci}}];
+    ``gaps``: [{"method", "knob", "learning", "mean", "ci"}], each method's retention minus
+    the baseline frontier's at its own learning (a second panel: the frontier is the 0 line)."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 3.2))
+    panels = 2 if gaps else 1
+    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.2), squeeze=False)
+    ax = axes[0, 0]
     for method, pts in curves.items():
         pts = [p for p in pts if p["learning"]["mean"] is not None]
         if not pts:
@@ -41,5 +45,21 @@ def plasticity_figure(curves: dict, out) -> list[Path]:
            ylabel="old-domain retention (R@1 points)",
            title="Stability against plasticity (95% t intervals over seeds)")
     ax.legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    if gaps:
+        ax = axes[0, 1]
+        ax.axhline(0, color=colour("finetune"), lw=1.0, label="fine-tuning's frontier")
+        for g in gaps:
+            if g["mean"] is None or g["learning"] is None:
+                continue
+            c = colour(g["method"])
+            ax.errorbar([g["learning"]], [g["mean"]], yerr=_err(g), color=c, marker="o", ms=3,
+                        lw=0.8, capsize=2)
+            label = g["method"] + ("" if g["knob"] is None else f" {g['knob']:g}")
+            ax.annotate(label, (g["learning"], g["mean"]), textcoords="offset points",
+                        xytext=(3, 3), fontsize=5, color=c)
+        ax.set(xlabel="new-domain learning (R@1 points)",
+               ylabel="retention above the frontier (R@1 points)",
+               title="Against fine-tuning at the same learning (paired)")
+        ax.legend(frameon=False, fontsize=6)
     fig.tight_layout()
     return save_both(fig, Path(out), "stability_plasticity")

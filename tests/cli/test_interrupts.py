@@ -76,9 +76,11 @@ def test_report_interrupted_keeps_the_old_figures(tmp_path, monkeypatch, capsys)
     from sdtools import cli
     from sdtools.io import atomic_dir
 
+    from sdtools.viz.style import pyplot, save
+
     out = tmp_path / "out"
     (out / "figures").mkdir(parents=True)
-    (out / "figures" / "old.png").write_text("old figure")
+    save(pyplot().figure(), out / "figures" / "old.png")  # a figure sdtools drew before
     monkeypatch.setattr("sdtools.report.build_report", lambda *a, **k: {"methods": {}})
 
     def draw(rep, where, run_dir=None, progress=False):
