@@ -16,7 +16,7 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from sdtools.errors import ConfigError
+from sdtools.errors import ConfigError, UserError
 from sdtools.io import write_json
 from sdtools.runs import RunDir
 
@@ -64,6 +64,10 @@ class Plan:
                 self.config(self.seeds[0], method, v)
         if self.reference is None:
             self.reference = self.config(self.seeds[0], REFERENCE, None).lr
+        if self.grid[REFERENCE] and self.reference not in self.grid[REFERENCE]:
+            raise ConfigError(f"the reference learning rate {self.reference:g} is not in "
+                              f"grid.finetune {self.grid[REFERENCE]}; add it, or set "
+                              "reference to one of them")
 
     def config(self, seed: int, method: str, value, out: str = "runs/study") -> TrainConfig:
         over = dict(seed=int(seed), methods=[method], out=out, quiet=True)
@@ -205,7 +209,11 @@ def run_study(plan: Plan, out, cell: int | None = None, progress: bool = True,
     for c in todo:
         t0 = time.time()
         done = (c.run_dir(out) / "report.json").is_file()
-        run_cell(plan, c, out, progress=False, phase0_progress=progress)
+        try:
+            run_cell(plan, c, out, progress=False, phase0_progress=progress)
+        except UserError as exc:  # say which cell failed, keep the one-line message
+            raise type(exc)(f"cell {c.index} ({c.run_dir(out).relative_to(out)}): {exc}") \
+                from None
         if not done:
             _add_time(out, str(c.run_dir(out).relative_to(out)), time.time() - t0)
         if progress:

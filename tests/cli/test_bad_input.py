@@ -95,7 +95,8 @@ def files(tmp_path_factory):
                        "p_buffer.toml": "seeds = [0]\n[grid]\nfinetune = [1e-3]\nreplay = [2.5]\n",
                        "p_section.toml": "seeds = [0]\n[base.opt]\nlr = 1.0\n[grid]\n"
                                          "finetune = [1e-3]\n",
-                       "p_ok.toml": "seeds = [0]\n[base]\nsteps = 1\n[grid]\nfinetune = [1e-3]\n",
+                       "p_ok.toml": "seeds = [0]\n[base]\nsteps = 1\n[grid]\nfinetune = [5e-4]\n",
+                       "p_noref.toml": "seeds = [0]\n[grid]\nfinetune = [1e-3, 2e-3]\n",
                        }.items():
         (d / name).write_text(text)
     (d / "user.json").write_text('{"mine": true}')
@@ -272,6 +273,7 @@ MODX = [
     (["study", "{d}/p_buffer.toml", "--out", "{d}/st", "--list"], "replay_size must be an"),
     (["study", "{d}/p_section.toml", "--out", "{d}/st", "--list"], "unknown section [opt]"),
     (["study", "{d}/p_ok.toml", "--out", "{d}/user_out"], "which sdtools did not write"),
+    (["study", "{d}/p_noref.toml", "--out", "{d}/st", "--list"], "reference learning rate"),
 ]
 
 

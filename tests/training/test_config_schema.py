@@ -43,7 +43,7 @@ def test_a_study_folder_is_reused_only_with_the_same_training(tmp_path):
     from modx.study import Plan, _same_training
     from sdtools.io import write_json
 
-    grid = {"finetune": [1e-3]}
+    grid = {"finetune": [5e-4]}
     old = Plan("s", {"steps": 5, "modx": {"alpha": 3.0}}, [0], grid)
     write_json(tmp_path / "plan.json", old.to_dict())
     _same_training(Plan("s", {"steps": 5, "alpha": 3.0}, [0, 1], grid), tmp_path)  # grown
@@ -57,7 +57,7 @@ def test_a_damaged_cell_report_names_the_cell(tmp_path):
     from modx.study import Plan
     from modx.study_stats import _collect
 
-    plan = Plan("s", {"steps": 1}, [0], {"finetune": [1e-3]})
+    plan = Plan("s", {"steps": 1}, [0], {"finetune": [5e-4]})
     cell = plan.cells()[0]
     cell.run_dir(tmp_path).mkdir(parents=True)
     for text in ("{}", '{"methods": {"finetune": {"r1": [[1.0]]'):
