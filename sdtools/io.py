@@ -125,14 +125,14 @@ def check_writable_file(path, what: str, force: bool = False) -> Path:
     if path.is_dir():
         raise UserError(f"{what} {path} is a directory; give a file name")
     _check_parents(path, what)
-    _check_access(path, what)
+    check_access(path, what)
     if path.exists() and not force and not written_by_us(path):
         raise UserError(f"{what} {path} exists and was not written by sdtools; choose another "
                         "name or pass --force to replace it")
     return path
 
 
-def _check_access(path: Path, what: str) -> None:
+def check_access(path: Path, what: str) -> None:
     """The nearest existing folder (or the file itself) must be writable."""
     from .errors import UserError
 
@@ -156,7 +156,7 @@ def check_output_dir(path, what: str, ours, force: bool = False, verify: bool = 
     from .errors import UserError
 
     path = check_writable_dir(path, what)
-    _check_access(path / "x", what)
+    check_access(path / "x", what)
     if force or not path.is_dir():
         return path
     for entry in path.iterdir():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from sdtools.errors import TrainingError
+from sdtools.io import check_access
 from sdtools.runs import RunDir
 
 from ..config import TRAINING_KEYS
@@ -15,6 +16,7 @@ def check_out_dir(rd: RunDir, cfg, resume: bool, force: bool = False) -> None:
     out = rd.path
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} is a file; give a directory for the run")
+    check_access(out / "config.json", "--out")  # a read-only place fails now, not after phase 0
     if resume:
         if not rd.exists():
             raise TrainingError(f"--resume: {out} holds no modx run (no config.json); drop "

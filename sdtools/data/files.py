@@ -77,7 +77,7 @@ def load_csv(path, img_key: str = "filepath", caption_key: str = "title",
             doms.append(r[domain_key] if domain_key else None)
         caps[order[key]].append((r[caption_key] or "").strip())
     paths = [resolve_image_path(k, path.parent) for k in order]
-    spec = f"csv:{path}"
+    spec = "csv:" + str(path).replace(":", "\\:")  # a ':' in the path, escaped
     if (img_key, caption_key) != ("filepath", "title") or sep:
         opts = [f"img-key={img_key}", f"caption-key={caption_key}"]
         if sep:

@@ -3,6 +3,7 @@
     synthetic[:k=v,...]                         the built-in synthetic stream (SyntheticConfig)
     csv:PATH[:opt,...]                          open_clip CSV; options skip-missing,
                                                 img-key=COL, caption-key=COL, sep=tab|comma
+                                                (a ':' in PATH is written \\:)
     karpathy:JSON:IMAGE_ROOT[:SPLIT[+SPLIT]]    dataset_coco.json / dataset_flickr30k.json
     wds:SHARDS[:caption-key=txt;caption,...]    webdataset tar shards ({000..009} and ::)
     run:RUN_DIR                                 a modx run's own probe (its evaluation sets)
@@ -80,7 +81,7 @@ def parse_spec(spec) -> DataSpec:
     if kind == "synthetic":
         return DataSpec(kind, text, (rest,), {})
     if kind == "csv" and colon:
-        path, *opts = rest.split(":")
+        path, opts = _csv_path(rest)
         o = _options(",".join(opts).split(","), ("skip-missing",),
                      ("img-key", "caption-key", "sep"), text)
         return DataSpec(kind, text, (path,), o)
@@ -103,6 +104,17 @@ def parse_spec(spec) -> DataSpec:
     if kind == "run" and colon and rest:
         return DataSpec(kind, text, (rest,), {})
     raise DataError(f"unknown data spec {text!r}; {USAGE}")
+
+
+def _csv_path(rest: str) -> tuple[str, list[str]]:
+    """A CSV path and its options. A ':' inside the path is written ``\\:``; a path that
+    names an existing file whole is taken whole (its ':' are part of it)."""
+    from pathlib import Path
+
+    if "\\:" not in rest and ":" in rest and Path(rest).is_file():
+        return rest, []
+    parts = [p.replace("\0", ":") for p in rest.replace("\\:", "\0").split(":")]
+    return parts[0], parts[1:]
 
 
 def synthetic_of(spec):

@@ -79,6 +79,10 @@ def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
         content = file_sha256(path)
         name, cfg = None, None
     sd, name, cfg = _state_dict_and_cfg(obj, meta, model, name, cfg, spec)
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(f"{spec} holds NaN or Inf in {len(bad)} weight tensor(s) (first: "
+                              f"{bad[0]}): the checkpoint is damaged or its training diverged")
     net = build_model(cfg)
     load_state_dict_checked(net, sd, name)
     if device is not None:

@@ -85,6 +85,12 @@ def read_checkpoint_file(path) -> tuple[dict, dict]:
                 "tensor checkpoints are loaded (weights_only=True). Re-save it as a state dict "
                 "or .safetensors"
             ) from None
+        if "Unsupported operand" in text:  # a plain pickle in a protocol torch cannot read
+            raise CheckpointError(
+                f"refused to load {path}: a plain pickle (not a torch checkpoint) that the safe "
+                "loader cannot read, possibly code; only tensor checkpoints are loaded "
+                "(weights_only=True). Re-save it with torch.save as a state dict or "
+                ".safetensors") from None
         raise CheckpointError(f"{path} is not a checkpoint (its pickle is damaged)") from None
     except Exception as exc:  # torch raises many types on garbage (KeyError, RuntimeError, ...)
         why = type(exc).__name__

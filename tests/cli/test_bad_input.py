@@ -24,6 +24,12 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("user")
     loaded, _ = save_modx(d / "a.pt", seed=5)
     torch.save(loaded.model.state_dict(), d / "bare.pt")  # names no architecture
+    ck = torch.load(d / "a.pt", weights_only=True)
+    first = next(k for k, v in ck["state_dict"].items() if v.is_floating_point())
+    ck["state_dict"][first] = torch.full_like(ck["state_dict"][first], float("nan"))
+    torch.save(ck, d / "nanweights.pt")
+    (d / "plain.pt").write_bytes(pickle.dumps({"a": [1, 2]}, protocol=4))
+    (d / "x:y.csv").write_text("filepath,title\n")
     save_modx(d / "wide.pt", seed=5, embed_dim=48)
     (d / "junk.pt").write_text("junk")
     (d / "random.pt").write_bytes(np.random.default_rng(0).bytes(4096))
@@ -210,6 +216,11 @@ SDTOOLS = [
     (["retrieval", "{d}/a.pt", "--data", "csv:{d}/folder"], "is a folder"),
     (["rotation", "{d}/good.npz"], "Missing argument"),
     (["rotation", "{d}/good.npz", "{d}/good.npz", "--bogus"], "No such option"),
+    (["retrieval", "{d}/nanweights.pt", "--data", DATA], "NaN or Inf in 1 weight tensor"),
+    (["retrieval", "{d}/plain.pt", "--data", DATA], "plain pickle"),
+    (["retrieval", "{d}/a.pt", "--data", "csv:{d}/x:y.csv"], "no data rows"),  # ':' in path
+    (["retrieval", "{d}/a.pt", "--data", "csv:{d}/x\\:y.csv:bogus"], "unknown option"),
+    (["retrieval", "{d}/good.NPZ"], "not found"),  # an upper-case name is embeddings too
 ]
 
 
