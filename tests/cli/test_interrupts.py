@@ -75,7 +75,6 @@ def test_report_interrupted_keeps_the_old_figures(tmp_path, monkeypatch, capsys)
     """An interrupt while drawing leaves the previous figures/ as it was, no temporary folder."""
     from sdtools import cli
     from sdtools.io import atomic_dir
-
     from sdtools.viz.style import pyplot, save
 
     out = tmp_path / "out"
