@@ -193,3 +193,13 @@ def test_synthetic_all_domains_and_bad_options():
         open_data("synthetic:domain=5")
     with pytest.raises(DataError, match="n_domains"):
         SyntheticConfig(n_domains=9)
+
+
+def test_evaluation_sets_with_one_stem_get_distinct_names():
+    """Two sets called good.csv in different folders collided in a run's per-set report."""
+    from sdtools.data.specs import display_names
+
+    names = display_names(["csv:a/good.csv", "csv:b/good.csv", "synthetic", "synthetic",
+                           "csv:x.csv", "karpathy:j.json:imgs:test"])
+    assert names == ["a/good", "b/good", "synthetic", "synthetic#2", "x", "j:test"]
+    assert len(set(names)) == len(names)
