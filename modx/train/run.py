@@ -171,7 +171,9 @@ class Trainer:
         how = how[0] if how else "exit"
         if how == "exit":
             os._exit(3)  # a crash: nothing is cleaned up
-        os.kill(os.getpid(), signal.SIGINT if how == "int" else signal.SIGTERM)
+        if how == "int":  # what Python's Ctrl-C handler does, also where SIGINT is ignored
+            raise KeyboardInterrupt  # (a job started in the background ignores SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
 
     def fisher_diagonal(self, p: int, n_batches: int) -> dict[str, torch.Tensor]:
         return fisher_diagonal(self, p, n_batches)
