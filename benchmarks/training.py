@@ -63,7 +63,7 @@ def bench_train_steps() -> dict:
     from open_clip.loss import ClipLoss
 
     from modx.data import batches
-    from modx.strategies import make
+    from modx.methods import make
 
     tr = _trainer()
     pt = tr.tensors(0)
@@ -171,7 +171,7 @@ def bench_alignment() -> dict:
 def bench_accumulation(k: int = 4) -> dict:
     """Exact accumulation over k micro-batches against one pass, the same global batch."""
     from modx.data import batches
-    from modx.strategies import make
+    from modx.methods import make
 
     tr = _trainer()
     pt = tr.tensors(0)
@@ -206,7 +206,7 @@ dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_s
 torch.set_num_threads(1)
 from benchmarks.training import _trainer, _stepper, BATCH, STEPS
 from modx.data import batches
-from modx.strategies import make
+from modx.methods import make
 tr = _trainer()
 pt = tr.tensors(0)
 stream = [b for _, b in zip(range(STEPS + 3), batches(pt, BATCH, 0, 0), strict=False)]

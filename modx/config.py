@@ -59,6 +59,8 @@ class TrainConfig:
     replay_size: int = 1000
     replay_fraction: float = 0.25
     teacher_cache: bool = True
+    # the own settings of methods that declare them ({method: {key: value}}; [NAME] in TOML)
+    method_options: dict = dataclasses.field(default_factory=dict)
     # run directory and logging
     out: str = "runs/modx"
     checkpoint_every: int = 0  # also save every K steps inside a phase (0: only at phase end)
@@ -67,7 +69,7 @@ class TrainConfig:
     quiet: bool = False
 
     def validate(self) -> TrainConfig:
-        from .strategies import STRATEGIES
+        from .methods import METHODS
 
         check_types(self)
         if not 0 <= self.seed < 2**32:
@@ -97,9 +99,10 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.optimizer not in ("openclip", "official"):
             raise ConfigError(f"optimizer must be openclip or official, got {self.optimizer!r}")
-        bad = [m for m in self.methods if m not in STRATEGIES]
+        bad = [m for m in self.methods if m not in METHODS]
         if bad:
-            raise ConfigError(f"unknown strategy {bad[0]!r}; valid: {', '.join(STRATEGIES)}")
+            raise ConfigError(f"unknown strategy {bad[0]!r}; valid: {', '.join(METHODS)}")
+        check_method_options(self.method_options)
         if not self.methods:
             raise ConfigError("no methods to run; name at least one (e.g. finetune)")
         if self.precision not in ("fp32", "amp_bf16"):
@@ -128,7 +131,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 TRAINING_KEYS = tuple(k for k in FIELDS if k not in ("out", "quiet", "log_every", "tensorboard",
                                                        "device", "checkpoint_every"))
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
-          "list[str]": (list,)}
+          "list[str]": (list,), "dict": (dict,)}
 
 
 def check_types(cfg: TrainConfig) -> None:
@@ -147,7 +150,8 @@ def check_types(cfg: TrainConfig) -> None:
         if not ok:
             want = " or ".join("a list of strings" if p == "list[str]" else
                                {"int": "an integer", "float": "a number", "str": "a string",
-                                "bool": "true or false", "None": "left out"}[p] for p in parts)
+                                "bool": "true or false", "None": "left out",
+                                "dict": "a table of method sections"}[p] for p in parts)
             raise ConfigError(f"{f.name} must be {want}, got {v!r}")
 
 
@@ -162,6 +166,32 @@ SECTIONS = {
 }
 
 
+def method_sections() -> dict[str, tuple[str, ...]]:
+    """The methods that declare settings of their own, with those settings' names."""
+    from .methods import METHODS
+
+    return {n: tuple(c.options) for n, c in METHODS.items() if c.options}
+
+
+def check_method_options(opts: dict) -> None:
+    """Each method's own settings: known keys, numbers, and what the method accepts."""
+    from .methods import METHODS
+
+    own = method_sections()
+    for name, values in opts.items():
+        if name not in own or not isinstance(values, dict):
+            raise ConfigError(f"method_options names {name!r}, which has no settings of its own"
+                              f" (methods with settings: {', '.join(own) or 'none'})")
+        for key, value in values.items():
+            if key not in own[name]:
+                raise ConfigError(f"{key!r} is not a setting of {name}; it takes "
+                                  f"{', '.join(own[name])}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not math.isfinite(value):
+                raise ConfigError(f"[{name}] {key} must be a number, got {value!r}")
+        METHODS[name].check_options(values)
+
+
 def flatten(d: dict, source: str = "config") -> dict:
     """The schema's sections (``SECTIONS``) merged into one level; a section the schema does
     not have, a key in the wrong section, or one key given twice is a one-line error."""
@@ -173,9 +203,24 @@ def flatten(d: dict, source: str = "config") -> dict:
                                   f"[{where[k]}]); keep one")
             flat[k], where[k] = v, "top level"
             continue
+        if k == "method_options":  # the settings as a run's config.json records them
+            for m, opts in v.items():
+                flat.setdefault("method_options", {}).setdefault(m, {}).update(opts)
+            continue
+        own = method_sections()
+        if k in own:  # a method's own settings, kept apart in method_options
+            opts = flat.setdefault("method_options", {}).setdefault(k, {})
+            for key, value in v.items():
+                if key not in own[k]:
+                    raise ConfigError(f"{key!r} is not a setting of [{k}] in {source}; [{k}] "
+                                      f"takes {', '.join(own[k])}")
+                opts[key] = value
+            where.setdefault("method_options", f"[{k}]")
+            continue
         if k not in SECTIONS:
+            names = [*SECTIONS, *own]
             raise ConfigError(f"unknown section [{k}] in {source}; sections: "
-                              f"{', '.join(f'[{n}]' for n in SECTIONS)} (their methods' knobs); "
+                              f"{', '.join(f'[{n}]' for n in names)} (their methods' settings); "
                               "other keys go at the top level")
         for key, value in v.items():
             if key not in SECTIONS[k]:
@@ -197,7 +242,14 @@ def from_dict(d: dict, source: str = "config", overrides: dict | None = None) ->
         raise ConfigError(
             f"unknown key {unknown[0]!r} in {source}; valid keys: {', '.join(sorted(FIELDS))}"
         )
-    flat.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    for k, v in (overrides or {}).items():
+        if v is None:
+            continue
+        if k == "method_options":  # merged per method and key: a flag names one setting
+            for m, opts in v.items():
+                flat.setdefault("method_options", {}).setdefault(m, {}).update(opts)
+        else:
+            flat[k] = v
     return TrainConfig(**flat).validate()
 
 

@@ -21,9 +21,13 @@ from sdtools.io import write_json
 from sdtools.runs import RunDir
 
 from .config import FIELDS, TRAINING_KEYS, TrainConfig, flatten, from_dict, read_toml
+from .methods import METHODS
 
-KNOBS = {"finetune": "lr", "modx": "alpha", "lwf": "lwf_weight", "replay": "replay_size",
-         "ewc": "ewc_lambda", "rkd": "rkd_weight"}
+
+def knob(method: str) -> str | None:
+    """What a study sweeps for a method (its declared knob), None for none."""
+    c = METHODS.get(method)
+    return c.knob if c is not None else None
 REFERENCE = "finetune"
 
 
@@ -53,7 +57,7 @@ class Plan:
         for method, values in self.grid.items():
             if not isinstance(values, list):
                 raise ConfigError(f"grid.{method} must be a list of knob values")
-            if values and method not in KNOBS:
+            if values and knob(method) is None:
                 raise ConfigError(f"{method} has no knob to sweep; give it an empty list")
             bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))]
             if bad:
@@ -71,8 +75,10 @@ class Plan:
 
     def config(self, seed: int, method: str, value, out: str = "runs/study") -> TrainConfig:
         over = dict(seed=int(seed), methods=[method], out=out, quiet=True)
-        if value is not None:
-            over[KNOBS[method]] = value
+        if value is not None and knob(method) in METHODS[method].options:
+            over["method_options"] = {method: {knob(method): value}}
+        elif value is not None:
+            over[knob(method)] = value
         return from_dict(self.base, f"study plan {self.name}", over)
 
     def cells(self) -> list[Cell]:
@@ -98,9 +104,9 @@ class Cell:
     def name(self) -> str:
         if self.value is None:
             return self.method
-        knob = KNOBS[self.method].removeprefix(self.method + "_")  # lwf-weight1, not lwf-lwf_
+        label = knob(self.method).removeprefix(self.method + "_")  # lwf-weight1, not lwf-lwf_
         value = repr(float(self.value)) if isinstance(self.value, float) else str(self.value)
-        return f"{self.method}-{knob}{value.removesuffix('.0')}"  # exact: no rounding
+        return f"{self.method}-{label}{value.removesuffix('.0')}"  # exact: no rounding
 
     def run_dir(self, out: Path) -> Path:
         return Path(out) / f"seed{self.seed}" / self.name

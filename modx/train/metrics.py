@@ -6,7 +6,17 @@ import json
 import time
 from pathlib import Path
 
-TB_KEYS = ("loss", "clip", "lr", "align", "selected_share", "distill", "ewc", "rkd")
+BASE_KEYS = ("loss", "clip", "lr")
+
+
+def tb_keys() -> tuple[str, ...]:
+    """What TensorBoard plots: the trainer's own keys and every method's log keys."""
+    from ..methods import METHODS
+
+    keys = list(BASE_KEYS)
+    for c in METHODS.values():
+        keys += [k for k in c.log_keys if k not in keys]
+    return tuple(keys)
 
 
 class MetricsLogger:
@@ -38,7 +48,7 @@ class MetricsLogger:
     def _to_tensorboard(self, event: dict) -> None:
         tag = f"{event.get('method', 'phase0')}/phase{event.get('phase')}"
         step = event.get("step", 0)
-        for k in TB_KEYS:
+        for k in tb_keys():
             if isinstance(event.get(k), (int, float)):
                 self._tb.add_scalar(f"{tag}/{k}", event[k], step)
         if event.get("event") == "eval":

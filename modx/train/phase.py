@@ -82,6 +82,7 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
             g["lr"] = lr * lr_multiplier(step, steps, cfg.warmup, from_zero=official)
         x, tok, old = assemble(ctx, bi, bc, step)
         logs = train_step(ctx, x, tok, old, step, cfg.grad_accum)
+        strategy.after_step(tr, t, step)
         losses.append(logs["loss"])
         if "selected_share" in logs:
             shares.append(logs["selected_share"])

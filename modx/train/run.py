@@ -35,7 +35,7 @@ from sdtools.runs import RunDir
 from ..config import TrainConfig
 from ..data import PhaseTensors, split_phases
 from ..evaluate import evaluate_phase
-from ..strategies import Strategy, make
+from ..methods import Strategy, make
 from . import checkpoint
 from .fisher import fisher_diagonal
 from .guard import check_out_dir
@@ -302,9 +302,13 @@ class Trainer:
                     strategy.load_state_dict(checkpoint.read_state(state))
                 continue
             teacher = None
-            if strategy.needs_teacher:
+            if strategy.needs_teacher:  # the method's policy: the phase's start, or phase 0
                 teacher = self.new_model()
-                teacher.load_state_dict(self.model.state_dict())
+                if strategy.teacher == "initial":
+                    checkpoint.load_into(teacher, rd.model_path("phase0", 0), self.model_cfg,
+                                         self.arch)
+                else:
+                    teacher.load_state_dict(self.model.state_dict())
                 teacher.eval().requires_grad_(False)
             data = strategy.phase_data(t, self.phases)
             stats = train_phase(self, t, method, strategy, teacher, data, self._steps(data),

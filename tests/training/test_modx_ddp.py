@@ -10,7 +10,7 @@ from helpers import tiny_cfg
 
 from modx.config import TrainConfig
 from modx.data import batches
-from modx.strategies import make
+from modx.methods import make
 from modx.train import Trainer
 from modx.train.step import PhaseContext, assemble, train_step
 
