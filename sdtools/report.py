@@ -268,19 +268,14 @@ def _max_drop(r1: np.ndarray) -> list[float | None]:
 
 
 def _r1_ci(evals, n_sets: int):
-    """Per phase and set, [low, high] of the mean R@1 of both directions: the mean of the two
-    directions' bootstrap bounds (None where the run recorded no intervals)."""
+    """Per phase and set, [low, high] of the mean R@1 of both directions (a bootstrap over
+    images with their captions, ``mean_r1_ci``); None where the run did not record it."""
     out = []
     for e in evals:
         row = []
         for s in range(n_sets):
-            r = e["retrieval"][s]
-            if "i2t_ci" not in r:
-                row.append(None)
-                continue
-            lo = (r["i2t_ci"]["1"]["low"] + r["t2i_ci"]["1"]["low"]) / 2.0
-            hi = (r["i2t_ci"]["1"]["high"] + r["t2i_ci"]["1"]["high"]) / 2.0
-            row.append([lo, hi])
+            iv = e["retrieval"][s].get("mean_r1_ci")
+            row.append([iv["low"], iv["high"]] if iv else None)
         out.append(row)
     return out
 

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import InputError
 from .checks import as_embeddings, check_image_of_text, normalize, to_numpy
-from .summary import Interval, cluster_means, jsonable, percentile_ci
+from .summary import Interval, bootstrap_means, cluster_means, jsonable, percentile_ci
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +36,7 @@ class RetrievalResult:
     t2i_ranks: np.ndarray
     i2t_ci: dict[int, Interval] | None = None
     t2i_ci: dict[int, Interval] | None = None
+    mean_r1_ci: Interval | None = None  # of the mean of both directions' R@1 (images resampled)
 
     def __getitem__(self, key):  # allows result["i2t"][1] as in the API contract
         return getattr(self, key)
@@ -54,7 +55,8 @@ class RetrievalResult:
                 "i2t_median_rank": self.i2t_median_rank,
                 "t2i_mean_rank": self.t2i_mean_rank,
                 "t2i_median_rank": self.t2i_median_rank,
-                **({"i2t_ci": self.i2t_ci, "t2i_ci": self.t2i_ci} if self.i2t_ci else {}),
+                **({"i2t_ci": self.i2t_ci, "t2i_ci": self.t2i_ci, "mean_r1_ci": self.mean_r1_ci}
+                   if self.i2t_ci else {}),
             }
         )
 
@@ -131,7 +133,21 @@ def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024, ci: bo
         t2i_ranks=r_t2i,
         i2t_ci=_recall_ci(r_i2t, ks, n_boot, seed) if ci else None,
         t2i_ci=_recall_ci(r_t2i, ks, n_boot, seed, _labels(image_of_text)) if ci else None,
+        mean_r1_ci=_mean_r1_ci(r_i2t, r_t2i, _labels(image_of_text), n_boot, seed) if ci
+        else None,
     )
+
+
+def _mean_r1_ci(r_i2t, r_t2i, iot, n_boot: int, seed: int) -> Interval:
+    """Interval of ``(R@1 i2t + R@1 t2i) / 2`` over resamples of images (each with all its
+    captions): per image its hit, its captions' hits and their count, as one resample."""
+    n = r_i2t.size
+    cols = np.stack([(r_i2t <= 1).astype(np.float64),
+                     np.bincount(iot, weights=(r_t2i <= 1).astype(np.float64), minlength=n),
+                     np.bincount(iot, minlength=n).astype(np.float64)], 1)
+    m = bootstrap_means(cols, n_boot, seed)
+    r1 = 50.0 * (m[:, 0] + m[:, 1] / m[:, 2])
+    return Interval(*percentile_ci(r1), n_boot=n_boot, seed=seed)
 
 
 def _labels(image_of_text) -> np.ndarray:
