@@ -186,7 +186,10 @@ def check_method_options(opts: dict) -> None:
             if key not in own[name]:
                 raise ConfigError(f"{key!r} is not a setting of {name}; it takes "
                                   f"{', '.join(own[name])}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+            if isinstance(METHODS[name].options[key], str):
+                if not isinstance(value, str):
+                    raise ConfigError(f"[{name}] {key} must be a string, got {value!r}")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
                 raise ConfigError(f"[{name}] {key} must be a number, got {value!r}")
         METHODS[name].check_options(values)

@@ -58,7 +58,8 @@ STUDY_PRESETS = {
                   lr=5e-4, batch_size=128, log_every=0),
         seeds=[0, 1, 2, 3, 4],
         grid={"finetune": FINETUNE_SWEEP, "modx": [1.0, 3.0], "lwf": [0.3, 1.0, 3.0],
-              "replay": [1000], "wiseft": [0.25, 0.5], "ema": [0.99], "joint": []},
+              "replay": [1000], "wiseft": [0.25, 0.5], "ema": [0.99], "zscl": [1.0],
+              "joint": []},
     ),
     # the README's stress test: the demo's four domains, 5 seeds
     "domains": dict(

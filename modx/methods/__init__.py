@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (importing a method's module registers it)
     replay,
     rkd,
     wiseft,
+    zscl,
 )
 from .base import METHODS, Strategy, make, register
 from .cumulative import Cumulative
@@ -24,6 +25,7 @@ from .modx import ModX
 from .replay import Replay
 from .rkd import RKD
 from .wiseft import WiSEFT
+from .zscl import ZSCL
 
 __all__ = ["EMA", "EWC", "METHODS", "RKD", "Cumulative", "Finetune", "Joint", "LwF", "ModX",
-           "Replay", "Strategy", "WiSEFT", "make", "register"]
+           "Replay", "Strategy", "WiSEFT", "ZSCL", "make", "register"]

@@ -69,6 +69,7 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
     ddp = model
     if tr.world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(model)
+    tr.phase_forward, tr.phase_teacher, tr.phase_t = ddp, teacher, t  # for methods' hooks
     official = cfg.optimizer == "official"
     ctx = PhaseContext(tr, t, method, strategy, teacher, cache, pt, model, ddp, opt, steps, lr,
                        None if official else cfg.clip_grad)

@@ -120,3 +120,34 @@ def test_method_options_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="must be a number"):
         load(_toml(tmp_path, 'methods = ["ema"]\n[ema]\ndecay = "high"\n'))
     assert Path(METHODS["wiseft"].__module__.replace(".", "/") + ".py").name == "wiseft.py"
+
+
+def test_reference_distillation_matches_an_explicit_loop():
+    from modx.methods.zscl import reference_distillation
+
+    g = torch.Generator().manual_seed(0)
+    f = [torch.nn.functional.normalize(torch.randn(5, 4, generator=g), dim=1) for _ in range(4)]
+    got = reference_distillation(*f, scale=10.0)
+    s, t = 10.0 * f[0] @ f[1].T, 10.0 * f[2] @ f[3].T
+    ref = 0.0
+    for a, b in ((t, s), (t.T, s.T)):
+        for i in range(5):
+            p, q = torch.softmax(a[i], 0), torch.softmax(b[i], 0)
+            ref += float((p * (p.log() - q.log())).sum()) / 5
+    assert float(got) == pytest.approx(ref / 2, rel=1e-6)
+    assert float(reference_distillation(f[0], f[1], f[0], f[1], 10.0)) == pytest.approx(0.0,
+                                                                                      abs=1e-7)
+
+
+def test_zscl_trains_from_the_initial_model_on_its_reference_set(tmp_path):
+    run = _run(tmp_path, "z", ["finetune", "zscl"],
+               '[zscl]\nweight = 0.5\nbatch = 8\nreference = "synthetic:n_domains=4,'
+               'domain=3,split=train,n=16"\n')
+    events = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    vals = [e["ref_distill"] for e in events if e.get("method") == "zscl" and "ref_distill" in e]
+    assert vals and all(v >= 0 for v in vals)
+    assert vals[0] == pytest.approx(0.0, abs=1e-6)  # phase 1 starts at the initial model
+    assert any(v > 1e-6 for v in vals)
+    assert (run / "zscl" / "phase2" / "model.pt").is_file()
+    with pytest.raises(ConfigError, match="must be a string"):
+        load(_toml(tmp_path, 'methods = ["zscl"]\n[zscl]\nreference = 3\n'))
