@@ -50,7 +50,7 @@ def weights_precision(model: torch.nn.Module) -> str:
     """The float format all floating weights' values fit (a bf16 or fp16 re-save loaded into
     float32 still shows its rounding): the finest over the tensors, since a tensor of ones
     or zeros fits any format."""
-    names = [value_precision(p.detach().reshape(-1).cpu())
+    names = [value_precision(p.detach().reshape(-1)[:4096].cpu())
              for p in model.parameters() if p.is_floating_point()]
     return min(names, key=PRECISION_EPS.__getitem__) if names else "float32"
 
