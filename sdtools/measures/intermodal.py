@@ -202,10 +202,9 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
 
 
 def _fit(a, b):
-    """One modality's fit (:class:`~.rotations.Fit`), its cross-covariance and Gram ``A^T A``."""
-    prep = prepare(a, b, False)
-    cc = cross_covariance(prep, 3)
-    return fit_folds(cc.M, cc.aa, cc.bb, cc.n, cc.eps, cc.base), cc, _gram(prep)
+    """One modality's fit (:class:`~.rotations.Fit`) and its cross-covariance."""
+    cc = cross_covariance(prepare(a, b, False), 3)
+    return fit_folds(cc.M, cc.aa, cc.bb, cc.n, cc.eps, cc.base), cc
 
 
 def _gram(prep) -> torch.Tensor:
@@ -258,12 +257,16 @@ def relative_rotation(va, vb, ta, tb, image_of_text, null_splits: int = NULL_SPL
     d = va.shape[1]
     if ta.shape[0] < 6 or va.shape[0] < 6:
         return np.zeros(0), False, 0, None, None, None
-    fv, ccv, Gv = _fit(va, vb)
-    ft, cct, Gt = _fit(ta, tb)
+    fv, ccv = _fit(va, vb)
+    ft, cct = _fit(ta, tb)
     P = common_subspace(fv.U[:, : fv.rank], ft.U[:, : ft.rank])
     k = P.shape[1]
     if k == 0:
         return np.zeros(0), False, 0, None, None, None
+    grouped = _grouped(va, vb, ta, tb, image_of_text, null_splits, seed)
+    # the Grams A^T A: the null's group matrices summed, or one pass when there is no null
+    Gv = grouped[1][1].sum(0) if grouped else _gram(prepare(va, vb, False))
+    Gt = grouped[2][1].sum(0) if grouped else _gram(prepare(ta, tb, False))
     rel, refl = principal_angles(_polar_of(P.T @ ft.R @ fv.R.T @ P))
     PP = P @ P.T
     eye = torch.eye(d, dtype=PP.dtype)
@@ -271,7 +274,7 @@ def relative_rotation(va, vb, ta, tb, image_of_text, null_splits: int = NULL_SPL
     vsum = (float(ccv.bb.sum()), ccv.base)
     text_by_image = _cross(ft.R, PP @ fv.R + (eye - PP) @ ft.R, cct.total, Gt, *tsum)
     image_by_text = _cross(fv.R, PP @ ft.R + (eye - PP) @ fv.R, ccv.total, Gv, *vsum)
-    null = cross_null(va, vb, ta, tb, image_of_text, null_splits, seed)
+    null = cross_null(grouped, null_splits, float(torch.finfo(va.dtype).eps))
     return rel, refl, k, text_by_image, image_by_text, null
 
 
@@ -320,22 +323,10 @@ def _spread(X: torch.Tensor, G: torch.Tensor) -> float:
     return float(torch.sum((X.T @ G) * X.T))
 
 
-def cross_null(va, vb, ta, tb, image_of_text, splits: int = NULL_SPLITS,
-               seed: int = 0) -> dict | None:
-    """The cross-applied residual expected when both modalities turn in step, at this probe's
-    sizes, spectra and noise.
-
-    Under one shared rotation the excess residual of the captions moved by the images' fit is,
-    to first order, ``||T_a E_V||^2 + ||T_a E_T||^2``: the image fit's error moves the
-    captions, and the caption fit's own overfit (of the same size) lowers their residual.
-    Images are dealt into ``NULL_GROUPS`` random groups, captions go with their image; each of
-    ``splits`` random halvings fits each modality on both halves, and ``(R_1 - R_2) / 2`` has
-    the spread of one full-probe fit's error (each half's error has twice its variance), so
-    ``||T_a (R_1 - R_2)||^2 / 4`` measures each term with the probe's own spectra and noise.
-    Divided by the captions' change, symmetrically for the images. Returns the mean over
-    splits and their range (``low``, ``high``) per direction and for the mean, or None when the
-    probe has fewer than 4 images.
-    """
+def _grouped(va, vb, ta, tb, image_of_text, splits: int, seed: int):
+    """The null's groups: images dealt into ``NULL_GROUPS`` random groups (captions with their
+    image), ``splits`` random halvings of them, and each modality's group matrices (one pass
+    over each). None when the probe has fewer than 4 images."""
     n_img = va.shape[0]
     groups = min(NULL_GROUPS, n_img)
     if groups < 4:
@@ -348,9 +339,29 @@ def cross_null(va, vb, ta, tb, image_of_text, splits: int = NULL_SPLITS,
         h = np.zeros(groups, dtype=bool)
         h[gen.permutation(groups)[: groups // 2]] = True
         halves.append(torch.as_tensor(h))
-    eps = float(torch.finfo(va.dtype).eps)
-    Mv, Gv, stv = _group_matrices(va, vb, lab_v, groups)
-    Mt, Gt, stt = _group_matrices(ta, tb, lab_t, groups)
+    return (halves, _group_matrices(va, vb, lab_v, groups),
+            _group_matrices(ta, tb, lab_t, groups))
+
+
+def cross_null(grouped, splits: int, eps: float) -> dict | None:
+    """The cross-applied residual expected when both modalities turn in step, at this probe's
+    sizes, spectra and noise.
+
+    Under one shared rotation the excess residual of the captions moved by the images' fit is,
+    to first order, ``||T_a E_V||^2 + ||T_a E_T||^2``: the image fit's error moves the
+    captions, and the caption fit's own overfit (of the same size) lowers their residual.
+    Images are dealt into ``NULL_GROUPS`` random groups, captions go with their image; each of
+    ``splits`` random halvings fits each modality on both halves, and ``(R_1 - R_2) / 2`` has
+    the spread of one full-probe fit's error (each half's error has twice its variance), so
+    ``||T_a (R_1 - R_2)||^2 / 4`` measures each term with the probe's own spectra and noise.
+    Divided by the captions' change, symmetrically for the images. ``grouped``: what
+    :func:`_grouped` returns. Returns the mean over splits and their range (``low``, ``high``)
+    per direction and for the mean, or None when the probe has fewer than 4 images.
+    """
+    if grouped is None:
+        return None
+    halves, (Mv, Gv, stv), (Mt, Gt, stt) = grouped
+    groups = len(halves[0])
     fv, ft = _half_fits(Mv, stv, halves, eps), _half_fits(Mt, stt, halves, eps)
     Gv, Gt = Gv.sum(0), Gt.sum(0)
     base_v, base_t = float(stv[:, 1].sum()), float(stt[:, 1].sum())
