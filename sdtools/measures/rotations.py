@@ -144,13 +144,21 @@ def fit_folds(Ms: torch.Tensor, aa, bb, n, eps: float, base: float, rank: int | 
     sigma2 = residual_variance(s, float(aa.sum() + bb.sum()), N)
     r = determined_rank(s, sigma2, N, eps) if rank is None else rank
     k = Ms.shape[0]
-    svds = [fold_svd(total - Ms[f]) for f in range(k)] if k > 1 else None
-    if reflection is None:
-        reflection = _reflection_holds(full, base, Ms, aa, bb, svds, r, sigma2, n, eps)
+    svds = [fold_svd(total - Ms[f]) for f in range(k)] if k > 1 else []
     forced = rank is not None
-    fold_R = ([orthogonalize(fit_rotation(sv, _fold_rank(sv[1], r, sigma2, N - float(n[f]),
-                                                         eps, forced), reflection))
-               for f, sv in enumerate(svds)] if svds else None)
+    ranks = [_fold_rank(sv[1], r, sigma2, N - float(n[f]), eps, forced)
+             for f, sv in enumerate(svds)]
+    fits: dict[bool, list[torch.Tensor]] = {}  # fold fits by reflection, each made once
+
+    def fold_fits(refl: bool) -> list[torch.Tensor]:
+        if refl not in fits:
+            fits[refl] = [orthogonalize(fit_rotation(sv, rf, refl))
+                          for sv, rf in zip(svds, ranks, strict=True)]
+        return fits[refl]
+
+    if reflection is None:
+        reflection = _reflection_holds(full, base, Ms, aa, bb, fold_fits if svds else None)
+    fold_R = fold_fits(reflection) if svds else None
     return Fit(fit_rotation(full, r, reflection), s, r, sigma2, reflection, fold_R, U, Vt)
 
 
@@ -160,25 +168,22 @@ def _fold_rank(s, r, sigma2, n, eps, forced: bool = False) -> int:
     return min(r, numerical_rank(s, eps) if forced else determined_rank(s, sigma2, n, eps))
 
 
-def _reflection_holds(svd, base, Ms, aa, bb, svds, r, sigma2, n, eps) -> bool:
+def _reflection_holds(svd, base, Ms, aa, bb, fold_fits) -> bool:
     """True when the best orthogonal fit is a reflection and that holds out of sample: scored
-    on held-out folds, the best proper rotation leaves more of the change than the reflection
-    by ``REFLECTION_MARGIN`` of it. A sign the probe barely determines (noise, or a direction
-    it does not cover) does not generalise across folds, so it is not reported. Without folds,
-    the in-sample cost of the proper rotation, ``4 s_min``, must exceed the margin."""
+    on held-out folds (``fold_fits(reflection)``: each fold complement's fit), the best proper
+    rotation leaves more of the change than the reflection by ``REFLECTION_MARGIN`` of it. A
+    sign the probe barely determines (noise, or a direction it does not cover) does not
+    generalise across folds, so it is not reported. Without folds, the in-sample cost of the
+    proper rotation, ``4 s_min``, must exceed the margin."""
     U, s, Vt = svd
     if base <= 0 or float(torch.linalg.det(U @ Vt)) > 0:
         return False
     if float(s[-1]) <= 1e-9 * float(s[0]):  # a direction the probe does not cover at all
         return False
-    if not svds:
+    if fold_fits is None:
         return 4.0 * float(s[-1]) > REFLECTION_MARGIN * base
-    N = float(n.sum())
-    ranks = [_fold_rank(sv[1], r, sigma2, N - float(n[f]), eps) for f, sv in enumerate(svds)]
-    proper = heldout_left(Ms, aa, bb, [fit_rotation(sv, rf, False)
-                                       for sv, rf in zip(svds, ranks, strict=True)])
-    improper = heldout_left(Ms, aa, bb, [fit_rotation(sv, rf, True)
-                                         for sv, rf in zip(svds, ranks, strict=True)])
+    proper = heldout_left(Ms, aa, bb, fold_fits(False))
+    improper = heldout_left(Ms, aa, bb, fold_fits(True))
     return proper - improper > REFLECTION_MARGIN * base
 
 
