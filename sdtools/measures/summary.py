@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from .checks import check_seed
+
 DEFAULT_ANGLE_EDGES = tuple(float(x) for x in range(0, 181, 15))
 DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 DEFAULT_THRESHOLDS = (15.0, 30.0, 45.0, 60.0, 90.0)
@@ -32,8 +34,6 @@ def bootstrap_means(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.n
     v = np.asarray(values, dtype=np.float64)
     cols = v[:, None] if v.ndim == 1 else v
     n = cols.shape[0]
-    from .checks import check_seed
-
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
         from ..errors import InputError
 
@@ -62,8 +62,9 @@ def cluster_means(values, clusters, n_boot: int = BOOT_N, seed: int = BOOT_SEED)
     cols = v[:, None] if v.ndim == 1 else v
     _, label = np.unique(np.asarray(clusters), return_inverse=True)
     c = int(label.max()) + 1
-    sums = np.zeros((c, cols.shape[1] + 1))
-    np.add.at(sums, label, np.concatenate([cols, np.ones((cols.shape[0], 1))], 1))
+    # per cluster: the sum of each column and the item count (bincount: np.add.at is slow)
+    sums = np.stack([*(np.bincount(label, weights=col, minlength=c) for col in cols.T),
+                     np.bincount(label, minlength=c).astype(np.float64)], 1)
     means = bootstrap_means(sums, n_boot, seed)
     out = means[:, :-1] / means[:, -1:]
     return out[:, 0] if v.ndim == 1 else out
