@@ -195,6 +195,12 @@ def check_method_options(opts: dict) -> None:
         METHODS[name].check_options(values)
 
 
+def _merge_options(flat: dict, options: dict) -> None:
+    """Merge ``{method: {key: value}}`` into ``flat["method_options"]``, key by key."""
+    for m, opts in options.items():
+        flat.setdefault("method_options", {}).setdefault(m, {}).update(opts)
+
+
 def flatten(d: dict, source: str = "config") -> dict:
     """The schema's sections (``SECTIONS``) merged into one level; a section the schema does
     not have, a key in the wrong section, or one key given twice is a one-line error."""
@@ -207,18 +213,11 @@ def flatten(d: dict, source: str = "config") -> dict:
             flat[k], where[k] = v, "top level"
             continue
         if k == "method_options":  # the settings as a run's config.json records them
-            for m, opts in v.items():
-                flat.setdefault("method_options", {}).setdefault(m, {}).update(opts)
+            _merge_options(flat, v)
             continue
         own = method_sections()
-        if k in own:  # a method's own settings, kept apart in method_options
-            opts = flat.setdefault("method_options", {}).setdefault(k, {})
-            for key, value in v.items():
-                if key not in own[k]:
-                    raise ConfigError(f"{key!r} is not a setting of [{k}] in {source}; [{k}] "
-                                      f"takes {', '.join(own[k])}")
-                opts[key] = value
-            where.setdefault("method_options", f"[{k}]")
+        if k in own:  # a method's own settings, kept apart (checked by check_method_options)
+            _merge_options(flat, {k: v})
             continue
         if k not in SECTIONS:
             names = [*SECTIONS, *own]
@@ -249,8 +248,7 @@ def from_dict(d: dict, source: str = "config", overrides: dict | None = None) ->
         if v is None:
             continue
         if k == "method_options":  # merged per method and key: a flag names one setting
-            for m, opts in v.items():
-                flat.setdefault("method_options", {}).setdefault(m, {}).update(opts)
+            _merge_options(flat, v)
         else:
             flat[k] = v
     return TrainConfig(**flat).validate()
