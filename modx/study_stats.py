@@ -25,6 +25,7 @@ import numpy as np
 
 from sdtools.errors import ConfigError
 from sdtools.io import write_json, write_text
+from sdtools.run_report import RunReport
 from sdtools.runs import environment
 
 from .frontier import LEVEL, MIN_SEEDS, frontier_gap, frontier_verdict, t_interval, verdict
@@ -32,8 +33,12 @@ from .frontier import LEVEL, MIN_SEEDS, frontier_gap, frontier_verdict, t_interv
 METRICS = ("retention", "learning", "final_avg", "max_drop")
 
 
-def cell_metrics(report: dict, method: str) -> dict:
-    r = np.asarray(report["methods"][method]["r1"], dtype=np.float64)
+def cell_metrics(report: RunReport, method: str) -> dict:
+    """A cell's numbers from its run report: old-domain retention, new-domain learning, final
+    average, the old domain's largest drop, phase 0's R@1, and the geometry of the last phase
+    against phase 0 on the old-domain probe."""
+    rep = report.methods[method]
+    r = np.asarray(rep.r1, dtype=np.float64)
     last = r.shape[0] - 1
     square = r.shape[0] == r.shape[1]
     new = range(1, r.shape[1])
@@ -41,9 +46,8 @@ def cell_metrics(report: dict, method: str) -> dict:
         learning = float(np.mean([r[k, k] - r[0, k] for k in new])) if r.shape[1] > 1 else 0.0
     else:
         learning = float(np.mean(r[last, 1:] - r[0, 1:])) if r.shape[1] > 1 else 0.0
-    geo = report["methods"][method]["geometry"]
-    g = geo[-1]["vs_phase0"] if geo else None
-    old = (g.get("per_set") or {}).get(report["methods"][method]["sets"][0], g) if g else None
+    g = rep.geometry[-1].vs_phase0 if rep.geometry else None
+    old = (g.get("per_set") or {}).get(rep.sets[0], g) if g else None
     out = {
         "phase0_r1": r[0].tolist(),  # every evaluation set, after phase 0
         "retention": float(r[last, 0] - r[0, 0]),
@@ -73,8 +77,7 @@ def _collect(plan, out: Path, partial: bool = False) -> list[dict]:
         if partial and not path.is_file():
             continue
         try:
-            rep = json.loads(path.read_text())
-            metrics = cell_metrics(rep, c.method)
+            metrics = cell_metrics(RunReport.read(path), c.method)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ConfigError(f"cell {c.index} ({c.run_dir(out)}): its report.json is damaged "
                               f"({type(exc).__name__}: {exc}); delete that cell's folder and "
@@ -226,7 +229,9 @@ def aggregate(plan, out, partial: bool = False) -> dict:
     learning = {(m, p["knob"]): p["learning"]["mean"] for m, pts in curves.items() for p in pts}
     gaps = [{**g, "learning": learning.get((g["method"], g["knob"]))}
             for g in study["frontier"]]
-    plasticity_figure(curves, out / "figures", gaps)
+    from .methods import styles
+
+    plasticity_figure(curves, out / "figures", gaps, styles=styles(), baseline="finetune")
     return study
 
 

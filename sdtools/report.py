@@ -24,6 +24,7 @@ from .measures.topology import TopologyResult, topology_kept
 from .models.embeddings import Embeddings
 from .progress import bar
 from .report_text import markdown, summary_rows
+from .run_report import DEVIATION_KEYS, SCHEMA, RunReport
 from .runs import RunDir
 
 MODALITIES = ("image", "text")
@@ -109,7 +110,42 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
     ``ci``: bootstrap intervals (``n_boot`` resamples, ``seed``) of the RAD mean and shares,
     the exact SAM drift mean, and Procrustes' explained shares and rigidity; captions are
     resampled with their image. The precision floor of rigidity is the coarser of the two
-    embeddings' recorded precision (``meta["precision"]``) and what their values show."""
+    embeddings' recorded precision (``meta["precision"]``) and what their values show.
+
+    Parameters
+    ----------
+    a, b : Embeddings
+        The same probe embedded by checkpoints a and b.
+    modality : str
+        ``image``, ``text`` or ``both``.
+    max_pairs : int, optional
+        Estimate SAM drift from this many pairs (None: exact).
+    knn_k : int
+        Neighbours of mutual kNN.
+    progress : bool
+        A progress bar.
+    ci, n_boot, seed : bool, int, int
+        Bootstrap intervals, resamples and seed.
+
+    Returns
+    -------
+    RotationReport
+        ``image`` and ``text``: ModalityRotation (``to_dict()`` for JSON).
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> rng = np.random.default_rng(0)
+    >>> V = rng.standard_normal((200, 8)).astype(np.float32)
+    >>> iot = np.repeat(np.arange(200), 2)
+    >>> T = V[iot] + 0.3 * rng.standard_normal((400, 8)).astype(np.float32)
+    >>> Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    >>> a = sdtools.Embeddings(V, T, iot)
+    >>> b = sdtools.Embeddings(V @ Q.astype(np.float32), T @ Q.astype(np.float32), iot)
+    >>> rep = sdtools.rotation_report(a, b, ci=False)
+    >>> rep.image.procrustes.rigidity > 0.99, round(rep.text.sam_drift.mean, 2)
+    (True, 0.0)
+    """
     if modality not in ("image", "text", "both"):
         raise AnalysisError(f"modality must be image, text or both, got {modality!r}")
     check_comparable(a, b)
@@ -155,16 +191,35 @@ def _cka(xa, xb) -> float | None:
 
 
 def deviation_report(a: Embeddings, b: Embeddings) -> DeviationResult:
-    """Inter-modal deviation between checkpoints a and b."""
+    """Inter-modal deviation between checkpoints a and b.
+
+    Parameters
+    ----------
+    a, b : Embeddings
+        The same probe embedded by checkpoints a and b.
+
+    Returns
+    -------
+    DeviationResult
+        See :func:`sdtools.deviation`.
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> rng = np.random.default_rng(0)
+    >>> V = rng.standard_normal((100, 8)).astype(np.float32); iot = np.arange(100)
+    >>> a = sdtools.Embeddings(V, V, iot)
+    >>> b = sdtools.Embeddings(V, V + 0.5 * rng.standard_normal(V.shape).astype(np.float32), iot)
+    >>> d = sdtools.deviation_report(a, b)
+    >>> bool(d.pos_sim_b.mean() < d.pos_sim_a.mean())  # captions moved, images did not
+    True
+    """
     check_comparable(a, b)
     return deviation(a.image, a.text, b.image, b.text, a.image_of_text)
 
 
 EXACT_SAM_ITEMS = 10_000  # up to this many items SAM drift is exact (reports and the CLI)
 SAMPLED_PAIRS = 2_000_000  # pairs SAM drift is estimated from beyond
-DEVIATION_KEYS = ("pos_shift", "unsync", "unsync_abs_mean", "unsync_abs_mean_ci",
-                  "relative_rotation", "cross_residual", "top1", "modality_gap_a",
-                  "modality_gap_b", "pos_sim_a_mean", "pos_sim_b_mean")
 
 
 def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = SAMPLED_PAIRS,
@@ -186,15 +241,58 @@ def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = SAMPLED_PAIRS
     return jsonable(out)
 
 
-def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = False) -> dict:
-    """Assemble ``report.json`` from a run directory (layout in :mod:`sdtools.runs`)."""
+def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = False,
+                 styles: dict | None = None) -> RunReport:
+    """The run report of a run directory (layout in :mod:`sdtools.runs`).
+
+    Parameters
+    ----------
+    run : str, Path or RunDir
+        A continual run's directory with at least one finished phase.
+    max_pairs : int or None
+        Pairs SAM drift is estimated from above 10,000 probe items (None: exact).
+    progress : bool
+        A progress bar over the phases.
+    styles : dict, optional
+        method -> {"colour": "#rrggbb", "dashed": bool}: how figures draw each method
+        (the trainer that wrote the run knows). None: the styles of the run's existing
+        ``report.json``, if any; a method without one is coloured by its name.
+
+    Returns
+    -------
+    RunReport
+        Retrieval matrices, classification and geometry per method and phase
+        (``.to_dict()`` is what ``report.json`` holds).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, sdtools
+    >>> from sdtools.measures.retrieval import retrieval
+    >>> run = sdtools.RunDir(tempfile.mkdtemp())  # a run of a method "sgd": phase 0 and 1
+    >>> run.write_config({"data": "synthetic", "methods": ["sgd"], "phases": "domains"})
+    >>> rng = np.random.default_rng(0)
+    >>> V = rng.standard_normal((60, 8)).astype(np.float32)
+    >>> for t in (0, 1):
+    ...     moved = V + 0.2 * t * rng.standard_normal(V.shape).astype(np.float32)
+    ...     e = sdtools.Embeddings(moved, V, np.arange(60))
+    ...     run.phase_dir("sgd", t).mkdir(parents=True)
+    ...     run.write_probe("sgd", t, e)
+    ...     r = retrieval(e.image, e.text, e.image_of_text).to_dict()
+    ...     run.write_eval("sgd", t, ["set0"], [r], {})
+    >>> rep = sdtools.build_report(run)
+    >>> rep.methods["sgd"].n_phases, len(rep.methods["sgd"].geometry)
+    (2, 1)
+    """
     run = run if isinstance(run, RunDir) else RunDir(run)
     config = run.read_config()
     methods = run.methods()
     if not methods:
         raise RunError(f"{run.path} has no finished phase of any method yet")
     base = run.read_probe("phase0", 0)
-    out = {"written_by": f"sdtools {__version__}", "config": config, "methods": {}}
+    if styles is None:
+        styles = _recorded_styles(run.path / "report.json")
+    out = {"schema": SCHEMA, "written_by": f"sdtools {__version__}", "config": config,
+           "methods": {}}
     todo = sum(len(run.phases(m)) - 1 for m in methods)
     pbar = bar(progress, todo, "report", unit="phase")
     for m in methods:
@@ -233,9 +331,21 @@ def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = Fa
             "selected_share": [e.get("train", {}).get("selected_share") for e in evals],
             **classes,
             "geometry": geo,
+            **({"style": dict(styles[m])} if styles and m in styles else {}),
         }
     pbar.close()
-    return jsonable(out)
+    return RunReport.from_dict(jsonable(out), str(run.path))
+
+
+def _recorded_styles(path) -> dict:
+    """The method styles an earlier report of the run recorded ({} when none can be read)."""
+    import json
+
+    try:
+        methods = json.loads(path.read_text())["methods"]
+        return {m: r["style"] for m, r in methods.items() if isinstance(r.get("style"), dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _classification(evals, n_sets: int) -> dict:

@@ -5,19 +5,32 @@ from __future__ import annotations
 import numpy as np
 
 from .measures.summary import interval_text
+from .run_report import MethodReport, RunReport, as_report
 
 
-def summary_rows(report: dict) -> list[dict]:
-    """One row per method: the numbers the README's results table shows."""
+def summary_rows(report: RunReport | dict) -> list[dict]:
+    """One row per method: the numbers the README's results table shows.
+
+    Parameters
+    ----------
+    report : RunReport or its dict
+        A continual run's report (a dict is checked first).
+
+    Returns
+    -------
+    list of dict
+        Per method: final average R@1, BWT, domain-0 R@1 at phase 0 and last, and the last
+        phase's geometry against phase 0 (None where there is no later phase).
+    """
     rows = []
-    for m, r in report["methods"].items():
-        last = r["geometry"][-1]["vs_phase0"] if r["geometry"] else None
+    for m, r in as_report(report).methods.items():
+        last = r.geometry[-1].vs_phase0 if r.geometry else None
         rows.append({
             "method": m,
-            "avg_r1": r["avg"],
-            "bwt": r["bwt"],
-            "domain0_r1_last": r["r1"][-1][0],
-            "domain0_r1_phase0": r["r1"][0][0],
+            "avg_r1": r.avg,
+            "bwt": r.bwt,
+            "domain0_r1_last": r.r1[-1][0],
+            "domain0_r1_phase0": r.r1[0][0],
             "rad_mean_image": last["image"]["rad"]["mean"] if last else None,
             "rad_mean_text": last["text"]["rad"]["mean"] if last else None,
             "sam_drift_image": last["image"]["sam_drift"]["mean"] if last else None,
@@ -29,7 +42,7 @@ def summary_rows(report: dict) -> list[dict]:
             "unsync_abs_mean": last["deviation"]["unsync_abs_mean"] if last else None,
             "relative_rotation_geodesic":
                 last["deviation"]["relative_rotation"]["geodesic_deg"] if last else None,
-            "selected_share_mean": _mean(r["selected_share"][1:]),
+            "selected_share_mean": _mean(r.selected_share[1:]),
         })
     return rows
 
@@ -39,18 +52,19 @@ def _mean(xs):
     return float(np.mean(xs)) if xs else None
 
 
-def markdown(report: dict) -> str:
+def markdown(report: RunReport | dict) -> str:
     """A Markdown report: summary table and every method's retrieval matrix."""
     f = _fmt
+    report = as_report(report)
 
     lines = ["# Continual run report", "", "<!-- written by sdtools -->", ""]
-    cfg = report.get("config", {})
+    cfg = report.config
     lines.append(f"Data `{cfg.get('data')}`, phases `{cfg.get('phases')}`, methods "
-                 f"{', '.join(report['methods'])}.")
+                 f"{', '.join(report.methods)}.")
     lines += ["", "## Summary (after the last phase; geometry against phase 0)", "",
               "| method | avg R@1 | BWT | domain-0 R@1 (phase 0 → last) | RAD image / text (deg) "
               "| SAM drift image / text (deg) | rotation explains in / held out (image) "
-              "| rigidity (image) | unsync mean (deg) | Mod-X rows kept |",
+              "| rigidity (image) | unsync mean (deg) | rows kept by selection |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in summary_rows(report):
         lines.append(
@@ -61,41 +75,41 @@ def markdown(report: dict) -> str:
             f"{f(row['explained_image'], 3)} / {f(row['heldout_image'], 3)} | "
             f"{f(row['rigidity_image'], 2)} | {f(row['unsync_abs_mean'])} | "
             f"{f(row['selected_share_mean'], 3)} |")
-    for m, r in report["methods"].items():
-        sets = r["sets"]
+    for m, r in report.methods.items():
+        sets = r.sets
         lines += ["", f"## {m}: R@1 (mean of both directions), row = after phase t", "",
                   "| phase | " + " | ".join(sets) + " |",
                   "| --- | " + " | ".join("---" for _ in sets) + " |"]
-        for t, row in enumerate(r["r1"]):
+        for t, row in enumerate(r.r1):
             lines.append(f"| {t} | " + " | ".join(f"{x:.1f}" for x in row) + " |")
-        if r.get("max_drop"):
+        if r.max_drop:
             lines.append("| largest drop | " + " | ".join(
-                "–" if x is None else f"{x:.1f}" for x in r["max_drop"]) + " |")
+                "–" if x is None else f"{x:.1f}" for x in r.max_drop) + " |")
         lines += _classification_lines(r)
         lines += _geometry_lines(r)
     return "\n".join(lines) + "\n"
 
 
-def _classification_lines(r: dict) -> list[str]:
+def _classification_lines(r: MethodReport) -> list[str]:
     """Zero-shot and linear-probe accuracy per evaluation set, phase 0 -> last phase."""
-    if not r.get("zero_shot"):
+    if not r.zero_shot:
         return []
     lines = ["", "Classification accuracy (%), phase 0 → last phase, per evaluation set:", "",
-             "| task | " + " | ".join(r["sets"]) + " |",
-             "| --- | " + " | ".join("---" for _ in r["sets"]) + " |"]
+             "| task | " + " | ".join(r.sets) + " |",
+             "| --- | " + " | ".join("---" for _ in r.sets) + " |"]
     for kind, label in (("zero_shot", "zero-shot"), ("linear_probe", "linear probe")):
-        for task, rows in r[kind].items():
+        for task, rows in getattr(r, kind).items():
             cells = [f"{_fmt(a, 1)} → {_fmt(b, 1)}" for a, b in zip(rows[0], rows[-1],
                                                                     strict=True)]
             lines.append(f"| {task} {label} | " + " | ".join(cells) + " |")
     return lines
 
 
-def _geometry_lines(r: dict) -> list[str]:
+def _geometry_lines(r: MethodReport) -> list[str]:
     """Geometry of the last phase against phase 0, pooled and per evaluation set."""
-    if not r["geometry"]:
+    if not r.geometry:
         return []
-    g = r["geometry"][-1]["vs_phase0"]
+    g = r.geometry[-1].vs_phase0
     parts = {"pooled": g, **g.get("per_set", {})}
     lines = ["", "Last phase against phase 0 (images; [low, high]: 95% bootstrap intervals "
              "over probe items):", "", "| probe | RAD mean (deg) | rank | explained in / held "

@@ -14,7 +14,7 @@ from . import (  # noqa: F401  (importing a method's module registers it)
     wiseft,
     zscl,
 )
-from .base import METHODS, Strategy, make, register
+from .base import METHODS, Strategy, make, register, styles
 from .cumulative import Cumulative
 from .ema import EMA
 from .ewc import EWC
@@ -28,4 +28,4 @@ from .wiseft import WiSEFT
 from .zscl import ZSCL
 
 __all__ = ["EMA", "EWC", "METHODS", "RKD", "Cumulative", "Finetune", "Joint", "LwF", "ModX",
-           "Replay", "Strategy", "WiSEFT", "ZSCL", "make", "register"]
+           "Replay", "Strategy", "WiSEFT", "ZSCL", "make", "register", "styles"]

@@ -20,8 +20,9 @@ Hook order (one place, resume included), for each method and phase t = 1..T:
 
 A method declares ``name``, ``knob`` (the setting a study sweeps: a training key such as
 ``lr``, or one of its own ``options``), ``log_keys`` (what its ``loss``/``penalty`` log),
-``teacher``, ``single_run`` (trains once on everything) and ``options`` (its own settings
-with defaults: the TOML section ``[NAME]``, stored in ``method_options``).
+``teacher``, ``single_run`` (trains once on everything), ``options`` (its own settings
+with defaults: the TOML section ``[NAME]``, stored in ``method_options``), and how figures
+draw it: ``colour`` and ``upper_bound`` (dashed).
 """
 
 from __future__ import annotations
@@ -42,6 +43,15 @@ def register(cls):
     return cls
 
 
+def styles(names=None) -> dict:
+    """method -> {"colour", "dashed"} for the run report and the figures (registered methods
+    among ``names``, default all)."""
+    names = METHODS if names is None else [n for n in names if n in METHODS]
+    return {n: {k: v for k, v in (("colour", METHODS[n].colour),
+                                  ("dashed", METHODS[n].upper_bound)) if v is not None}
+            for n in names}
+
+
 def make(name: str, cfg):
     if name not in METHODS:
         raise ConfigError(f"unknown strategy {name!r}; valid: {', '.join(METHODS)}")
@@ -55,6 +65,8 @@ class Strategy:
     teacher = "none"  # none | previous | initial
     single_run = False  # True: trains once on everything (joint), not phase by phase
     options: dict = {}  # the method's own settings and their defaults ([NAME] in a config)
+    colour: str | None = None  # how figures draw it ("#rrggbb"; None: from the name)
+    upper_bound = False  # a reference trained on more data (figures draw it dashed)
 
     def __init__(self, cfg):
         self.cfg = cfg

@@ -12,6 +12,8 @@ class Cumulative(Strategy):
     """Continue at each phase t on the union of phases 0..t (a replay of everything)."""
 
     name = "cumulative"
+    colour = "#bababa"
+    upper_bound = True  # trained on everything: drawn dashed
 
     def phase_data(self, t, phases):
         seen = [p for p in phases[: t + 1] if p is not None]

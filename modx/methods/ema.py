@@ -17,6 +17,7 @@ class EMA(Strategy):
     averages over more steps, keeping more of the past."""
 
     name = "ema"
+    colour = "#bcbd22"
     knob = "decay"
     options = {"decay": 0.99}
 

@@ -10,4 +10,5 @@ class Finetune(Strategy):
     """CLIP_ft: plain sequential fine-tuning with the symmetric CLIP loss."""
 
     name = "finetune"
+    colour = "#d62728"
     knob = "lr"

@@ -13,6 +13,8 @@ class Joint(Cumulative):
     budget (phase-0 steps plus every phase's). The run reports it as its single phase 1."""
 
     name = "joint"
+    colour = "#7f7f7f"
+    upper_bound = True  # trained on everything: drawn dashed
     single_run = True
 
     def phase_data(self, t, phases):

@@ -13,6 +13,7 @@ class LwF(Strategy):
     """LwF-style: distil the old model's full contrastive distributions (no selection)."""
 
     name = "lwf"
+    colour = "#2ca02c"
     knob = "lwf_weight"
     log_keys = ("distill",)
     teacher = "previous"

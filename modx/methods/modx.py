@@ -13,6 +13,7 @@ class ModX(Strategy):
     """Mod-X: CLIP loss + alpha * alignment to the old model's rows it retrieved correctly."""
 
     name = "modx"
+    colour = "#1f77b4"
     knob = "alpha"
     log_keys = ("align", "selected_share")
     teacher = "previous"

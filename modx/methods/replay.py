@@ -13,6 +13,7 @@ class Replay(Strategy):
     """Experience replay: a reservoir buffer of past pairs, mixed into every batch."""
 
     name = "replay"
+    colour = "#ff7f0e"
     knob = "replay_size"
 
     def __init__(self, cfg):

@@ -13,6 +13,7 @@ class RKD(Strategy):
     """Relational KD: keep intra-modal distances and angles of the old model (both towers)."""
 
     name = "rkd"
+    colour = "#9467bd"
     knob = "rkd_weight"
     log_keys = ("rkd",)
     teacher = "previous"

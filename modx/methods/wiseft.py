@@ -17,6 +17,7 @@ class WiSEFT(Strategy):
     phase's checkpoint is written; ``logit_scale`` is interpolated like every weight."""
 
     name = "wiseft"
+    colour = "#17becf"
     knob = "ratio"
     options = {"ratio": 0.5}
 

@@ -34,6 +34,7 @@ class ZSCL(Strategy):
     (the extra forward pass is not yet synchronised under torchrun)."""
 
     name = "zscl"
+    colour = "#e377c2"
     knob = "weight"
     log_keys = ("ref_distill",)
     teacher = "initial"

@@ -18,7 +18,7 @@ import torch
 from sdtools.data.specs import display_names, open_data, synthetic_of
 from sdtools.dist import barrier, rank_world
 from sdtools.errors import TrainingError
-from sdtools.io import write_json, write_text
+from sdtools.io import write_text
 from sdtools.models.build import (
     Loaded,
     build_model,
@@ -191,13 +191,15 @@ class Trainer:
         return {"img": torch.cat(img), "txt": torch.cat(txt)}
 
     # ------------------------------------------------------------------ the run
-    def run(self) -> dict:
+    def run(self):
+        """Train every method's phases and write the run report; returns the
+        :class:`sdtools.run_report.RunReport` on rank 0, None on the others."""
         try:
             return self._run()
         finally:
             self.metrics.close()
 
-    def _run(self) -> dict:
+    def _run(self):
         cfg = self.cfg
         check_out_dir(self.run_dir, cfg, self.resume, self.force)  # every rank, before writing
         self.preflight()
@@ -210,12 +212,15 @@ class Trainer:
         self.phase0()
         for method in cfg.methods:
             self.run_method(method)
-        report = {}
+        report = None
         if self.rank == 0:
             from sdtools.report import build_report, markdown
 
-            report = build_report(self.run_dir, progress=self.progress)
-            write_json(self.out / "report.json", report)
+            from ..methods import styles
+
+            report = build_report(self.run_dir, progress=self.progress,
+                                  styles=styles(cfg.methods))
+            report.write(self.out / "report.json")
             write_text(self.out / "report.md", markdown(report))
         barrier()
         return report

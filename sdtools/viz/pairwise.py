@@ -24,6 +24,29 @@ def plot_rotation(report, path, title: str = "") -> Path:
     """Three panels: RAD histogram, SAM drift histogram, Procrustes principal-angle spectrum.
 
     ``report``: a :class:`sdtools.report.RotationReport` (or its ``to_dict()``).
+
+    Parameters
+    ----------
+    report : RotationReport or dict
+        :func:`sdtools.rotation_report`'s result.
+    path : str or Path
+        The figure file (.png, .pdf or .svg).
+    title : str
+        A title above the panels.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, sdtools
+    >>> V = np.random.default_rng(0).standard_normal((60, 8)).astype(np.float32)
+    >>> e = sdtools.Embeddings(V, V, np.arange(60))
+    >>> rep = sdtools.rotation_report(e, e, ci=False)
+    >>> sdtools.plot_rotation(rep, os.path.join(tempfile.mkdtemp(), "rot.png")).suffix
+    '.png'
     """
     if hasattr(report, "to_dict"):
         report = report.to_dict()
@@ -55,7 +78,32 @@ def plot_rotation(report, path, title: str = "") -> Path:
 
 @styled
 def plot_deviation(dev, path, title: str = "", max_points: int = 3000) -> Path:
-    """Image vs text per-sample angle (scatter), positive-pair cosine shift, top-1 changes."""
+    """Image vs text per-sample angle (scatter), positive-pair cosine shift, top-1 changes.
+
+    Parameters
+    ----------
+    dev : DeviationResult
+        :func:`sdtools.deviation`'s result.
+    path : str or Path
+        The figure file (.png, .pdf or .svg).
+    title : str
+        A title above the panels.
+    max_points : int
+        Captions drawn in the scatter at most.
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, sdtools
+    >>> V = np.random.default_rng(0).standard_normal((60, 8))
+    >>> dev = sdtools.deviation(V, V, V, V + 0.1, np.arange(60))
+    >>> sdtools.plot_deviation(dev, os.path.join(tempfile.mkdtemp(), "dev.pdf")).suffix
+    '.pdf'
+    """
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.3))
     n = dev.text_angles.size

@@ -17,10 +17,12 @@ def _err(d):
 
 
 @styled
-def plasticity_figure(curves: dict, out, gaps: list | None = None) -> list[Path]:
+def plasticity_figure(curves: dict, out, gaps: list | None = None, styles: dict | None = None,
+                      baseline: str = "the baseline") -> list[Path]:
     """``curves``: method -> [{"knob", "learning": {mean, ci}, "retention": {mean, ci}}];
     ``gaps``: [{"method", "knob", "learning", "mean", "ci"}], each method's retention minus
-    the baseline frontier's at its own learning (a second panel: the frontier is the 0 line)."""
+    the ``baseline`` frontier's at its own learning (a second panel: the frontier is the 0
+    line); ``styles``: method -> {"colour"} (else colours from the names)."""
     plt = pyplot()
     panels = 2 if gaps else 1
     fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.2), squeeze=False)
@@ -32,7 +34,7 @@ def plasticity_figure(curves: dict, out, gaps: list | None = None) -> list[Path]
         pts = sorted(pts, key=lambda p: p["learning"]["mean"])
         x = np.asarray([p["learning"]["mean"] for p in pts])
         y = np.asarray([p["retention"]["mean"] for p in pts])
-        c = colour(method)
+        c = colour(method, styles)
         ax.plot(x, y, "-", color=c, lw=1.0, label=method, marker="o", ms=3)
         for p, xi, yi in zip(pts, x, y, strict=True):
             ax.errorbar([xi], [yi], xerr=_err(p["learning"]), yerr=_err(p["retention"]),
@@ -47,11 +49,11 @@ def plasticity_figure(curves: dict, out, gaps: list | None = None) -> list[Path]
     ax.legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     if gaps:
         ax = axes[0, 1]
-        ax.axhline(0, color=colour("finetune"), lw=1.0, label="fine-tuning's frontier")
+        ax.axhline(0, color="#444", lw=1.0, label=f"{baseline}'s frontier")
         for g in gaps:
             if g["mean"] is None or g["learning"] is None:
                 continue
-            c = colour(g["method"])
+            c = colour(g["method"], styles)
             ax.errorbar([g["learning"]], [g["mean"]], yerr=_err(g), color=c, marker="o", ms=3,
                         lw=0.8, capsize=2)
             label = g["method"] + ("" if g["knob"] is None else f" {g['knob']:g}")
@@ -59,7 +61,7 @@ def plasticity_figure(curves: dict, out, gaps: list | None = None) -> list[Path]
                         xytext=(3, 3), fontsize=5, color=c)
         ax.set(xlabel="new-domain learning (R@1 points)",
                ylabel="retention above the frontier (R@1 points)",
-               title="Against fine-tuning at the same learning (paired)")
+               title=f"Against {baseline} at the same learning (paired)")
         ax.legend(frameon=False, fontsize=6)
     fig.tight_layout()
     return save_both(fig, Path(out), "stability_plasticity")

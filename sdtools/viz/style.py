@@ -14,20 +14,19 @@ from .. import __version__
 RC = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7,
       "figure.dpi": 150, "axes.spines.top": False, "axes.spines.right": False}
 MODALITY_COLOURS = {"image": "#1f77b4", "text": "#d62728"}
-METHOD_COLOURS = {
-    "finetune": "#d62728", "modx": "#1f77b4", "lwf": "#2ca02c", "joint": "#7f7f7f",
-    "cumulative": "#bababa", "rkd": "#9467bd", "ewc": "#8c564b", "replay": "#ff7f0e",
-}
-_SPARE = ("#17becf", "#bcbd22", "#e377c2", "#aec7e8", "#98df8a", "#c49c94")
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#7f7f7f", "#bcbd22", "#17becf")
 
 
-def colour(method: str) -> str:
-    """A method's colour: fixed for the known methods, else from a stable hash of the name
-    (the same in every process, unlike ``hash()``)."""
-    if method in METHOD_COLOURS:
-        return METHOD_COLOURS[method]
-    digest = hashlib.sha256(method.encode()).digest()
-    return _SPARE[digest[0] % len(_SPARE)]
+def colour(name: str, styles: dict | None = None) -> str:
+    """A series' colour: ``styles[name]["colour"]`` when given (a trainer says how its methods
+    are drawn), else one from a stable hash of the name (the same in every process, unlike
+    ``hash()``)."""
+    given = ((styles or {}).get(name) or {}).get("colour")
+    if given:
+        return given
+    digest = hashlib.sha256(name.encode()).digest()
+    return PALETTE[digest[0] % len(PALETTE)]
 
 
 def pyplot():

@@ -36,7 +36,7 @@ def quick_run(tmp_path_factory):
 
 def test_quick_demo_end_to_end(quick_run):
     rep = json.loads((quick_run / "report.json").read_text())
-    assert set(rep) == {"written_by", "config", "methods"}
+    assert set(rep) == {"schema", "written_by", "config", "methods"}
     assert list(rep["methods"]) == ["finetune", "modx", "lwf", "cumulative"]
     for m, r in rep["methods"].items():
         for key in ("r1", "i2t", "t2i", "avg", "bwt", "selected_share", "geometry"):
@@ -147,6 +147,8 @@ def _truncate(rep, phases):
             m[d] = {k: v[:phases] for k, v in m[d].items()}
         m["geometry"] = m["geometry"][: phases - 1]
         m["selected_share"] = m["selected_share"][:phases]
+        for kind in ("zero_shot", "linear_probe"):
+            m[kind] = {task: v[:phases] for task, v in m.get(kind, {}).items()}
     return r
 
 
@@ -227,7 +229,7 @@ def test_example_flickr30k_protocol_config_on_tiny_karpathy_data(tmp_path):
     assert cfg.optimizer == "official"
     tr = Trainer(cfg, progress=False)
     assert [p.n_images for p in tr.phases[1:]] == [4] * 5  # 20 images cut in 5
-    report = tr.run()
+    report = tr.run().to_dict()
     for m in ("finetune", "modx"):
         r1 = np.asarray(report["methods"][m]["r1"])
         assert r1.shape == (6, 2)  # phase 0 (the given model) + 5 phases, 2 test sets

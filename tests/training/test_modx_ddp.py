@@ -148,6 +148,7 @@ def test_two_process_run_finishes_and_matches_one(tmp_path):
     """A whole multi-phase run under 2 gloo processes: every phase of every method, the
     same report as 1 process with the same global batch."""
     one = Trainer(TrainConfig(**_run_cfg(tmp_path, tmp_path / "one")), progress=False).run()
+    one = one.to_dict()
     two_cfg = _run_cfg(tmp_path, tmp_path / "two")
     mp.spawn(_run_worker, args=(2, two_cfg, str(tmp_path / "init")), nprocs=2, join=True)
     two = json.loads((tmp_path / "two" / "report.json").read_text())

@@ -42,7 +42,7 @@ def _equal(a, b):
 def test_three_phase_run_writes_every_artefact(tmp_path):
     cfg = _cfg(tmp_path, methods=["finetune", "modx", "joint", "cumulative", "lwf", "rkd", "ewc",
                                   "replay"])
-    report = Trainer(cfg, progress=False).run()
+    report = Trainer(cfg, progress=False).run().to_dict()
     run = Path(cfg.out)
     for f in ("config.json", "metrics.jsonl", "report.json", "report.md", "phase0/model.pt",
               "phase0/eval.json", "phase0/probe.npz"):
@@ -328,6 +328,6 @@ def test_init_works_with_every_method(tmp_path):
     save_modx(tmp_path / "start.pt", seed=9)
     cfg = _cfg(tmp_path, init=str(tmp_path / "start.pt"), model=None,
                methods=["finetune", "modx", "lwf", "ewc", "replay", "cumulative", "joint"])
-    report = Trainer(cfg, progress=False).run()
+    report = Trainer(cfg, progress=False).run().to_dict()
     for m in cfg.methods:
         assert np.asarray(report["methods"][m]["r1"]).shape[0] >= 2, m

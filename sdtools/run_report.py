@@ -1,0 +1,219 @@
+"""The run report (``report.json`` of a continual run) as typed records with a schema version.
+
+:func:`sdtools.report.build_report` returns a :class:`RunReport`; the figures, ``report.md``,
+the CLI and modx's studies read one. Reading checks the whole shape and refuses, in one line
+naming the key, a report whose shape changed (a missing or unknown key, a matrix of the
+wrong size, a schema this version does not read), instead of drawing or aggregating from
+default values.
+
+Schema 1 is the shape below; reports written before the ``schema`` field existed have it and
+are read as schema 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from .errors import RunError
+
+SCHEMA = 1
+MODALITY_KEYS = ("n", "rad", "sam_drift", "procrustes", "topology", "linear_cka", "mutual_knn",
+                 "knn_k", "knn_n")
+DEVIATION_KEYS = ("pos_shift", "unsync", "unsync_abs_mean", "unsync_abs_mean_ci",
+                  "relative_rotation", "cross_residual", "top1", "modality_gap_a",
+                  "modality_gap_b", "pos_sim_a_mean", "pos_sim_b_mean")
+
+
+class ReportShapeError(RunError):
+    """A report.json whose shape this version does not read."""
+
+
+def _fail(where: str, what: str):
+    raise ReportShapeError(f"{where}: {what}; rebuild the report with this version "
+                           "(sdtools report RUN --out DIR --force)")
+
+
+def _keys(d, where: str, required, optional=()) -> dict:
+    if not isinstance(d, dict):
+        _fail(where, f"expected an object, got {type(d).__name__}")
+    missing = [k for k in required if k not in d]
+    if missing:
+        _fail(where, f"missing {', '.join(missing)}")
+    unknown = sorted(set(d) - set(required) - set(optional))
+    if unknown:
+        _fail(where, f"unknown key(s) {', '.join(unknown)}")
+    return d
+
+
+def check_geometry(g, where: str, nested: bool = True) -> dict:
+    """One geometry record (:func:`sdtools.report.geometry`): both modalities' rotation
+    measures and the inter-modal deviation, plus ``per_set`` records when ``nested``."""
+    _keys(g, where, ("image", "text", "deviation"), ("per_set",) if nested else ())
+    for mod in ("image", "text"):
+        _keys(g[mod], f"{where}.{mod}", MODALITY_KEYS)
+    _keys(g["deviation"], f"{where}.deviation", DEVIATION_KEYS)
+    for name, sub in (g.get("per_set") or {}).items():
+        check_geometry(sub, f"{where}.per_set.{name}", nested=False)
+    return g
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseGeometry:
+    """Geometry after phase ``phase``: against phase 0 (pooled probe and ``per_set``) and
+    against the previous phase (pooled)."""
+
+    phase: int
+    vs_phase0: dict
+    vs_prev: dict
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> PhaseGeometry:
+        _keys(d, where, ("phase", "vs_phase0", "vs_prev"))
+        if not isinstance(d["phase"], int) or d["phase"] < 1:
+            _fail(f"{where}.phase", f"expected a phase number >= 1, got {d['phase']!r}")
+        return cls(d["phase"], check_geometry(d["vs_phase0"], f"{where}.vs_phase0"),
+                   check_geometry(d["vs_prev"], f"{where}.vs_prev", nested=False))
+
+
+def _matrix(x, rows: int, cols: int, where: str, none_ok: bool = False) -> list:
+    """A rows x cols list of numbers (None allowed with ``none_ok``)."""
+    ok = isinstance(x, list) and len(x) == rows and all(
+        isinstance(r, list) and len(r) == cols and all(
+            (v is None and none_ok) or (isinstance(v, (int, float)) and not isinstance(v, bool))
+            for v in r) for r in x)
+    if not ok:
+        _fail(where, f"expected {rows} x {cols} numbers (phase x evaluation set)")
+    return x
+
+
+@dataclasses.dataclass
+class MethodReport:
+    """One method's phases. ``r1[t][k]``: R@1 (mean of both directions, percent) on
+    evaluation set ``k`` after phase ``t``; ``r1_ci[t][k]``: its 95% bootstrap [low, high] or
+    None; ``i2t`` / ``t2i``: {"1", "5", "10"} -> the same matrix per direction; ``avg``: the
+    last phase's mean over sets; ``bwt``: backward transfer (None unless set k is phase k's
+    domain); ``max_drop[k]``: set k's largest drop once learned; ``selected_share[t]``: the
+    share of rows a selecting method kept (None for others); ``zero_shot`` and
+    ``linear_probe``: {task: accuracy matrix}; ``geometry``: one record per phase t >= 1;
+    ``style``: how figures draw the method ({"colour": "#rrggbb", "dashed": bool}, from the
+    trainer that wrote the run; empty: a colour from the name)."""
+
+    sets: list[str]
+    r1: list[list[float]]
+    r1_ci: list[list]
+    i2t: dict
+    t2i: dict
+    avg: float
+    bwt: float | None
+    max_drop: list
+    selected_share: list
+    geometry: list[PhaseGeometry]
+    zero_shot: dict = dataclasses.field(default_factory=dict)
+    linear_probe: dict = dataclasses.field(default_factory=dict)
+    style: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_phases(self) -> int:
+        """Phases evaluated, phase 0 included."""
+        return len(self.r1)
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> MethodReport:
+        fields = [f.name for f in dataclasses.fields(cls)]
+        _keys(d, where, fields[:10], fields[10:])
+        sets = d["sets"]
+        if not (isinstance(sets, list) and sets and all(isinstance(s, str) for s in sets)):
+            _fail(f"{where}.sets", "expected a non-empty list of set names")
+        T = len(d["r1"]) if isinstance(d["r1"], list) else 0
+        if T < 1:
+            _fail(f"{where}.r1", "expected one row per phase")
+        S = len(sets)
+        _matrix(d["r1"], T, S, f"{where}.r1")
+        if not (isinstance(d["r1_ci"], list) and len(d["r1_ci"]) == T):
+            _fail(f"{where}.r1_ci", f"expected {T} rows")
+        for direction in ("i2t", "t2i"):
+            _keys(d[direction], f"{where}.{direction}", ("1", "5", "10"))
+            for k, m in d[direction].items():
+                _matrix(m, T, S, f"{where}.{direction}.{k}")
+        for name in ("max_drop",):
+            if not (isinstance(d[name], list) and len(d[name]) == S):
+                _fail(f"{where}.{name}", f"expected {S} values (one per set)")
+        if not (isinstance(d["selected_share"], list) and len(d["selected_share"]) == T):
+            _fail(f"{where}.selected_share", f"expected {T} values (one per phase)")
+        for kind in ("zero_shot", "linear_probe"):
+            for task, m in (d.get(kind) or {}).items():
+                _matrix(m, T, S, f"{where}.{kind}.{task}", none_ok=True)
+        geo = d["geometry"]
+        if not isinstance(geo, list) or len(geo) != T - 1:
+            _fail(f"{where}.geometry", f"expected {T - 1} records (phases 1..{T - 1})")
+        style = _keys(d.get("style") or {}, f"{where}.style", (), ("colour", "dashed"))
+        return cls(**{**d, "geometry": [PhaseGeometry.from_dict(g, f"{where}.geometry[{i}]")
+                                        for i, g in enumerate(geo)],
+                      "zero_shot": d.get("zero_shot") or {},
+                      "linear_probe": d.get("linear_probe") or {}, "style": dict(style)})
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k in ("zero_shot", "linear_probe", "style"):
+            if not d[k]:
+                del d[k]
+        return d
+
+
+@dataclasses.dataclass
+class RunReport:
+    """A continual run's report: ``config`` (the run's configuration as written in
+    ``config.json``) and one :class:`MethodReport` per method, in training order."""
+
+    written_by: str
+    config: dict
+    methods: dict[str, MethodReport]
+    schema: int = SCHEMA
+
+    @classmethod
+    def from_dict(cls, d, where: str = "report.json") -> RunReport:
+        _keys(d, where, ("written_by", "config", "methods"), ("schema",))
+        schema = d.get("schema", 1)
+        if schema != SCHEMA:
+            _fail(where, f"schema {schema!r}, this version reads schema {SCHEMA}")
+        if not isinstance(d["methods"], dict) or not d["methods"]:
+            _fail(f"{where}.methods", "expected at least one method")
+        return cls(d["written_by"], d["config"], {
+            m: MethodReport.from_dict(r, f"{where}.methods.{m}") for m, r in d["methods"].items()})
+
+    def to_dict(self) -> dict:
+        return {"schema": self.schema, "written_by": self.written_by, "config": self.config,
+                "methods": {m: r.to_dict() for m, r in self.methods.items()}}
+
+    @classmethod
+    def read(cls, path) -> RunReport:
+        """Read and check ``report.json``."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunError(f"{path} not found: finish the run, or build the report with "
+                           "sdtools report RUN") from None
+        except (OSError, ValueError, UnicodeDecodeError) as exc:
+            raise RunError(f"{path} is not a readable report ({type(exc).__name__}); rebuild "
+                           "it with sdtools report RUN --force") from None
+        return cls.from_dict(d, str(path))
+
+    def write(self, path) -> None:
+        """Write atomically (a temporary file renamed into place)."""
+        from .io import write_json
+
+        write_json(path, self.to_dict())
+
+
+def as_report(report) -> RunReport:
+    """A :class:`RunReport` from one, or from its dict (checked)."""
+    if isinstance(report, RunReport):
+        return report
+    return RunReport.from_dict(report, "report")
+
+
+__all__ = ["DEVIATION_KEYS", "MethodReport", "PhaseGeometry", "ReportShapeError", "RunReport",
+           "SCHEMA", "as_report", "check_geometry"]

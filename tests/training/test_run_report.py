@@ -1,0 +1,132 @@
+"""The typed run report: a real run's report.json reads back whole; a changed shape is
+refused in one line naming the key; figures, report.md and studies read it; sdtools names no
+modx method."""
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+from helpers import tiny_cfg
+
+from modx.methods import METHODS
+from modx.train import Trainer
+from sdtools.report import build_report, markdown, summary_rows
+from sdtools.run_report import SCHEMA, ReportShapeError, RunReport, as_report
+
+DATA = "synthetic:n_domains=3,train_per_domain=48,test_per_domain=12"
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    from modx.config import TrainConfig
+
+    tmp = tmp_path_factory.mktemp("rr")
+    (tmp / "tiny.json").write_text(json.dumps(tiny_cfg()))
+    cfg = TrainConfig(data=DATA, model=str(tmp / "tiny.json"), phase0_steps=4, steps=2,
+                      batch_size=16, methods=["finetune", "joint"], out=str(tmp / "run"),
+                      quiet=True, log_every=0)
+    report = Trainer(cfg, progress=False).run()
+    return Path(cfg.out), report
+
+
+def test_the_report_written_reads_back_whole(run):
+    path, report = run
+    d = json.loads((path / "report.json").read_text())
+    assert d["schema"] == SCHEMA
+    back = RunReport.read(path / "report.json")
+    assert back.to_dict() == d == report.to_dict()
+    ft = back.methods["finetune"]
+    assert ft.n_phases == 3 and len(ft.geometry) == 2 and ft.geometry[1].phase == 2
+    assert ft.sets == ["domain0", "domain1", "domain2"]
+    # the trainer recorded how each method is drawn, from the method's own declaration
+    assert ft.style == {"colour": METHODS["finetune"].colour, "dashed": False}
+    assert back.methods["joint"].style["dashed"] is True
+    # a report rebuilt by sdtools from the run directory keeps the recorded styles
+    again = build_report(path)
+    assert again.methods["joint"].style == back.methods["joint"].style
+    assert again.to_dict()["methods"]["finetune"]["r1"] == d["methods"]["finetune"]["r1"]
+
+
+def test_a_report_without_a_schema_field_is_read_as_schema_1(run):
+    d = json.loads((run[0] / "report.json").read_text())
+    del d["schema"]
+    assert as_report(d).schema == 1
+
+
+def _broken(d):
+    m = d["methods"]["finetune"]
+    g = m["geometry"][0]
+    yield "methods.finetune: missing r1", lambda: m.pop("r1")
+    yield "unknown key(s) r5", lambda: m.__setitem__("r5", m["r1"])
+    yield "methods.finetune.r1", lambda: m["r1"].pop()
+    yield "methods.finetune.r1", lambda: m["r1"][0].append(1.0)
+    yield "methods.finetune.i2t.5", lambda: m["i2t"]["5"][0].__setitem__(0, "x")
+    yield "geometry[0].vs_phase0: missing deviation", lambda: g["vs_phase0"].pop("deviation")
+    yield "geometry[0].vs_prev.image: missing rad", lambda: g["vs_prev"]["image"].pop("rad")
+    yield "per_set.domain1.deviation: missing top1", lambda: g["vs_phase0"]["per_set"]["domain1"][
+        "deviation"].pop("top1")
+    yield "methods.finetune.geometry", lambda: m["geometry"].pop()
+    yield "schema 2", lambda: d.__setitem__("schema", 2)
+    yield "methods.finetune.style", lambda: m.__setitem__("style", {"color": "red"})
+
+
+def test_a_changed_shape_is_refused_naming_the_key(run):
+    original = json.loads((run[0] / "report.json").read_text())
+    n = len(list(_broken(copy.deepcopy(original))))
+    for i in range(n):
+        d = copy.deepcopy(original)
+        expect, damage = list(_broken(d))[i]
+        damage()
+        with pytest.raises(ReportShapeError) as exc:
+            RunReport.from_dict(d)
+        msg = str(exc.value)
+        assert expect in msg and "\n" not in msg and "sdtools report" in msg, (i, msg)
+
+
+def test_figures_markdown_and_rows_read_the_typed_report(run, tmp_path):
+    from sdtools.viz.phases import draw_all
+
+    path, report = run
+    rows = summary_rows(report)
+    assert [r["method"] for r in rows] == ["finetune", "joint"]
+    assert rows[0]["domain0_r1_last"] == report.methods["finetune"].r1[-1][0]
+    md = markdown(report)
+    assert "## finetune: R@1" in md and "Mod-X" not in md
+    d = report.to_dict()
+    del d["methods"]["finetune"]["geometry"][0]["vs_phase0"]["image"]["procrustes"]
+    with pytest.raises(ReportShapeError, match="procrustes"):
+        draw_all(d, tmp_path / "figs")
+    assert not (tmp_path / "figs").exists()
+    files = draw_all(report, tmp_path / "figs", run_dir=path)
+    assert len(files) == 16
+
+
+def test_a_study_names_the_cell_whose_report_changed_shape(tmp_path):
+    from modx.study import Plan, run_study
+    from sdtools.errors import ConfigError
+
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny_cfg()))
+    plan = Plan("t", {"data": DATA, "model": str(tmp_path / "tiny.json"), "phase0_steps": 3,
+                      "steps": 1, "batch_size": 16, "phases": "contiguous:2", "log_every": 0},
+                [0], {"finetune": [5e-4]})
+    run_study(plan, tmp_path / "s", progress=False)
+    rep = tmp_path / "s" / "seed0" / "finetune-lr0.0005" / "report.json"
+    d = json.loads(rep.read_text())
+    d["methods"]["finetune"].pop("r1")
+    rep.write_text(json.dumps(d))
+    with pytest.raises(ConfigError, match=r"cell 0 .*missing r1"):
+        run_study(plan, tmp_path / "s", progress=False)
+
+
+def test_sdtools_names_no_modx_method():
+    """Method names, colours and line styles come from the run report, not from sdtools."""
+    root = Path(__file__).resolve().parents[2] / "sdtools"
+    names = sorted(METHODS)
+    for f in root.rglob("*.py"):
+        text = f.read_text()
+        if f.name == "checkpoints.py":  # "modx" there is a checkpoint file format's name
+            text = text.replace('"modx"', "")
+        for name in names:
+            assert not re.search(rf"[\"']{name}[\"']", text), (f, name)
