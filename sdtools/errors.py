@@ -10,7 +10,17 @@ from __future__ import annotations
 
 
 class UserError(ValueError):
-    """Bad input or a state the user can fix; the message names the problem and the fix."""
+    """Bad input or a state the user can fix; the message names the problem and the fix.
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> try:
+    ...     sdtools.sample_angles(np.ones((3, 4)), np.ones((2, 4)))
+    ... except sdtools.UserError as exc:
+    ...     print(type(exc).__name__, isinstance(exc, ValueError))
+    InputError True
+    """
 
 
 class InputError(UserError):

@@ -54,7 +54,20 @@ def environment() -> dict:
 
 
 class RunDir:
-    """Paths and files of one run directory."""
+    """Paths and files of one run directory.
+
+    Parameters
+    ----------
+    path : str or Path
+        The run's folder (see the module docstring for its layout).
+
+    Examples
+    --------
+    >>> from sdtools import RunDir
+    >>> rd = RunDir("runs/demo")
+    >>> rd.model_path("sgd", 2).as_posix(), rd.probe_path("sgd", 0).as_posix()
+    ('runs/demo/sgd/phase2/model.pt', 'runs/demo/phase0/probe.npz')
+    """
 
     def __init__(self, path):
         self.path = Path(path)

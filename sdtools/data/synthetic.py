@@ -59,7 +59,32 @@ SPLITS = {"train": 0, "test": 1}
 
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
-    """Knobs of the synthetic stream (all in one place)."""
+    """Knobs of the synthetic stream (all in one place).
+
+    Attributes
+    ----------
+    image_size : int
+        Side of the square images (pixels).
+    n_domains : int
+        Domains of the stream.
+    train_per_domain, test_per_domain : int
+        Images per domain and split.
+    captions_per_image : int
+        Captions each image carries.
+    styles_per_domain, drop_shapes, drop_colours : int
+        Backgrounds per domain and the shapes and colours each domain leaves out.
+    seed : int
+        Seed of the whole stream.
+    protocol : str
+        ``domains`` (style domains with rotating vocabularies) or ``shift`` (a base set and a
+        shifted one with the same vocabulary).
+
+    Examples
+    --------
+    >>> from sdtools import SyntheticConfig
+    >>> sorted(SyntheticConfig(n_domains=2).domain_vocab(0))
+    ['colour', 'shape', 'style']
+    """
 
     image_size: int = 32
     n_domains: int = 4
@@ -285,7 +310,20 @@ class SyntheticData(ImageTextData):
 
 
 class SyntheticStream:
-    """All domains of the synthetic stream: ``stream.domain(k, "train")``."""
+    """All domains of the synthetic stream: ``stream.domain(k, "train")``.
+
+    Parameters
+    ----------
+    config : SyntheticConfig, optional
+        The stream's settings (default: ``SyntheticConfig()``).
+
+    Examples
+    --------
+    >>> from sdtools import SyntheticConfig, SyntheticStream
+    >>> d = SyntheticStream(SyntheticConfig(train_per_domain=20)).domain(0, "train")
+    >>> d.n_images, len(d.captions), d.words(0)["shape"] in d.captions[0]
+    (20, 60, True)
+    """
 
     def __init__(self, config: SyntheticConfig | None = None):
         self.config = config or SyntheticConfig()

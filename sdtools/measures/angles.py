@@ -21,10 +21,27 @@ def pair_of(A, B, name_a="A", name_b="B") -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def sample_angles(A, B) -> np.ndarray:
-    """Per-sample rotation angle ``angle(A_i, B_i)`` in degrees, shape (N,).
+    """Per-sample rotation angle ``angle(A_i, B_i)`` in degrees.
 
     Rows are L2-normalised first. Uses ``2 atan2(|a-b|, |a+b|)``, accurate near 0 and 180
     degrees (no NaN at cosine +-1). This is the paper's Rotation Angle Distribution (RAD).
+
+    Parameters
+    ----------
+    A, B : array (N, D), numpy or torch
+        Embeddings of the same N samples under checkpoints a and b.
+
+    Returns
+    -------
+    ndarray (N,), float64
+        Angle of each sample between a and b, in [0, 180].
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> sdtools.sample_angles(np.array([[1.0, 0.0], [0.0, 2.0]]),
+    ...                       np.array([[0.0, 1.0], [0.0, 1.0]])).round(6)
+    array([90.,  0.])
     """
     a, b = pair_of(A, B)
     return to_numpy(stable_angle_deg(normalize(a), normalize(b))).astype(np.float64)
@@ -32,9 +49,34 @@ def sample_angles(A, B) -> np.ndarray:
 
 def rad(A, B, bin_edges=None, ci: bool = False, n_boot: int = 1000, seed: int = 0,
         clusters=None) -> Summary:
-    """Summary of :func:`sample_angles`: histogram (15-degree bins by default), mean, quantiles;
-    ``ci``: bootstrap intervals of the mean and of the shares above thresholds (``clusters``:
-    one label per sample, e.g. each caption's image, to resample whole clusters)."""
+    """The Rotation Angle Distribution: :func:`sample_angles` summarised.
+
+    Parameters
+    ----------
+    A, B : array (N, D)
+        Embeddings of the same N samples under checkpoints a and b.
+    bin_edges : sequence of float, optional
+        Histogram edges in degrees (default: 15-degree bins over [0, 180]).
+    ci : bool
+        Bootstrap 95% intervals of the mean and of the shares above thresholds.
+    n_boot, seed : int
+        Bootstrap resamples and their seed.
+    clusters : array (N,), optional
+        One label per sample (each caption's image): whole clusters are resampled.
+
+    Returns
+    -------
+    Summary
+        Mean, quantiles, histogram and shares above thresholds of the N angles.
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> A = np.eye(4)
+    >>> s = sdtools.rad(A, A[:, [1, 0, 2, 3]])
+    >>> s.n, s.mean, s.share_above[45.0]
+    (4, 45.0, 0.5)
+    """
     kw = {} if bin_edges is None else {"bin_edges": bin_edges}
     return Summary.of(sample_angles(A, B), ci=ci, n_boot=n_boot, seed=seed, clusters=clusters,
                       **kw)

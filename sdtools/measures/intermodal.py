@@ -23,21 +23,17 @@ from .checks import (
     to_numpy,
 )
 from .crosscov import BLOCK, cross_covariance, prepare, rows
+from .crossnull import NULL_SPLITS, cross_null, null_groups
 from .retrieval import ranks
 from .rotations import (
     SE_MAX,
-    determined_rank,
     fit_folds,
-    fit_rotation,
     principal_angles,
-    residual_variance,
 )
 from .summary import Summary, jsonable, mean_interval
 
 SHIFT_EDGES = tuple(float(x) for x in np.linspace(-1.0, 1.0, 21))
 UNSYNC_EDGES = tuple(float(x) for x in range(-90, 91, 10))
-NULL_GROUPS = 16  # groups of images (captions with their image) the cross-residual null halves
-NULL_SPLITS = 10  # random halvings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +60,16 @@ class DeviationResult:
     ``to_dict()`` gives the means of ``pos_shift`` and ``|unsync|`` with 95% bootstrap
     intervals (``mean_ci``, ``unsync_abs_mean_ci``) that resample images with all their
     captions (captions of one image share its change).
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> rng = np.random.default_rng(0)
+    >>> V = rng.standard_normal((100, 8)); iot = np.repeat(np.arange(100), 2)
+    >>> T = V[iot] + 0.3 * rng.standard_normal((200, 8))
+    >>> d = sdtools.deviation(V, T, V, T, iot)
+    >>> float(np.abs(d.pos_sim_b - d.pos_sim_a).max()), d.to_dict()["top1"]["t2i"]["lost"]
+    (0.0, 0)
     """
 
     pos_sim_a: np.ndarray
@@ -150,7 +156,37 @@ class DeviationResult:
 
 
 def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> DeviationResult:
-    """Positive-pair similarity shift, unsynchronised rotation, rank shift and modality gap."""
+    """Positive-pair similarity shift, unsynchronised rotation, rank shift and modality gap.
+
+    Parameters
+    ----------
+    V_a, V_b : array (n_images, D)
+        Image embeddings under checkpoints a and b.
+    T_a, T_b : array (n_texts, D)
+        Caption embeddings under a and b.
+    image_of_text : array (n_texts,) of int
+        Index of each caption's image.
+    chunk_size : int
+        Rows per block of the rank computation.
+
+    Returns
+    -------
+    DeviationResult
+        Per-caption arrays and whole-space summaries (``to_dict()`` for JSON).
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> rng = np.random.default_rng(0)
+    >>> V = rng.standard_normal((300, 8)); iot = np.repeat(np.arange(300), 2)
+    >>> T = V[iot] + 0.3 * rng.standard_normal((600, 8))
+    >>> Q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    >>> d = sdtools.deviation(V, T, V @ Q, T @ Q, iot)  # both turned by one rotation
+    >>> bool(np.abs(d.image_angles - d.text_angles).mean() < 30), d.relative_rank
+    (True, 8)
+    >>> round(float(d.relative_angles_deg.max()), 3)
+    0.0
+    """
     va = as_embeddings(V_a, "V_a")
     vb = as_embeddings(V_b, "V_b")
     ta = as_embeddings(T_a, "T_a", min_rows=1)
@@ -263,7 +299,7 @@ def relative_rotation(va, vb, ta, tb, image_of_text, null_splits: int = NULL_SPL
     k = P.shape[1]
     if k == 0:
         return np.zeros(0), False, 0, None, None, None
-    grouped = _grouped(va, vb, ta, tb, image_of_text, null_splits, seed)
+    grouped = null_groups(va, vb, ta, tb, image_of_text, null_splits, seed)
     # the Grams A^T A: the null's group matrices summed, or one pass when there is no null
     Gv = grouped[1][1].sum(0) if grouped else _gram(prepare(va, vb, False))
     Gt = grouped[2][1].sum(0) if grouped else _gram(prepare(ta, tb, False))
@@ -276,111 +312,6 @@ def relative_rotation(va, vb, ta, tb, image_of_text, null_splits: int = NULL_SPL
     image_by_text = _cross(fv.R, PP @ ft.R + (eye - PP) @ fv.R, ccv.total, Gv, *vsum)
     null = cross_null(grouped, null_splits, float(torch.finfo(va.dtype).eps))
     return rel, refl, k, text_by_image, image_by_text, null
-
-
-def _group_matrices(a, b, labels: torch.Tensor, groups: int):
-    """Per group of rows (unit rows): ``M_g = A_g^T B_g``, ``G_g = A_g^T A_g`` (float64) and
-    ``(|B_g|^2, |A_g - B_g|^2, n_g)``."""
-    d = a.shape[1]
-    Ms = torch.zeros(groups, d, d, dtype=torch.float64)
-    Gs = torch.zeros(groups, d, d, dtype=torch.float64)
-    st = torch.zeros(groups, 3, dtype=torch.float64)
-    for g in range(groups):
-        idx = torch.nonzero(labels == g).flatten().to(a.device)
-        Mg = torch.zeros(d, d, dtype=a.dtype, device=a.device)
-        Gg = torch.zeros_like(Mg)
-        for s in range(0, idx.numel(), BLOCK):
-            ac, bc = a[idx[s : s + BLOCK]], b[idx[s : s + BLOCK]]
-            Mg.addmm_(ac.T, bc)
-            Gg.addmm_(ac.T, ac)
-            st[g, 1] += float(((ac - bc) ** 2).sum(dtype=torch.float64))
-        Ms[g], Gs[g] = Mg.double().cpu(), Gg.double().cpu()
-        st[g, 0] = float(idx.numel())  # unit rows: |B_g|^2 is the row count
-        st[g, 2] = float(idx.numel())
-    return Ms, Gs, st
-
-
-def _half_fit(M, bb, n, eps):
-    svd = torch.linalg.svd(M)
-    r = determined_rank(svd[1], residual_variance(svd[1], 2.0 * bb, n), n, eps)
-    return fit_rotation(svd, r)
-
-
-def _half_fits(Ms, st, halves, eps) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per split of the groups into two halves, each half's fit of this modality."""
-    out = []
-    for h in halves:
-        pair = []
-        for one in (h, ~h):
-            bb, _, n = (float(x) for x in st[one].sum(0))
-            pair.append(_half_fit(Ms[one].sum(0), bb, n, eps))
-        out.append(tuple(pair))
-    return out
-
-
-def _spread(X: torch.Tensor, G: torch.Tensor) -> float:
-    """``||A X||^2 = tr(X^T G X)`` for ``G = A^T A``."""
-    return float(torch.sum((X.T @ G) * X.T))
-
-
-def _grouped(va, vb, ta, tb, image_of_text, splits: int, seed: int):
-    """The null's groups: images dealt into ``NULL_GROUPS`` random groups (captions with their
-    image), ``splits`` random halvings of them, and each modality's group matrices (one pass
-    over each). None when the probe has fewer than 4 images."""
-    n_img = va.shape[0]
-    groups = min(NULL_GROUPS, n_img)
-    if groups < 4:
-        return None
-    gen = np.random.default_rng(seed)
-    lab_v = torch.as_tensor(gen.permutation(n_img) % groups)
-    lab_t = lab_v[image_of_text.cpu()]
-    halves = []
-    for _ in range(splits):
-        h = np.zeros(groups, dtype=bool)
-        h[gen.permutation(groups)[: groups // 2]] = True
-        halves.append(torch.as_tensor(h))
-    return (halves, _group_matrices(va, vb, lab_v, groups),
-            _group_matrices(ta, tb, lab_t, groups))
-
-
-def cross_null(grouped, splits: int, eps: float) -> dict | None:
-    """The cross-applied residual expected when both modalities turn in step, at this probe's
-    sizes, spectra and noise.
-
-    Under one shared rotation the excess residual of the captions moved by the images' fit is,
-    to first order, ``||T_a E_V||^2 + ||T_a E_T||^2``: the image fit's error moves the
-    captions, and the caption fit's own overfit (of the same size) lowers their residual.
-    Images are dealt into ``NULL_GROUPS`` random groups, captions go with their image; each of
-    ``splits`` random halvings fits each modality on both halves, and ``(R_1 - R_2) / 2`` has
-    the spread of one full-probe fit's error (each half's error has twice its variance), so
-    ``||T_a (R_1 - R_2)||^2 / 4`` measures each term with the probe's own spectra and noise.
-    Divided by the captions' change, symmetrically for the images. ``grouped``: what
-    :func:`_grouped` returns. Returns the mean over splits and their range (``low``, ``high``)
-    per direction and for the mean, or None when the probe has fewer than 4 images.
-    """
-    if grouped is None:
-        return None
-    halves, (Mv, Gv, stv), (Mt, Gt, stt) = grouped
-    groups = len(halves[0])
-    fv, ft = _half_fits(Mv, stv, halves, eps), _half_fits(Mt, stt, halves, eps)
-    Gv, Gt = Gv.sum(0), Gt.sum(0)
-    base_v, base_t = float(stv[:, 1].sum()), float(stt[:, 1].sum())
-    # (R_1 - R_2) / 2 has the spread of one full-probe fit's error: the other modality's fit
-    # error moves these rows, and the own fit's overfit (the same size) lowers its residual
-    ev = [_spread(r1 - r2, Gt) / 4.0 for r1, r2 in fv]  # image fit error, on the captions
-    et = [_spread(r1 - r2, Gt) / 4.0 for r1, r2 in ft]
-    evv = [_spread(r1 - r2, Gv) / 4.0 for r1, r2 in fv]
-    etv = [_spread(r1 - r2, Gv) / 4.0 for r1, r2 in ft]
-    # a modality that did not move has no residual to compare: its null is 0 as its value
-    t_by_i = (np.asarray(ev) + np.asarray(et)) / base_t if base_t > 0 else np.zeros(splits)
-    i_by_t = (np.asarray(etv) + np.asarray(evv)) / base_v if base_v > 0 else np.zeros(splits)
-    both = (t_by_i + i_by_t) / 2.0
-
-    def rng_of(x):
-        return {"value": float(x.mean()), "low": float(x.min()), "high": float(x.max())}
-
-    return {"text_by_image": rng_of(t_by_i), "image_by_text": rng_of(i_by_t),
-            "mean": rng_of(both), "splits": splits, "groups": groups}
 
 
 def _polar_of(X: torch.Tensor) -> torch.Tensor:

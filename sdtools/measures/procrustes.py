@@ -73,6 +73,17 @@ class ProcrustesResult:
       size given the fit (the fit's own variation, small when N is much larger than ``rank``,
       is not in them). The null is held fixed too. None with ``ci=False``.
     - ``warnings``: when N is small for the rank or the change below the precision floor.
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> rng = np.random.default_rng(1)
+    >>> A = rng.standard_normal((400, 6))
+    >>> Q, _ = np.linalg.qr(rng.standard_normal((6, 6)))
+    >>> turned = sdtools.procrustes(A, A @ Q + 0.05 * rng.standard_normal(A.shape))
+    >>> jitter = sdtools.procrustes(A, A + 0.3 * rng.standard_normal(A.shape))
+    >>> turned.rank, turned.rigidity > 0.9, abs(jitter.rigidity) < 0.1
+    (6, True, True)
     """
 
     rotation: np.ndarray
@@ -149,8 +160,30 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     epsilons of that format is rounding, not a rotation: ``rigidity`` is then None, with a
     warning.
 
-    Example
+    Parameters
+    ----------
+    A, B : array (N, D)
+        Embeddings of the same N items under checkpoints a and b.
+    center : bool
+        Subtract each space's mean first.
+    residuals : bool
+        Also the per-item angles the rotation leaves.
+    folds : int
+        Folds of the held-out share (at least 2).
+    seed : int
+        Seed of the jitter null.
+    ci : bool
+        Bootstrap 95% intervals (``n_boot`` resamples, ``ci_seed``).
+    precision : str, optional
+        Float format of the embeddings (default: read from the values).
+
+    Returns
     -------
+    ProcrustesResult
+        The rotation (D, D), its rank, principal angles, explained shares and rigidity.
+
+    Examples
+    --------
     >>> import numpy as np, sdtools
     >>> rng = np.random.default_rng(0)
     >>> A = rng.standard_normal((500, 8))

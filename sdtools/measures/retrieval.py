@@ -24,7 +24,26 @@ from .summary import Interval, bootstrap_means, cluster_means, jsonable, percent
 
 @dataclasses.dataclass(frozen=True)
 class RetrievalResult:
-    """Recalls in percent, ranks 1-based (``i2t_ranks``: per image, ``t2i_ranks``: per caption)."""
+    """Recalls in percent, ranks 1-based (``i2t_ranks``: per image, ``t2i_ranks``: per caption).
+
+    Attributes
+    ----------
+    i2t, t2i : dict int -> float
+        Recall@K (percent) image->text and text->image.
+    i2t_mean_rank, i2t_median_rank, t2i_mean_rank, t2i_median_rank : float
+        Ranks of the first correct item (1 = top).
+    i2t_ranks : ndarray (n_images,)
+        Per image; ``t2i_ranks``: (n_texts,) per caption.
+    i2t_ci, t2i_ci, mean_r1_ci : optional
+        95% bootstrap intervals (``ci=True``), ``mean_r1_ci`` of the mean R@1 of both ways.
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> V = np.eye(3); r = sdtools.retrieval(V, V, np.arange(3))
+    >>> r.i2t[1], r.t2i_mean_rank
+    (100.0, 1.0)
+    """
 
     i2t: dict[int, float]
     t2i: dict[int, float]
@@ -116,6 +135,35 @@ def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024, ci: bo
     for how ties are counted. ``ci``: bootstrap intervals of each recall (``n_boot``
     resamples, ``seed``), resampling images: image->text over images, text->image over
     images with all their captions (captions of one image share its fate).
+
+    Parameters
+    ----------
+    V : array (n_images, D)
+        Image embeddings.
+    T : array (n_texts, D)
+        Caption embeddings.
+    image_of_text : array (n_texts,) of int
+        Index of each caption's image.
+    ks : tuple of int
+        The K of Recall@K.
+    chunk_size : int
+        Captions or images scored at a time.
+    ci : bool
+        Bootstrap 95% intervals (``n_boot`` resamples, ``seed``).
+
+    Returns
+    -------
+    RetrievalResult
+        Recalls (percent) and ranks both ways.
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> V = np.eye(3)
+    >>> T = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0.1]])  # 3rd caption: nearer image 0
+    >>> r = sdtools.retrieval(V, T, np.array([0, 1, 2]))
+    >>> round(r.t2i[1], 2), r.t2i_ranks.tolist()
+    (66.67, [1, 1, 2])
     """
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1:

@@ -198,6 +198,29 @@ def principal_angles(R, reflection: bool | None = None) -> tuple[np.ndarray, boo
     fixed planes (0). When ``det(R) = -1`` one eigenvalue -1 is a reflection axis, not a
     rotation: it is removed and ``reflection=True`` is returned. Returns ``(angles,
     reflection)`` with ``floor(m / 2)`` angles, ``m`` being D less the reflection axis.
+
+    Parameters
+    ----------
+    R : array (D, D)
+        An orthogonal matrix.
+    reflection : bool, optional
+        Whether ``R`` is a reflection (default: from the sign of its determinant).
+
+    Returns
+    -------
+    angles : ndarray (floor(m / 2),)
+        Rotation angle of each plane, degrees, descending.
+    reflection : bool
+        A reflection axis was removed.
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+    >>> R = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+    >>> angles, refl = sdtools.principal_angles(R)
+    >>> angles.round(6), refl
+    (array([30.]), False)
     """
     R = torch.as_tensor(np.asarray(R, dtype=np.float64) if not isinstance(R, torch.Tensor)
                         else R.detach().double())

@@ -86,6 +86,29 @@ def linear_cka(X, Y, debiased: bool = False) -> float:
     inputs).
     Constant representations (every row the same direction) have no variance to align: an
     error.
+
+    Parameters
+    ----------
+    X : array (N, D1)
+        One representation of N samples.
+    Y : array (N, D2)
+        Another of the same samples.
+    debiased : bool
+        The small-sample corrected estimator.
+
+    Returns
+    -------
+    float
+        CKA in [0, 1] (1: the same up to rotation and scale).
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_normal((100, 5))
+    >>> Q, _ = np.linalg.qr(rng.standard_normal((5, 5)))
+    >>> round(sdtools.linear_cka(X, 3 * X @ Q), 6)
+    1.0
     """
     x, y = _pair_any_dim(X, Y)
     n = x.shape[0]
@@ -125,7 +148,29 @@ def knn_indices(x: torch.Tensor, k: int, chunk_size: int | None = None) -> torch
 def mutual_knn(X, Y, k: int = 10, chunk_size: int | None = None) -> float:
     """Mean over samples of ``|kNN_X(i) & kNN_Y(i)| / k``, in [0, 1] (1: same neighbourhoods).
 
-    Similarities in float32 (neighbour order is what counts), in blocks of at most 256 MB."""
+    Similarities in float32 (neighbour order is what counts), in blocks of at most 256 MB.
+
+    Parameters
+    ----------
+    X, Y : array (N, D)
+        Two representations of the same N samples.
+    k : int
+        Neighbours compared (the sample itself excluded).
+    chunk_size : int, optional
+        Rows per similarity block (default: from the 256 MB budget).
+
+    Returns
+    -------
+    float
+        Mean share of shared neighbours, in [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> X = np.random.default_rng(0).standard_normal((50, 4))
+    >>> sdtools.mutual_knn(X, X, k=5)
+    1.0
+    """
     x, y = _pair_any_dim(X, Y)
     x, y = normalize(x.float()), normalize(y.float())
     n = x.shape[0]

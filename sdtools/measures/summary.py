@@ -136,7 +136,31 @@ def jsonable(x):
 
 @dataclasses.dataclass(frozen=True)
 class Summary:
-    """Summary of a 1-D distribution: moments, quantiles, histogram, shares above thresholds."""
+    """Summary of a 1-D distribution: moments, quantiles, histogram, shares above thresholds.
+
+    Attributes
+    ----------
+    n : int
+        Values summarised.
+    mean, std, min, max, median : float
+        Moments and order statistics.
+    quantiles : dict float -> float
+        Values at 5%, 25%, 50%, 75% and 95%.
+    bin_edges, histogram : tuple
+        Histogram edges and counts.
+    share_above : dict float -> float
+        Share of values above each threshold (15, 30, 45, 60, 90 for angles).
+    mean_ci, share_above_ci : Interval, dict or None
+        95% bootstrap intervals (with ``ci=True``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sdtools import Summary
+    >>> s = Summary.of(np.array([10.0, 20.0, 50.0, 100.0]))
+    >>> s.n, s.mean, s.share_above[45.0]
+    (4, 45.0, 0.5)
+    """
 
     n: int
     mean: float

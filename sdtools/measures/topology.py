@@ -32,7 +32,28 @@ BATCH = 8192  # pairs per batch: memory flat in N
 class TopologyResult:
     """``drift``: mean self-angle drift (degrees) over the pairs used; ``null``: the same for
     the null move (module docstring); ``topology_kept = 1 - drift / null`` (None when nothing
-    moved); ``n_pairs`` pairs (``exact``: all of them), ``seed`` of the pairs and the null."""
+    moved beyond rounding); ``n_pairs`` pairs (``exact``: all of them), ``seed`` of the pairs
+    and the null.
+
+    Attributes
+    ----------
+    drift, null : float
+        Mean self-angle drift of the change and of its null move (degrees).
+    topology_kept : float or None
+        ``1 - drift / null``: 1 for a rotation, about 0 for a change no better than the null.
+    n_pairs : int
+        Pairs used; ``exact``: all of them.
+    seed : int
+        Seed of the pairs and of the null move.
+
+    Examples
+    --------
+    >>> import numpy as np, sdtools
+    >>> A = np.random.default_rng(0).standard_normal((100, 8))
+    >>> r = sdtools.topology_kept(A, A)
+    >>> r.drift, r.topology_kept is None  # nothing moved: nothing to judge
+    (0.0, True)
+    """
 
     drift: float
     null: float
@@ -87,8 +108,22 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0) -> TopologyResult
     L2-normalised first). One pass over at most ``max_pairs`` pairs (every pair when there
     are fewer), in batches; no N x N matrix. See the module docstring.
 
-    Example
+    Parameters
+    ----------
+    A, B : array (N, D)
+        Embeddings of the same N items under checkpoints a and b.
+    max_pairs : int
+        Pairs sampled (every pair when there are fewer).
+    seed : int
+        Seed of the pairs and of the null move.
+
+    Returns
     -------
+    TopologyResult
+        The drift, its null and ``topology_kept``.
+
+    Examples
+    --------
     >>> import numpy as np, sdtools
     >>> rng = np.random.default_rng(0)
     >>> A = rng.standard_normal((300, 16))
@@ -118,7 +153,8 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0) -> TopologyResult
         null += float((ang_a - _angle(ni, nj)).abs().sum(dtype=torch.float64))
     m = i.numel()
     drift, null = math.degrees(drift / m), math.degrees(null / m)
-    kept = None if null <= 0.0 else 1.0 - drift / null
+    # nothing moved beyond rounding: there is nothing to judge
+    kept = None if null <= math.degrees(8 * torch.finfo(a.dtype).eps) else 1.0 - drift / null
     return TopologyResult(drift=drift, null=null, topology_kept=kept, n_pairs=int(m),
                           exact=exact, seed=int(seed))
 

@@ -23,6 +23,27 @@ class Embeddings:
     """``image`` (n_images, D), ``text`` (n_texts, D), ``image_of_text`` (n_texts,), ``meta``.
 
     ``meta`` is a JSON-ready dict (checkpoint, data spec, domain labels, ...).
+
+    Attributes
+    ----------
+    image : ndarray (n_images, D), float32
+        Image embeddings.
+    text : ndarray (n_texts, D), float32
+        Caption embeddings.
+    image_of_text : ndarray (n_texts,), int64
+        Index of each caption's image.
+    meta : dict
+        Provenance: checkpoint, data spec, probe, precision, evaluation sets.
+
+    Examples
+    --------
+    >>> import os, tempfile, numpy as np, sdtools
+    >>> e = sdtools.Embeddings(np.eye(3, 4), np.eye(3, 4)[[0, 0, 1, 2]], np.array([0, 0, 1, 2]))
+    >>> e.n_images, e.n_texts, e.dim
+    (3, 4, 4)
+    >>> path = e.save(os.path.join(tempfile.mkdtemp(), "emb.npz"))
+    >>> sdtools.Embeddings.load(path).image_of_text.tolist()
+    [0, 0, 1, 2]
     """
 
     image: np.ndarray

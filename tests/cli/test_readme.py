@@ -20,3 +20,18 @@ def test_readme_block_runs(code, tmp_path, monkeypatch, capsys):
     exec(compile(code, str(README), "exec"), {"__name__": "readme"})
     out = capsys.readouterr().out
     assert out.strip()  # every block prints what it shows
+
+
+def test_every_public_name_documents_itself_with_an_example():
+    """numpydoc: each public function has Parameters and Returns; every public name has an
+    Examples section, which ``--doctest-modules`` runs."""
+    import inspect
+
+    import sdtools
+
+    for name in sdtools.__all__:
+        obj = getattr(sdtools, name)
+        doc = inspect.getdoc(obj) or ""
+        assert "Examples\n--------\n>>> " in doc, name
+        if inspect.isfunction(obj):
+            assert "Parameters\n----------\n" in doc and "Returns\n-------\n" in doc, name

@@ -1,0 +1,118 @@
+"""The null of the cross-applied residual: what it reads when image and text turn in step,
+at a probe's own sizes, spectra and noise (see :func:`cross_null`)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .crosscov import BLOCK
+from .rotations import determined_rank, fit_rotation, residual_variance
+
+NULL_GROUPS = 16  # groups of images (captions with their image) the cross-residual null halves
+NULL_SPLITS = 10  # random halvings
+
+
+def _group_matrices(a, b, labels: torch.Tensor, groups: int):
+    """Per group of rows (unit rows): ``M_g = A_g^T B_g``, ``G_g = A_g^T A_g`` (float64) and
+    ``(|B_g|^2, |A_g - B_g|^2, n_g)``."""
+    d = a.shape[1]
+    Ms = torch.zeros(groups, d, d, dtype=torch.float64)
+    Gs = torch.zeros(groups, d, d, dtype=torch.float64)
+    st = torch.zeros(groups, 3, dtype=torch.float64)
+    for g in range(groups):
+        idx = torch.nonzero(labels == g).flatten().to(a.device)
+        Mg = torch.zeros(d, d, dtype=a.dtype, device=a.device)
+        Gg = torch.zeros_like(Mg)
+        for s in range(0, idx.numel(), BLOCK):
+            ac, bc = a[idx[s : s + BLOCK]], b[idx[s : s + BLOCK]]
+            Mg.addmm_(ac.T, bc)
+            Gg.addmm_(ac.T, ac)
+            st[g, 1] += float(((ac - bc) ** 2).sum(dtype=torch.float64))
+        Ms[g], Gs[g] = Mg.double().cpu(), Gg.double().cpu()
+        st[g, 0] = float(idx.numel())  # unit rows: |B_g|^2 is the row count
+        st[g, 2] = float(idx.numel())
+    return Ms, Gs, st
+
+
+def _half_fit(M, bb, n, eps):
+    svd = torch.linalg.svd(M)
+    r = determined_rank(svd[1], residual_variance(svd[1], 2.0 * bb, n), n, eps)
+    return fit_rotation(svd, r)
+
+
+def _half_fits(Ms, st, halves, eps) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per split of the groups into two halves, each half's fit of this modality."""
+    out = []
+    for h in halves:
+        pair = []
+        for one in (h, ~h):
+            bb, _, n = (float(x) for x in st[one].sum(0))
+            pair.append(_half_fit(Ms[one].sum(0), bb, n, eps))
+        out.append(tuple(pair))
+    return out
+
+
+def _spread(X: torch.Tensor, G: torch.Tensor) -> float:
+    """``||A X||^2 = tr(X^T G X)`` for ``G = A^T A``."""
+    return float(torch.sum((X.T @ G) * X.T))
+
+
+def null_groups(va, vb, ta, tb, image_of_text, splits: int, seed: int):
+    """The null's groups: images dealt into ``NULL_GROUPS`` random groups (captions with their
+    image), ``splits`` random halvings of them, and each modality's group matrices (one pass
+    over each). None when the probe has fewer than 4 images."""
+    n_img = va.shape[0]
+    groups = min(NULL_GROUPS, n_img)
+    if groups < 4:
+        return None
+    gen = np.random.default_rng(seed)
+    lab_v = torch.as_tensor(gen.permutation(n_img) % groups)
+    lab_t = lab_v[image_of_text.cpu()]
+    halves = []
+    for _ in range(splits):
+        h = np.zeros(groups, dtype=bool)
+        h[gen.permutation(groups)[: groups // 2]] = True
+        halves.append(torch.as_tensor(h))
+    return (halves, _group_matrices(va, vb, lab_v, groups),
+            _group_matrices(ta, tb, lab_t, groups))
+
+
+def cross_null(grouped, splits: int, eps: float) -> dict | None:
+    """The cross-applied residual expected when both modalities turn in step, at this probe's
+    sizes, spectra and noise.
+
+    Under one shared rotation the excess residual of the captions moved by the images' fit is,
+    to first order, ``||T_a E_V||^2 + ||T_a E_T||^2``: the image fit's error moves the
+    captions, and the caption fit's own overfit (of the same size) lowers their residual.
+    Images are dealt into ``NULL_GROUPS`` random groups, captions go with their image; each of
+    ``splits`` random halvings fits each modality on both halves, and ``(R_1 - R_2) / 2`` has
+    the spread of one full-probe fit's error (each half's error has twice its variance), so
+    ``||T_a (R_1 - R_2)||^2 / 4`` measures each term with the probe's own spectra and noise.
+    Divided by the captions' change, symmetrically for the images. ``grouped``: what
+    :func:`null_groups` returns. Returns the mean over splits and their range (``low``, ``high``)
+    per direction and for the mean, or None when the probe has fewer than 4 images.
+    """
+    if grouped is None:
+        return None
+    halves, (Mv, Gv, stv), (Mt, Gt, stt) = grouped
+    groups = len(halves[0])
+    fv, ft = _half_fits(Mv, stv, halves, eps), _half_fits(Mt, stt, halves, eps)
+    Gv, Gt = Gv.sum(0), Gt.sum(0)
+    base_v, base_t = float(stv[:, 1].sum()), float(stt[:, 1].sum())
+    # (R_1 - R_2) / 2 has the spread of one full-probe fit's error: the other modality's fit
+    # error moves these rows, and the own fit's overfit (the same size) lowers its residual
+    ev = [_spread(r1 - r2, Gt) / 4.0 for r1, r2 in fv]  # image fit error, on the captions
+    et = [_spread(r1 - r2, Gt) / 4.0 for r1, r2 in ft]
+    evv = [_spread(r1 - r2, Gv) / 4.0 for r1, r2 in fv]
+    etv = [_spread(r1 - r2, Gv) / 4.0 for r1, r2 in ft]
+    # a modality that did not move has no residual to compare: its null is 0 as its value
+    t_by_i = (np.asarray(ev) + np.asarray(et)) / base_t if base_t > 0 else np.zeros(splits)
+    i_by_t = (np.asarray(etv) + np.asarray(evv)) / base_v if base_v > 0 else np.zeros(splits)
+    both = (t_by_i + i_by_t) / 2.0
+
+    def rng_of(x):
+        return {"value": float(x.mean()), "low": float(x.min()), "high": float(x.max())}
+
+    return {"text_by_image": rng_of(t_by_i), "image_by_text": rng_of(i_by_t),
+            "mean": rng_of(both), "splits": splits, "groups": groups}
