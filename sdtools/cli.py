@@ -34,16 +34,48 @@ NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="do not read or wri
                                           "embedding cache")]
 SkipOpt = Annotated[bool, typer.Option("--skip-missing", help="leave out missing images")]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="DataLoader workers")]
+PrecisionOpt = Annotated[str, typer.Option(
+    "--precision", help="compute precision of the embeddings: fp32, bf16 (autocast) or auto "
+    "(bf16 on CUDA, fp32 elsewhere); part of the embeddings' identity in the cache")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="replace output files that sdtools did "
                                         "not write")]
 PLOT_SUFFIXES = (".png", ".pdf", ".svg")
+# the options every command that turns checkpoints into embeddings takes, defined once
+SHARED = (("model", ModelOpt, None), ("device", DeviceOpt, None), ("batch_size", BatchOpt, 256),
+          ("quiet", QuietOpt, False), ("no_cache", NoCacheOpt, False),
+          ("skip_missing", SkipOpt, False), ("workers", WorkersOpt, 0),
+          ("precision", PrecisionOpt, "auto"), ("force", ForceOpt, False))
+
+
+def embedding_command(fn):
+    """Give a command the shared options: ``fn(ctx, force, ...)`` receives a :class:`Ctx` built
+    from ``--data`` and them (checked before the command runs) and ``force``."""
+    import functools
+    import inspect
+
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for n, p in sig.parameters.items() if n not in ("ctx", "force")]
+    shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+              for n, a, d in SHARED]
+
+    @functools.wraps(fn)
+    def command(**kw):
+        opts = {n: kw.pop(n) for n, _, _ in SHARED}
+        force = opts.pop("force")
+        ctx = Ctx(kw.get("data"), **opts)
+        return fn(ctx=ctx, force=force, **kw)
+
+    command.__signature__ = sig.replace(parameters=[
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + shared)
+    command.__annotations__ = {p.name: p.annotation for p in own + shared}
+    return command
 
 
 class Ctx:
     """Shared options for turning A/B arguments into embeddings."""
 
     def __init__(self, data, model, device, batch_size, quiet, no_cache, skip_missing,
-                 workers):
+                 workers, precision: str = "auto"):
         self.data_spec = data
         self.model = model
         self.device = device
@@ -52,6 +84,13 @@ class Ctx:
         self.no_cache = no_cache
         self.skip_missing = skip_missing
         self.workers = workers
+        from .models.extract import PRECISIONS
+
+        if precision not in PRECISIONS:
+            from .errors import UserError
+
+            raise UserError(f"--precision {precision}: use fp32, bf16 or auto")
+        self.precision = precision
         self._data = None
         from .dist import check_device
 
@@ -91,7 +130,7 @@ class Ctx:
             return Embeddings.load(arg)
         return embed(arg, self.data(), batch_size=self.batch_size, device=self.device,
                      arch=self.model, cache=not self.no_cache, progress=not self.quiet,
-                     num_workers=self.workers)
+                     num_workers=self.workers, precision=self.precision)
 
     def pair(self, a: str, b: str):
         from .errors import CheckpointError
@@ -137,6 +176,7 @@ def _console(quiet: bool):
 
 
 @app.command()
+@embedding_command
 def rotation(
     a: Annotated[str, typer.Argument(help="checkpoint or saved embeddings (.npz) at time a")],
     b: Annotated[str, typer.Argument(help="checkpoint or saved embeddings (.npz) at time b")],
@@ -149,30 +189,23 @@ def rotation(
         "items, 2,000,000 sampled pairs above)")] = None,
     exact_sam: Annotated[bool, typer.Option(
         "--exact-sam", help="SAM drift over every pair, however many items")] = False,
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    batch_size: BatchOpt = 256,
-    quiet: QuietOpt = False,
-    no_cache: NoCacheOpt = False,
-    skip_missing: SkipOpt = False,
-    workers: WorkersOpt = 0,
-    force: ForceOpt = False,
+    ctx: Ctx = None,
+    force: bool = False,
 ):
     """Intra-modal rotation from A to B: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
     from .report import EXACT_SAM_ITEMS, SAMPLED_PAIRS, rotation_report
 
     _check_outputs(json_out, plot=plot, force=force)
-    ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
     if max_pairs is None and not exact_sam and max(ea.n_images, ea.n_texts) > EXACT_SAM_ITEMS:
         max_pairs = SAMPLED_PAIRS
         typer.echo(f"note: SAM drift estimated from {SAMPLED_PAIRS:,} sampled pairs (more than "
                    f"{EXACT_SAM_ITEMS:,} items; --exact-sam for every pair)", err=True)
     rep = rotation_report(ea, eb, modality=modality, max_pairs=max_pairs,
-                          progress=not quiet)
+                          progress=not ctx.quiet)
     from .tables import rotation_table
 
-    rotation_table(rep, f"rotation {a} → {b}", _console(quiet))
+    rotation_table(rep, f"rotation {a} → {b}", _console(ctx.quiet))
     if json_out:
         _write_json(json_out, {"a": a, "b": b, "data": ea.meta.get("data", data),
                                **rep.to_dict()})
@@ -194,20 +227,15 @@ def _title(a: str, b: str) -> str:
 
 
 @app.command()
+@embedding_command
 def deviation(
     a: Annotated[str, typer.Argument(help="checkpoint or saved embeddings (.npz) at time a")],
     b: Annotated[str, typer.Argument(help="checkpoint or saved embeddings (.npz) at time b")],
     data: DataOpt = None,
     json_out: JsonOpt = None,
     plot: PlotOpt = None,
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    batch_size: BatchOpt = 256,
-    quiet: QuietOpt = False,
-    no_cache: NoCacheOpt = False,
-    skip_missing: SkipOpt = False,
-    workers: WorkersOpt = 0,
-    force: ForceOpt = False,
+    ctx: Ctx = None,
+    force: bool = False,
 ):
     """Inter-modal deviation from A to B: pair similarity, unsynchronised rotation, ranks, gap."""
     from rich.table import Table
@@ -217,7 +245,6 @@ def deviation(
     from .tables import cross_text
 
     _check_outputs(json_out, plot=plot, force=force)
-    ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     ea, eb = ctx.pair(a, b)
     dev = deviation_report(ea, eb)
     d = dev.to_dict()
@@ -242,7 +269,7 @@ def deviation(
                   f"{tp['lost']} / {tp['gained']} / {tp['kept']} of {tp['queries']}")
     t.add_row("mean t2i rank a → b", f"{d['t2i_mean_rank_a']:.1f} → {d['t2i_mean_rank_b']:.1f}")
     t.add_row("modality gap a → b", f"{d['modality_gap_a']:.3f} → {d['modality_gap_b']:.3f}")
-    _console(quiet).print(t)
+    _console(ctx.quiet).print(t)
     if json_out:
         _write_json(json_out, out)
     if plot:
@@ -252,20 +279,15 @@ def deviation(
 
 
 @app.command()
+@embedding_command
 def embed(
     ckpt: Annotated[str, typer.Argument(help="checkpoint spec")],
     data: Annotated[str, typer.Option(
         "--data", help="probe set: synthetic[:k=v,...], csv:PATH, karpathy:JSON:ROOT[:split], "
         "wds:SHARDS, run:RUN_DIR")] = ...,
     out: Annotated[Path, typer.Option("--out", help="output .npz")] = Path("embeddings.npz"),
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    batch_size: BatchOpt = 256,
-    quiet: QuietOpt = False,
-    no_cache: NoCacheOpt = False,
-    skip_missing: SkipOpt = False,
-    workers: WorkersOpt = 0,
-    force: ForceOpt = False,
+    ctx: Ctx = None,
+    force: bool = False,
 ):
     """Embed a probe set with a checkpoint and save the embeddings (.npz)."""
     from .errors import UserError
@@ -274,27 +296,21 @@ def embed(
         raise UserError(f"--out {out} is a directory; give a file name such as {out}/emb.npz "
                         "(nothing is written beside it)")
     _check_outputs(out, force=force)
-    ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     emb = ctx.embeddings(ckpt)
     path = emb.save(out)
-    if not quiet:
+    if not ctx.quiet:
         typer.echo(f"wrote {path} ({emb.n_images} images, {emb.n_texts} captions, "
                    f"dim {emb.dim})")
 
 
 @app.command()
+@embedding_command
 def retrieval(
     ckpt_or_emb: Annotated[str, typer.Argument(help="checkpoint spec or embeddings .npz")],
     data: DataOpt = None,
     json_out: JsonOpt = None,
-    model: ModelOpt = None,
-    device: DeviceOpt = None,
-    batch_size: BatchOpt = 256,
-    quiet: QuietOpt = False,
-    no_cache: NoCacheOpt = False,
-    skip_missing: SkipOpt = False,
-    workers: WorkersOpt = 0,
-    force: ForceOpt = False,
+    ctx: Ctx = None,
+    force: bool = False,
 ):
     """Recall@1/5/10 both ways and mean/median ranks."""
     from rich.table import Table
@@ -302,7 +318,6 @@ def retrieval(
     from .measures.retrieval import retrieval as run
 
     _check_outputs(json_out, force=force)
-    ctx = Ctx(data, model, device, batch_size, quiet, no_cache, skip_missing, workers)
     emb = ctx.embeddings(ckpt_or_emb)
     res = run(emb.image, emb.text, emb.image_of_text)
     t = Table(title=f"retrieval {ckpt_or_emb} ({emb.n_images} images, {emb.n_texts} captions)")
@@ -314,7 +329,7 @@ def retrieval(
               f"{res.i2t_mean_rank:.1f} / {res.i2t_median_rank:.0f}")
     t.add_row("text→image", *[f"{v:.2f}" for v in res.t2i.values()],
               f"{res.t2i_mean_rank:.1f} / {res.t2i_median_rank:.0f}")
-    _console(quiet).print(t)
+    _console(ctx.quiet).print(t)
     if json_out:
         _write_json(json_out, {"checkpoint": ckpt_or_emb, "data": emb.meta.get("data", data),
                                **res.to_dict()})
@@ -331,7 +346,7 @@ def report(
 ):
     """Regenerate the multi-phase report (JSON, Markdown, figures) without retraining."""
     from .errors import RunError
-    from .io import atomic_dir, check_output_dir, write_json, write_text
+    from .io import atomic_dir, check_output_dir, write_text
     from .report import build_report, markdown
     from .viz.phases import draw_all
 
@@ -347,7 +362,7 @@ def report(
     if figures:
         with atomic_dir(out / "figures") as tmp:
             n = len(draw_all(rep, tmp, run_dir=run_dir, progress=not quiet))
-    write_json(out / "report.json", rep)
+    rep.write(out / "report.json")
     write_text(out / "report.md", markdown(rep))
     if not quiet:
         typer.echo(f"wrote {out / 'report.json'}, {out / 'report.md'} and {n} figure files")

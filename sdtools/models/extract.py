@@ -1,7 +1,9 @@
 """Embedding extraction: batched, inference mode, mixed precision on GPU, cached on disk.
 
-The cache key is (checkpoint content hash, data fingerprint, transform, tokenizer), so a second
-analysis of the same checkpoint and probe set costs no forward pass. Under ``torchrun`` each
+The cache key is (checkpoint content hash, data fingerprint, transform, tokenizer, device type,
+compute precision), so a second analysis of the same checkpoint and probe set costs no forward
+pass, and embeddings computed in bf16 are never served for an fp32 request (they differ by
+about as much as the rotations measured between nearby checkpoints). Under ``torchrun`` each
 rank embeds a disjoint shard and all ranks receive the gathered result.
 """
 
@@ -27,7 +29,8 @@ from .checkpoints import load_checkpoint
 from .embeddings import Embeddings
 from .reading import file_sha256
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: device and precision in the key
+PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA, fp32 elsewhere
 
 
 def default_cache_dir() -> Path:
@@ -83,8 +86,10 @@ def _resolve(model_or_spec, arch=None) -> Loaded:
     raise UserError(f"cannot embed with a {type(model_or_spec).__name__}")
 
 
-def cache_key(model_id: str, data: ImageTextData) -> str:
-    parts = {"v": CACHE_VERSION, "model": model_id, "data": data.fingerprint()}
+def cache_key(model_id: str, data: ImageTextData, compute: dict | None = None) -> str:
+    """``compute``: where and how the forward passes run (device type, autocast dtype)."""
+    parts = {"v": CACHE_VERSION, "model": model_id, "data": data.fingerprint(),
+             "compute": compute or {}}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -122,15 +127,57 @@ def embed(
     progress: bool = True,
     amp: bool = True,
     shard: bool = True,
+    precision: str = "auto",
 ) -> Embeddings:
     """Embed every image and caption of ``dataset`` (a dataset or data SPEC) with a model.
 
     ``model_or_spec``: a checkpoint spec (see :func:`sdtools.load_checkpoint`), the
     ``(model, preprocess, tokenizer)`` it returns, or a model that came from it. Embeddings
-    are L2-normalised float32. ``amp``: bfloat16 autocast on CUDA. With ``cache`` a result is
-    stored under (checkpoint content, data, transform); a checkpoint file that hits the cache
-    is not even loaded. ``shard``: under ``torchrun`` every rank embeds a share and all receive
-    the result (a collective: every rank must call); ``shard=False`` embeds everything here.
+    are L2-normalised float32. ``precision``: ``fp32``, ``bf16`` (bfloat16 autocast, on any
+    device) or ``auto`` (bf16 on CUDA, fp32 elsewhere; ``amp=False`` makes it fp32). With
+    ``cache`` a result is stored under (checkpoint content, data, transform, device type,
+    precision); a checkpoint file that hits the cache is not even loaded. ``shard``: under
+    ``torchrun`` every rank embeds a share and all receive the result (a collective: every
+    rank must call); ``shard=False`` embeds everything here.
+
+    Parameters
+    ----------
+    model_or_spec : str, Loaded or model
+        What to embed with.
+    dataset : str or dataset
+        A data SPEC (``synthetic:...``, ``csv:PATH``, ...) or an opened dataset.
+    batch_size : int
+        Images or captions per forward pass.
+    device : str, optional
+        Where to run (default: CPU).
+    arch : str, optional
+        Architecture for checkpoint files that do not name one.
+    cache, cache_dir : bool, str
+        Use the embedding cache (``$SDTOOLS_CACHE`` by default).
+    num_workers : int
+        DataLoader workers decoding images.
+    progress : bool
+        Progress bars.
+    precision : str
+        ``auto``, ``fp32`` or ``bf16``: the compute precision, recorded in ``meta``.
+
+    Returns
+    -------
+    Embeddings
+        ``image`` (n_images, D), ``text`` (n_texts, D), ``image_of_text`` and ``meta``.
+
+    Examples
+    --------
+    >>> import os, tempfile, sdtools
+    >>> from sdtools.models.build import build_model
+    >>> from sdtools.models.checkpoints import save_safetensors
+    >>> from sdtools.models.configs import tiny_clip_cfg
+    >>> cfg = tiny_clip_cfg(embed_dim=16, width=64, layers=1, patch_size=8)
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.safetensors")
+    >>> save_safetensors(build_model(cfg), path, cfg)
+    >>> e = sdtools.embed(path, "synthetic:domain=0,split=test,n=8", cache=False, progress=False)
+    >>> e.image.shape, e.n_texts, e.meta["precision"]
+    ((8, 16), 24, 'float32')
     """
     if not isinstance(dataset, (str, Path, ImageTextData)):
         raise UserError(f"dataset must be a data SPEC (such as 'synthetic' or 'csv:PATH') or a "
@@ -138,6 +185,11 @@ def embed(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     check_device(device)
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    use_amp = precision == "bf16" or (precision == "auto" and amp and device.type == "cuda")
+    compute = {"device": device.type, "autocast": "bfloat16" if use_amp else None}
     data = open_data(dataset) if isinstance(dataset, (str, Path)) else dataset
     is_spec = isinstance(model_or_spec, (str, Path))
     model_id = _spec_id(model_or_spec, arch) if (cache and is_spec) else None
@@ -147,7 +199,8 @@ def embed(
         model_id = _model_id(loaded)
     path = None
     if cache:
-        path = Path(cache_dir or default_cache_dir()) / f"{cache_key(model_id, data)}.npz"
+        path = (Path(cache_dir or default_cache_dir())
+                / f"{cache_key(model_id, data, compute)}.npz")
         if path.exists():
             try:
                 return Embeddings.load(path)
@@ -155,14 +208,11 @@ def embed(
                 if progress:
                     print(f"embedding cache entry {path.name} is damaged; recomputing it",
                           file=sys.stderr)
-    check_device(device)
     loaded = loaded or _resolve(model_or_spec, arch)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = loaded.model.to(device).eval()
     rank, world = rank_world() if shard else (0, 1)
     img_idx = np.arange(data.n_images)[rank::world]
     txt_idx = np.arange(len(data.captions))[rank::world]
-    use_amp = amp and device.type == "cuda"
     dim = None
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
                                                 enabled=use_amp):
@@ -202,6 +252,7 @@ def embed(
         "n_images": data.n_images,
         "n_texts": len(data.captions),
         "dim": dim,
+        **compute,  # device type and autocast dtype: part of the embeddings' identity
         # the coarsest float format in play: weights rounded to half precision, or bf16 autocast
         "precision": coarsest(weights_precision(loaded.model),
                               "bfloat16" if use_amp else "float32"),

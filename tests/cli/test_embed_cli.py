@@ -160,3 +160,33 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path, capsys, monkeypatch)
     assert r.stderr.strip().startswith("error: checkpoint not found")
     r = _cli("rotation", a)  # usage error from the argument parser
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_precision_is_part_of_the_embeddings_identity(tmp_path, monkeypatch, capsys):
+    """fp32 and bf16 embeddings differ by a measurable angle; each has its own cache entry,
+    and the saved embeddings say how they were computed."""
+    from sdtools.cli import main
+    from sdtools.measures.angles import sample_angles
+
+    path = tmp_path / "m.pt"
+    save_modx(path, seed=3)
+    cache = tmp_path / "cache"
+    fp32 = embed(str(path), DATA, cache_dir=cache, progress=False, precision="fp32")
+    bf16 = embed(str(path), DATA, cache_dir=cache, progress=False, precision="bf16")
+    assert len(list(cache.glob("*.npz"))) == 2  # never served for each other
+    assert (fp32.meta["device"], fp32.meta["autocast"], fp32.meta["precision"]) == \
+        ("cpu", None, "float32")
+    assert (bf16.meta["autocast"], bf16.meta["precision"]) == ("bfloat16", "bfloat16")
+    assert sample_angles(fp32.image, bf16.image).mean() > 0.01  # degrees: not the same
+    again = embed(str(path), DATA, cache_dir=cache, progress=False, precision="bf16")
+    np.testing.assert_array_equal(again.image, bf16.image)
+    auto = embed(str(path), DATA, cache_dir=cache, progress=False)  # CPU: auto is fp32
+    np.testing.assert_array_equal(auto.image, fp32.image)
+    monkeypatch.setenv("SDTOOLS_CACHE", str(cache))
+    out = tmp_path / "e.npz"
+    main(["embed", str(path), "--data", DATA, "--precision", "bf16", "--out", str(out), "-q"])
+    assert sdtools.Embeddings.load(out).meta["autocast"] == "bfloat16"
+    with pytest.raises(SystemExit) as exc:
+        main(["embed", str(path), "--data", DATA, "--precision", "fp16", "--out", str(out)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip() == "error: --precision fp16: use fp32, bf16 or auto"
