@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -11,9 +12,6 @@ from typing import NamedTuple
 import torch
 
 from ..errors import CheckpointError
-
-OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
-OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 class Loaded(NamedTuple):
@@ -79,15 +77,24 @@ def build_model(cfg: dict) -> torch.nn.Module:
     return model.float().eval()
 
 
-def make_preprocess(cfg: dict):
-    import open_clip
+def preprocess_cfg(cfg: dict) -> dict:
+    """The image preprocessing of a model config as open_clip composes it: its defaults, the
+    config's ``preprocess_cfg`` (mean, std, interpolation, resize mode, fill colour; for
+    ``ARCH:TAG`` the pretrained tag's), the vision tower's image size."""
+    from open_clip.transform import PreprocessCfg, merge_preprocess_dict
 
-    pp = cfg.get("preprocess_cfg", {})
+    d = merge_preprocess_dict(dataclasses.asdict(PreprocessCfg()), cfg.get("preprocess_cfg") or {})
     size = cfg["vision_cfg"].get("image_size", 224)
-    return open_clip.image_transform(
-        size, is_train=False, mean=tuple(pp.get("mean", OPENAI_MEAN)),
-        std=tuple(pp.get("std", OPENAI_STD)),
-    )
+    d["size"] = tuple(size) if isinstance(size, (list, tuple)) else size
+    return d
+
+
+def make_preprocess(cfg: dict, train: bool = False):
+    """open_clip's evaluation transform for a model config (``train``: its training
+    augmentation, a random resized crop)."""
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    return image_transform_v2(PreprocessCfg(**preprocess_cfg(cfg)), is_train=train)
 
 
 def make_tokenizer(cfg: dict):

@@ -44,12 +44,59 @@ MODX_FORMAT = "modx"
 __all__ = ["CheckpointError", "Loaded", "load_checkpoint", "save_safetensors", "MODX_FORMAT"]
 
 
+def pretrained_model_cfg(arch: str, tag: str) -> tuple[str, dict]:
+    """The model config open_clip builds for ``ARCH:TAG``: the architecture's, with the tag's
+    activation (QuickGELU for OpenAI's weights) and its preprocessing (mean, std,
+    interpolation, resize mode)."""
+    from open_clip import pretrained as P
+    from open_clip.transform import merge_preprocess_dict
+
+    name, cfg = resolve_model_cfg(arch)
+    pcfg = P.get_pretrained_cfg(arch, tag) or {}
+    if pcfg.get("quick_gelu"):
+        cfg = {**cfg, "quick_gelu": True}
+    pp = merge_preprocess_dict(cfg.get("preprocess_cfg") or {}, pcfg)
+    if pp:
+        cfg = {**cfg, "preprocess_cfg": {k: list(v) if isinstance(v, tuple) else v
+                                         for k, v in pp.items()}}
+    return name, cfg
+
+
 def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
     """Load a checkpoint spec into ``(model, preprocess, tokenizer)`` (float32, eval mode).
 
     ``model``: open_clip architecture name or model-config JSON for files that do not name
     their architecture (open_clip trainer checkpoints, bare state dicts in open_clip layout).
     The returned model carries ``model.sdtools_info`` (spec, content hash, model config).
+
+    Parameters
+    ----------
+    spec : str or Path
+        A checkpoint file (.pt, .safetensors, OpenAI's archives) or ``ARCH:PRETRAINED_TAG``.
+    model : str, optional
+        Architecture (open_clip name or model-config JSON) for files that do not name one.
+    device : str, optional
+        Where the model goes (default: CPU).
+    cache_dir : str, optional
+        open_clip's pretrained cache (``ARCH:TAG`` is read from it only, never downloaded).
+
+    Returns
+    -------
+    Loaded
+        ``(model, preprocess, tokenizer)``.
+
+    Examples
+    --------
+    >>> import os, tempfile, sdtools
+    >>> from sdtools.models.build import build_model
+    >>> from sdtools.models.checkpoints import save_safetensors
+    >>> from sdtools.models.configs import tiny_clip_cfg
+    >>> cfg = tiny_clip_cfg(embed_dim=16, width=64, layers=1, patch_size=8)
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.safetensors")
+    >>> save_safetensors(build_model(cfg), path, cfg)
+    >>> model, preprocess, tokenizer = sdtools.load_checkpoint(path)
+    >>> model.training, tokenizer(["a red circle"]).shape[0]
+    (False, 1)
     """
     check_device(device)
     spec = str(spec)
@@ -57,16 +104,8 @@ def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
         arch, _, tag = spec.partition(":")
         if model is not None:
             raise CheckpointError(f"{spec} names its architecture; drop --model")
-        name, cfg = resolve_model_cfg(arch)
+        name, cfg = pretrained_model_cfg(arch, tag)
         path = cached_pretrained(arch, tag, cache_dir=cache_dir)
-        from open_clip import pretrained as P
-
-        pcfg = P.get_pretrained_cfg(arch, tag) or {}
-        if pcfg.get("quick_gelu"):  # as open_clip builds it: OpenAI's weights use QuickGELU
-            cfg = {**cfg, "quick_gelu": True}
-        if "mean" in pcfg and "std" in pcfg:
-            cfg = {**cfg, "preprocess_cfg": {**cfg.get("preprocess_cfg", {}),
-                                             "mean": list(pcfg["mean"]), "std": list(pcfg["std"])}}
         obj, meta = read_checkpoint_file(path)
         content = f"{spec}:{file_sha256(path)}"
     else:

@@ -219,3 +219,27 @@ def test_pretrained_tag_from_local_cache(tmp_path, monkeypatch):
 
 def test_public_api_exposes_loader():
     assert sdtools.load_checkpoint is load_checkpoint
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch,tag", [("ViT-B-16-SigLIP", "webli"),   # squash resize
+                                      ("MobileCLIP-S1", "datacompdr"),  # bilinear, mean 0
+                                      ("ViT-B-32", "openai")])
+def test_pretrained_preprocessing_is_open_clips(arch, tag, monkeypatch):
+    """The transform built for ARCH:TAG equals open_clip's own (create_model_and_transforms
+    with the tag; its weights are not needed, so the download is stubbed out)."""
+    import open_clip
+    from open_clip import factory
+    from PIL import Image
+
+    from sdtools.models.build import make_preprocess
+    from sdtools.models.checkpoints import pretrained_model_cfg
+
+    monkeypatch.setattr(factory, "download_pretrained", lambda *a, **k: "/nonexistent")
+    _, _, theirs = open_clip.create_model_and_transforms(arch, pretrained=tag,
+                                                         load_weights=False)
+    ours = make_preprocess(pretrained_model_cfg(arch, tag)[1])
+    rng = np.random.default_rng(0)
+    for w, h in ((640, 480), (300, 500)):  # landscape and portrait: resize modes differ
+        img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        torch.testing.assert_close(ours(img), theirs(img), rtol=0, atol=0)
