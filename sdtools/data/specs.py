@@ -2,14 +2,16 @@
 
     synthetic[:k=v,...]                         the built-in synthetic stream (SyntheticConfig)
     csv:PATH[:opt,...]                          open_clip CSV; options skip-missing,
-                                                img-key=COL, caption-key=COL, sep=tab|comma
-                                                (a ':' in PATH is written \\:)
-    karpathy:JSON:IMAGE_ROOT[:SPLIT[+SPLIT]]    dataset_coco.json / dataset_flickr30k.json
-    wds:SHARDS[:caption-key=txt;caption,...]    webdataset tar shards ({000..009} and ::)
+                                                img-key=COL, caption-key=COL, sep=tab|comma,
+                                                n=N (a ':' in PATH is written \\:)
+    karpathy:JSON:IMAGE_ROOT[:SPLIT[+SPLIT]][:n=N]  dataset_coco.json / dataset_flickr30k.json
+    wds:SHARDS[:caption-key=txt;caption,n=N]    webdataset tar shards ({000..009} and ::)
     run:RUN_DIR                                 a modx run's own probe (its evaluation sets)
 
-A spec names a dataset completely, so the string that opened a dataset (``data.spec``) can be
-passed back to ``--data``.
+``n=N`` caps a probe at its first N images (in the file's order, with all their captions;
+``synthetic`` has its own ``n``); webdataset shards after them are not read. A spec names a
+dataset completely, so the string that opened a dataset (``data.spec``) can be passed back to
+``--data``.
 """
 
 from __future__ import annotations
@@ -83,27 +85,51 @@ def parse_spec(spec) -> DataSpec:
     if kind == "csv" and colon:
         path, opts = _csv_path(rest)
         o = _options(",".join(opts).split(","), ("skip-missing",),
-                     ("img-key", "caption-key", "sep"), text)
+                     ("img-key", "caption-key", "sep", "n"), text)
         return DataSpec(kind, text, (path,), o)
     if kind == "karpathy" and colon:
         parts = rest.split(":")
         if len(parts) < 2 or not parts[0] or not parts[1]:
             raise DataError(f"{text}: a karpathy spec is karpathy:JSON:IMAGE_ROOT[:split]")
         o = {"split": parts[2] if len(parts) > 2 and parts[2] else "test"}
-        o.update(_options(parts[3:], ("skip-missing",), (), text))
+        o.update(_options(parts[3:], ("skip-missing",), ("n",), text))
         return DataSpec(kind, text, (parts[0], parts[1]), o)
     if kind == "wds" and colon:
         shards, opts = rest, {}
         # options follow the last ':' only when it holds key=value (shard lists use '::')
         head, sep, tail = rest.rpartition(":")
         if sep and "=" in tail and "/" not in tail:
-            shards, opts = head, _options(tail.split(","), (), ("caption-key",), text)
+            shards, opts = head, _options(tail.split(","), (), ("caption-key", "n"), text)
         if not shards:
             raise DataError(f"{text}: name the shards, e.g. wds:data/{{000..009}}.tar")
         return DataSpec(kind, text, (shards,), opts)
     if kind == "run" and colon and rest:
         return DataSpec(kind, text, (rest,), {})
     raise DataError(f"unknown data spec {text!r}; {USAGE}")
+
+
+def _cap(p: DataSpec) -> int | None:
+    """The ``n=N`` option as a positive integer (None when absent)."""
+    if "n" not in p.options:
+        return None
+    v = p.options["n"]
+    if not v.isdigit() or int(v) < 1:
+        raise DataError(f"{p.text}: n={v} must be a positive whole number of images")
+    return int(v)
+
+
+def _capped(data: ImageTextData, p: DataSpec) -> ImageTextData:
+    """The first ``n`` images of a dataset with all their captions, named by the spec."""
+    n = _cap(p)
+    if n is None or n >= data.n_images:
+        return data
+    import numpy as np
+
+    from .base import Subset
+
+    out = Subset(data, np.arange(n))
+    out.spec = p.text
+    return out
 
 
 def _csv_path(rest: str) -> tuple[str, list[str]]:
@@ -153,7 +179,11 @@ def _open_wds(p: DataSpec, skip_missing: bool) -> ImageTextData:
     from .webdataset import WebDatasetData
 
     keys = p.options.get("caption-key")
-    return WebDatasetData(p.args[0], caption_keys=keys.split(";") if keys else None)
+    data = WebDatasetData(p.args[0], caption_keys=keys.split(";") if keys else None,
+                          max_items=_cap(p))
+    if _cap(p) is not None:
+        data.spec = p.text
+    return data
 
 
 def _open_run(p: DataSpec, skip_missing: bool) -> ImageTextData:
@@ -174,6 +204,28 @@ LOADERS = {"synthetic": _open_synthetic, "csv": _open_csv, "karpathy": _open_kar
 
 
 def open_data(spec, skip_missing: bool = False) -> ImageTextData:
-    """Parse a data SPEC (see the module docstring) into a dataset."""
+    """Parse a data SPEC (see the module docstring) into a dataset.
+
+    Parameters
+    ----------
+    spec : str
+        ``synthetic[:k=v,...]``, ``csv:PATH[:options]``, ``karpathy:JSON:IMAGE_ROOT[:split]``,
+        ``wds:SHARDS`` or ``run:RUN_DIR``.
+    skip_missing : bool
+        Leave out images whose files are missing (else an error naming them).
+
+    Returns
+    -------
+    ImageTextData
+        Images (decoded on demand), ``captions`` and ``image_of_text``.
+
+    Examples
+    --------
+    >>> import sdtools
+    >>> data = sdtools.open_data("synthetic:domain=1,split=test,n=5")
+    >>> data.n_images, len(data.captions), data.load_image(0).size
+    (5, 15, (32, 32))
+    """
     p = parse_spec(spec)
-    return LOADERS[p.kind](p, skip_missing)
+    data = LOADERS[p.kind](p, skip_missing)
+    return _capped(data, p) if p.kind in ("csv", "karpathy") else data

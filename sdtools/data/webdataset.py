@@ -50,9 +50,10 @@ class WebDatasetData(ImageTextData):
     ``caption_keys``: extensions tried in order, the first one present gives the captions
     (``txt``: the text; ``json``: its ``caption``/``captions`` field; any other: the text).
     Samples with no caption under these keys are dropped and counted (``no_caption``).
+    ``max_items``: the first that many samples with a caption; shards after them are not read.
     """
 
-    def __init__(self, pattern: str, caption_keys=None):
+    def __init__(self, pattern: str, caption_keys=None, max_items: int | None = None):
         self.caption_keys = tuple(caption_keys or DEFAULT_CAPTION_KEYS)
         self.spec = f"wds:{pattern}"
         if self.caption_keys != DEFAULT_CAPTION_KEYS:
@@ -66,7 +67,11 @@ class WebDatasetData(ImageTextData):
         self.index, self.captions, iot = [], [], []
         others: set[str] = set()
         for s in self.shards:
+            if max_items is not None and len(self.index) >= max_items:
+                break
             for key, g in self._groups(s).items():
+                if max_items is not None and len(self.index) >= max_items:
+                    break
                 if "img" not in g:
                     continue
                 caps = self._captions(g, f"{s}:{key}")

@@ -108,3 +108,39 @@ def test_karpathy_each_shape(tmp_path):
     assert data.captions == ["a red box", "raw text"]
     with pytest.raises(DataError, match="no images in split"):
         open_data(f"karpathy:{tmp_path}/k.json:{tmp_path}/img:test")
+
+
+def test_every_file_spec_caps_its_probe_at_n_images(tmp_path):
+    """n=N: the first N images with all their captions, the spec re-opens the same probe, and
+    webdataset shards after the cap are never read."""
+    (tmp_path / "img").mkdir()
+    rows, images = ["filepath\ttitle"], []
+    for i in range(5):
+        (tmp_path / "img" / f"{i}.png").write_bytes(_png(i))
+        rows += [f"{tmp_path}/img/{i}.png\tcap {i} a", f"{tmp_path}/img/{i}.png\tcap {i} b"]
+        images.append({"filename": f"{i}.png", "split": "test",
+                       "sentences": [{"raw": f"cap {i} a"}, {"raw": f"cap {i} b"}]})
+    (tmp_path / "p.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "k.json").write_text(json.dumps({"images": images}))
+    _shard(tmp_path / "00000.tar", [{"__key__": f"{i:09d}", "jpg": _png(i), "txt": f"cap {i}"}
+                                    for i in range(3)])
+    (tmp_path / "00001.tar").write_bytes(b"not a tar")  # only read when the cap needs it
+    specs = {"csv": f"csv:{tmp_path}/p.csv", "karpathy": f"karpathy:{tmp_path}/k.json:"
+             f"{tmp_path}/img:test", "wds": f"wds:{tmp_path}/0000{{0..1}}.tar"}
+    for kind, spec in specs.items():
+        capped = open_data(spec + ":n=2")
+        assert capped.n_images == 2, kind
+        if kind != "wds":
+            whole = open_data(spec)
+            assert capped.captions == [c for c, i in zip(whole.captions, whole.image_of_text,
+                                                         strict=True) if i < 2], kind
+            assert capped.item_names() == whole.item_names()[:2]
+        reopened = open_data(capped.spec)
+        assert reopened.captions == capped.captions and reopened.n_images == 2, kind
+        assert np.array_equal(np.asarray(capped.load_image(1)),
+                              np.asarray(reopened.load_image(1)))
+    with pytest.raises(DataError):
+        open_data(specs["wds"])  # uncapped, the broken second shard is read
+    for bad in ("n=0", "n=x", "n=-1"):
+        with pytest.raises(DataError, match="positive whole number"):
+            open_data(f"{specs['csv']}:{bad}")
