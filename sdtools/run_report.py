@@ -137,9 +137,8 @@ class MethodReport:
             _keys(d[direction], f"{where}.{direction}", ("1", "5", "10"))
             for k, m in d[direction].items():
                 _matrix(m, T, S, f"{where}.{direction}.{k}")
-        for name in ("max_drop",):
-            if not (isinstance(d[name], list) and len(d[name]) == S):
-                _fail(f"{where}.{name}", f"expected {S} values (one per set)")
+        if not (isinstance(d["max_drop"], list) and len(d["max_drop"]) == S):
+            _fail(f"{where}.max_drop", f"expected {S} values (one per set)")
         if not (isinstance(d["selected_share"], list) and len(d["selected_share"]) == T):
             _fail(f"{where}.selected_share", f"expected {T} values (one per phase)")
         for kind in ("zero_shot", "linear_probe"):

@@ -179,9 +179,10 @@ def _open_wds(p: DataSpec, skip_missing: bool) -> ImageTextData:
     from .webdataset import WebDatasetData
 
     keys = p.options.get("caption-key")
+    n = _cap(p)
     data = WebDatasetData(p.args[0], caption_keys=keys.split(";") if keys else None,
-                          max_items=_cap(p))
-    if _cap(p) is not None:
+                          max_items=n)
+    if n is not None:
         data.spec = p.text
     return data
 
