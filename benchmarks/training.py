@@ -41,7 +41,9 @@ def _stepper(tr, model, opt, strategy, pt, teacher=None, cache=None, grad_accum=
 
     def step(i, bi, bc):
         tr.model = model
-        x, tok, old = assemble(ctx, bi, bc, i)
+        loc = slice(tr.rank, None, tr.world)  # this rank's rows, as modx.feed yields them
+        bi, bc = torch.as_tensor(bi[loc]), torch.as_tensor(bc[loc])
+        x, tok, old = assemble(ctx, (bi, bc, pt.image_batch(bi)), i)
         return train_step(ctx, x, tok, old, i, grad_accum)
     return step
 

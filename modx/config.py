@@ -47,6 +47,14 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | amp_bf16 (GPU)
     seed: int = 0
     device: str | None = None
+    # the data path: DataLoader workers decoding images (default: none for data held in
+    # memory, else a share of the cores); phases whose preprocessed images fit in preload_gb
+    # are prepared once and kept in memory (0: always decode per batch); augment: open_clip's
+    # training augmentation (a random resized crop; the teacher is then computed live)
+    workers: int | None = None
+    preload_gb: float = 2.0
+    augment: bool = False
+    dist_timeout_min: float = 60.0  # torchrun: how long ranks wait while rank 0 evaluates
     # method knobs
     alpha: float = 20.0  # Mod-X weight (official: 20 at batch 280)
     temperature: float = 1.0
@@ -81,6 +89,14 @@ class TrainConfig:
                      "rkd_weight", "ewc_lambda", "checkpoint_every", "log_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0: decode in the training process), got "
+                              f"{self.workers}")
+        if not self.dist_timeout_min > 0:
+            raise ConfigError(f"dist_timeout_min must be > 0, got {self.dist_timeout_min}")
+        if self.preload_gb < 0:
+            raise ConfigError(f"preload_gb must be >= 0 (0: never keep a phase's images in "
+                              f"memory), got {self.preload_gb}")
         if self.epochs is not None and not self.epochs > 0:
             raise ConfigError(f"epochs must be > 0, got {self.epochs}")
         if self.temperature <= 0:
@@ -129,7 +145,8 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 # keys that change what a run trains: --resume refuses a config that differs in any of them
 TRAINING_KEYS = tuple(k for k in FIELDS if k not in ("out", "quiet", "log_every", "tensorboard",
-                                                       "device", "checkpoint_every"))
+                                                       "device", "checkpoint_every", "workers",
+                                                       "preload_gb", "dist_timeout_min"))
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
           "list[str]": (list,), "dict": (dict,)}
 

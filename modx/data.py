@@ -52,25 +52,49 @@ def split_phases(data: ImageTextData, how: str, seed: int = 0) -> list[ImageText
     return ([base] if base is not None else []) + [data.subset(g) for g in groups]
 
 
-class PhaseTensors:
-    """A phase's images as preprocessed tensors and captions as tokens, made once.
+def item_seed(seed: int, phase: int, step: int, i: int) -> int:
+    """The seed of image ``i``'s random transform at ``step`` of ``phase``."""
+    return int(np.random.SeedSequence([seed, phase, step, i, 7919]).generate_state(1)[0])
 
-    Valid because the transforms are deterministic (eval-style), as in the official protocol.
-    Images are kept in memory when they fit in ``max_bytes``; otherwise transformed per batch.
+
+def transform_item(data, transform, i: int, key: tuple | None = None) -> torch.Tensor:
+    """Image ``i`` through ``transform``; ``key`` (seed, phase, step) seeds a random one from
+    the torch generator, leaving the caller's generator as it was."""
+    img = data.load_image(int(i))
+    if key is None:
+        return transform(img)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(item_seed(*key, int(i)))
+        return transform(img)
+
+
+class PhaseTensors:
+    """A phase's captions as tokens, made once, and its images: preprocessed once and kept in
+    memory when they fit in ``max_bytes`` (valid because the evaluation transform is
+    deterministic, as in the official protocol), else transformed when a batch asks.
+
+    ``train_transform``: open_clip's training augmentation (``augment = true``); training
+    batches then go through it, seeded per image and step (:func:`transform_item`), and
+    nothing is kept in memory. Teacher features, Fisher batches and reference sets use the
+    evaluation transform (``preprocess``).
     """
 
     def __init__(self, data: ImageTextData, preprocess, tokenizer, max_bytes: int = 2 << 30,
-                 progress: bool = False):
+                 progress: bool = False, train_transform=None):
         self.data = data
         self.preprocess = preprocess
+        self.augment = train_transform is not None
+        self.train_transform = train_transform if self.augment else preprocess
         self.tokens = tokenizer(list(data.captions)) if len(data.captions) else None
         self.image_of_text = torch.as_tensor(np.asarray(data.image_of_text), dtype=torch.long)
         self.caps_of = [[] for _ in range(data.n_images)]
         for j, i in enumerate(data.image_of_text.tolist()):
             self.caps_of[i].append(j)
-        first = preprocess(data.load_image(0))
         self.images = None
-        if first.numel() * 4 * data.n_images <= max_bytes:
+        if self.augment or max_bytes <= 0:
+            return
+        first = preprocess(data.load_image(0))
+        if first.numel() * first.element_size() * data.n_images <= max_bytes:
             self.images = torch.empty((data.n_images, *first.shape), dtype=first.dtype)
             rng = range(data.n_images)
             if progress:
@@ -80,10 +104,15 @@ class PhaseTensors:
             for i in rng:
                 self.images[i] = first if i == 0 else preprocess(data.load_image(i))
 
-    def image_batch(self, idx) -> torch.Tensor:
+    def image_batch(self, idx, key: tuple | None = None) -> torch.Tensor:
+        """Images ``idx`` through the evaluation transform; with ``key`` (seed, phase, step),
+        through the training transform (seeded per image when it is random)."""
         idx = torch.as_tensor(idx, dtype=torch.long)
-        if self.images is not None:
+        if self.images is not None and (key is None or not self.augment):
             return self.images[idx]
+        if key is not None and self.augment:
+            return torch.stack([transform_item(self.data, self.train_transform, int(i), key)
+                                for i in idx])
         return torch.stack([self.preprocess(self.data.load_image(int(i))) for i in idx])
 
     def token_batch(self, cap_idx) -> torch.Tensor:

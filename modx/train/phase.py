@@ -9,7 +9,7 @@ import torch
 
 from sdtools.runs import LAST
 
-from ..data import batches
+from ..feed import phase_stream
 from . import checkpoint
 from .step import PhaseContext, assemble, train_step
 
@@ -65,7 +65,13 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
         tr.resumed_mid_phase = True
         tr.say(f"  resuming {method} phase {t} at step {start}")
     strategy.begin_phase(tr, t)
-    cache = tr.teacher_cache(teacher, pt) if teacher is not None and cfg.teacher_cache else None
+    cache = None
+    if teacher is not None and cfg.teacher_cache:
+        if cfg.augment:  # the cache needs fixed inputs; augmented crops change every step
+            tr.say(f"  {method} phase {t}: augment = true, so the teacher's features are "
+                   "computed live on each batch (no cache)")
+        else:
+            cache = tr.teacher_cache(teacher, pt)
     ddp = model
     if tr.world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(model)
@@ -75,13 +81,14 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
                        None if official else cfg.clip_grad)
     bar = tr.bar(steps, start, f"{method} phase {t}")
     shares, losses = [], []
-    stream = batches(pt, cfg.batch_size, cfg.seed, t, start, say=tr.say)
+    stream = phase_stream(pt, cfg.batch_size, cfg.seed, t, start, tr.rank, tr.world,
+                          workers=tr.workers_for(pt.data), pin=tr.device.type == "cuda")
     for step in range(start, steps):
         tr.fail_point(method, t, step)
-        bi, bc = next(stream)
+        rows = next(stream)
         for g in opt.param_groups:
             g["lr"] = lr * lr_multiplier(step, steps, cfg.warmup, from_zero=official)
-        x, tok, old = assemble(ctx, bi, bc, step)
+        x, tok, old = assemble(ctx, rows, step)
         logs = train_step(ctx, x, tok, old, step, cfg.grad_accum)
         strategy.after_step(tr, t, step)
         losses.append(logs["loss"])
@@ -96,6 +103,7 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
             tr.save(checkpoint.resume_payload(model, tr.arch, tr.model_cfg, cfg.to_dict(), t,
                                               method, opt, step + 1, strategy), last)
     bar.close()
+    stream.close()  # the loader's workers end with the phase
     strategy.end_phase(tr, t)
     tr.save(checkpoint.model_payload(model, tr.arch, tr.model_cfg, cfg.to_dict(), t, method),
             d / "model.pt")

@@ -35,6 +35,7 @@ from sdtools.runs import RunDir
 from ..config import TrainConfig
 from ..data import PhaseTensors, split_phases
 from ..evaluate import evaluate_phase
+from ..feed import n_workers
 from ..methods import Strategy, make
 from . import checkpoint
 from .fisher import fisher_diagonal
@@ -45,10 +46,17 @@ from .phase import train_phase
 FAIL_ENV = "MODX_FAIL_AT"  # tests: "METHOD:PHASE:STEP[:exit|int|term]" fails there
 
 
-def init_distributed(device: torch.device) -> None:
-    """Join the process group when launched by torchrun (gloo on CPU, nccl on GPU)."""
+def init_distributed(device: torch.device, timeout_min: float = 60.0) -> None:
+    """Join the process group when launched by torchrun (gloo on CPU, nccl on GPU).
+
+    ``timeout_min``: how long a collective may wait. The other ranks wait at a barrier while
+    rank 0 evaluates a phase, which can take longer than NCCL's default of 10 minutes on a
+    large probe."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        import datetime
+
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                             timeout=datetime.timedelta(minutes=timeout_min))
         if device.type == "cuda":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -60,7 +68,7 @@ class Trainer:
         self.resume, self.force = resume, force
         self.progress = (not cfg.quiet) if progress is None else progress
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        init_distributed(self.device)
+        init_distributed(self.device, cfg.dist_timeout_min)
         self.rank, self.world = rank_world()
         if self.device.type == "cuda" and self.world > 1:
             self.device = torch.device("cuda", torch.cuda.current_device())
@@ -119,15 +127,22 @@ class Trainer:
         else:
             self.arch, self.model_cfg = resolve_model_cfg(cfg.model)
         self.preprocess = make_preprocess(self.model_cfg)
+        self.train_transform = make_preprocess(self.model_cfg, train=True) if cfg.augment \
+            else None
         self.tokenizer = make_tokenizer(self.model_cfg)
 
     def tensors(self, p: int, data=None) -> PhaseTensors:
         key = p if data is None else ("custom", p, data.spec)
         if key not in self._tensors:
-            self._tensors[key] = PhaseTensors(data if data is not None else self.phases[p],
-                                              self.preprocess, self.tokenizer,
-                                              progress=self.progress and self.rank == 0)
+            self._tensors[key] = PhaseTensors(
+                data if data is not None else self.phases[p], self.preprocess, self.tokenizer,
+                max_bytes=int(self.cfg.preload_gb * 2**30),
+                progress=self.progress and self.rank == 0, train_transform=self.train_transform)
         return self._tensors[key]
+
+    def workers_for(self, data) -> int:
+        """DataLoader workers for ``data`` (``workers``, or the default for its kind)."""
+        return n_workers(self.cfg.workers, data, self.world)
 
     def release(self, p: int, data) -> None:
         """Forget the tensors of a dataset made for one phase (cumulative unions), so memory
@@ -179,15 +194,29 @@ class Trainer:
         return fisher_diagonal(self, p, n_batches)
 
     def teacher_cache(self, teacher, pt: PhaseTensors) -> dict:
-        """The old model's features for every image and caption of the phase, computed once."""
+        """The old model's features for every image and caption of the phase, computed once
+        (images through the evaluation transform, decoded by the loader's workers)."""
+        from sdtools.data.base import ImageDataset
+
         img, txt = [], []
         bs = 512
+        n = pt.data.n_images
+        pbar = bar(self.progress and self.rank == 0, n + len(pt.data.captions), "teacher cache",
+                   unit="item")
         with torch.inference_mode(), self.autocast():
-            for s in range(0, pt.data.n_images, bs):
-                x = pt.image_batch(range(s, min(s + bs, pt.data.n_images))).to(self.device)
-                img.append(teacher.encode_image(x).float())
+            if pt.images is not None:
+                parts = (pt.images[s:s + bs] for s in range(0, n, bs))
+            else:
+                parts = (x for _, x in torch.utils.data.DataLoader(
+                    ImageDataset(pt.data, pt.preprocess), batch_size=bs,
+                    num_workers=self.workers_for(pt.data), pin_memory=self.device.type == "cuda"))
+            for x in parts:
+                img.append(teacher.encode_image(x.to(self.device)).float())
+                pbar.update(len(x))
             for s in range(0, len(pt.data.captions), bs):
                 txt.append(teacher.encode_text(pt.tokens[s:s + bs].to(self.device)).float())
+                pbar.update(len(pt.tokens[s:s + bs]))
+        pbar.close()
         return {"img": torch.cat(img), "txt": torch.cat(txt)}
 
     # ------------------------------------------------------------------ the run
@@ -212,6 +241,8 @@ class Trainer:
         self.phase0()
         for method in cfg.methods:
             self.run_method(method)
+        # the report is rank 0's alone, after the last collective: the other ranks finish now
+        # instead of waiting at a barrier while it is built (minutes on a large probe)
         report = None
         if self.rank == 0:
             from sdtools.report import build_report, markdown
@@ -222,7 +253,6 @@ class Trainer:
                                   styles=styles(cfg.methods))
             report.write(self.out / "report.json")
             write_text(self.out / "report.md", markdown(report))
-        barrier()
         return report
 
     def preflight(self) -> None:
@@ -327,7 +357,8 @@ class Trainer:
             if state:  # what later phases of this method need (EWC, replay), before eval.json
                 self.save(state, rd.strategy_path(method, t))
             sets, results, probe = evaluate_phase(
-                Loaded(self.model, self.preprocess, self.tokenizer), self.evals, self.device)
+                Loaded(self.model, self.preprocess, self.tokenizer), self.evals, self.device,
+                workers=self.workers_for)
             rd.write_probe(method, t, probe)
             rd.write_eval(method, t, sets, results, stats,
                           specs=[data.spec for _, data in self.evals])

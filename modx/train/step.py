@@ -42,33 +42,37 @@ class PhaseContext:
     clip_grad: float | None
 
 
-def assemble(ctx: PhaseContext, bi: np.ndarray, bc: np.ndarray, step: int):
+def assemble(ctx: PhaseContext, rows, step: int):
     """This rank's rows of the global batch: images, tokens and the teacher's features.
 
-    The global batch is the phase's rows plus the strategy's extra rows (replay); rank r takes
-    rows r, r + world, ..., so extra rows spread evenly over ranks.
+    ``rows``: this rank's (images, captions, transformed images) of the phase's batch of
+    ``batch_size`` rows (:func:`modx.feed.phase_stream`). The global batch is those rows plus
+    the strategy's extra rows (replay); rank r takes rows r, r + world, ..., so extra rows
+    spread evenly over ranks, and each rank decodes only its own rows.
     """
     tr = ctx.trainer
-    xs, toks = [ctx.pt.image_batch(bi)], [ctx.pt.token_batch(bc)]
+    bi, bc, x_phase = rows
+    n = tr.cfg.batch_size
     extra = ctx.strategy.extra_batch(tr, ctx.t, step)
-    if extra is not None and len(extra):
-        for p in np.unique(extra[:, 0]):
-            rows = extra[extra[:, 0] == p]
-            ept = tr.tensors(int(p))
-            xs.append(ept.image_batch(rows[:, 1]))
-            toks.append(ept.token_batch(rows[:, 2]))
-    x, tok = torch.cat(xs), torch.cat(toks)
-    if x.shape[0] % tr.world:
-        raise TrainingError(f"a batch of {x.shape[0]} rows does not split over {tr.world} "
+    n_extra = 0 if extra is None else len(extra)
+    if (n + n_extra) % tr.world:
+        raise TrainingError(f"a batch of {n + n_extra} rows does not split over {tr.world} "
                             "processes; choose batch_size and replay_fraction to fit")
-    local = torch.arange(tr.rank, x.shape[0], tr.world)
-    x, tok = x[local].to(tr.device), tok[local].to(tr.device)
+    xs, toks = [x_phase], [ctx.pt.token_batch(bc)]
+    if n_extra:
+        grouped = np.concatenate([extra[extra[:, 0] == p] for p in np.unique(extra[:, 0])])
+        local = np.arange(tr.rank, n + n_extra, tr.world)
+        mine = grouped[local[local >= n] - n]  # extra rows grouped by phase, then shared out
+        for p in np.unique(mine[:, 0]):
+            sel = mine[mine[:, 0] == p]
+            ept = tr.tensors(int(p))
+            xs.append(ept.image_batch(sel[:, 1], key=(tr.cfg.seed, ctx.t, step)))
+            toks.append(ept.token_batch(sel[:, 2]))
+    x, tok = torch.cat(xs).to(tr.device), torch.cat(toks).to(tr.device)
     old = None
     if ctx.teacher is not None:
-        if ctx.cache is not None and len(bi) == x.shape[0] * tr.world:
-            gi = torch.as_tensor(bi)[local]
-            gc = torch.as_tensor(bc)[local]
-            old = (ctx.cache["img"][gi], ctx.cache["txt"][gc])
+        if ctx.cache is not None and not n_extra:
+            old = (ctx.cache["img"][bi], ctx.cache["txt"][bc])
         else:
             with torch.no_grad(), tr.autocast():
                 old = (ctx.teacher.encode_image(x).float(), ctx.teacher.encode_text(tok).float())

@@ -28,6 +28,7 @@ class ImageTextData:
     captions: list[str]
     image_of_text: np.ndarray
     domains: np.ndarray | None = None
+    in_memory: bool = False  # images are held decoded (no file to read): no loader workers needed
     skipped: int = 0  # images left out because their file is missing
     no_caption: int = 0  # images left out because they have no (non-empty) caption
 
@@ -102,6 +103,10 @@ class Subset(ImageTextData):
     def n_images(self) -> int:
         return len(self.images)
 
+    @property
+    def in_memory(self) -> bool:
+        return self.base.in_memory
+
     def load_image(self, i: int) -> Image.Image:
         return self.base.load_image(int(self.images[i]))
 
@@ -138,6 +143,10 @@ class ConcatData(ImageTextData):
     @property
     def n_images(self) -> int:
         return int(self.offsets[-1])
+
+    @property
+    def in_memory(self) -> bool:
+        return all(p.in_memory for p in self.parts)
 
     def load_image(self, i: int):
         k = int(np.searchsorted(self.offsets, i, side="right") - 1)

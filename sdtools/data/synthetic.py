@@ -192,6 +192,8 @@ class SyntheticData(ImageTextData):
     tone); ``images``: uint8 array (N, H, W, 3); ``domains``: per-image domain index.
     """
 
+    in_memory = True
+
     def __init__(self, config: SyntheticConfig, domains=(0,), split: str = "test",
                  n: int | None = None):
         if split not in SPLITS:

@@ -9,7 +9,7 @@ import torch.multiprocessing as mp
 from helpers import tiny_cfg
 
 from modx.config import TrainConfig
-from modx.data import batches
+from modx.feed import phase_stream
 from modx.methods import make
 from modx.train import Trainer
 from modx.train.step import PhaseContext, assemble, train_step
@@ -31,14 +31,13 @@ def _one_step(cfg_dict, rank, world, grad_accum=1):
     teacher.eval().requires_grad_(False)
     strategy = make("modx", cfg)
     pt = tr.tensors(1)
-    bi, bc = next(batches(pt, cfg.batch_size, 0, 1))
     ddp = tr.model
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(tr.model)
     opt = torch.optim.SGD(tr.model.parameters(), lr=0.0)
     ctx = PhaseContext(tr, 1, "modx", strategy, teacher, None, pt, tr.model, ddp, opt, 1, 0.0,
                        None)
-    x, tok, old = assemble(ctx, bi, bc, 0)
+    x, tok, old = assemble(ctx, next(phase_stream(pt, cfg.batch_size, 0, 1, 0, rank, world)), 0)
     logs = train_step(ctx, x, tok, old, 0, grad_accum)
     grads = {n: p.grad.clone() for n, p in tr.model.named_parameters() if p.grad is not None}
     return logs, grads

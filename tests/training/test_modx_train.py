@@ -11,6 +11,7 @@ from helpers import tiny_cfg
 
 from modx.config import ConfigError, TrainConfig, from_dict, load
 from modx.data import PhaseTensors, batches, split_phases
+from modx.feed import phase_stream
 from modx.methods import EWC, Cumulative, Joint, make
 from modx.train import Trainer, TrainingError
 from modx.train.step import PhaseContext, assemble, train_step
@@ -109,7 +110,7 @@ def test_teacher_cache_matches_live_teacher_and_teacher_is_frozen(tmp_path):
     # one training step with the live teacher: the teacher gets no gradient, never changes
     ctx = PhaseContext(tr, 1, "modx", strategy, teacher, None, pt, tr.model, tr.model,
                        torch.optim.AdamW(tr.model.parameters(), lr=1e-2), 3, 1e-2, None)
-    x, tok, old = assemble(ctx, bi, bc, 0)
+    x, tok, old = assemble(ctx, next(phase_stream(pt, 16, 0, 1)), 0)
     train_step(ctx, x, tok, old, 0, 1)
     assert all(p.grad is None for p in teacher.parameters())
     assert _equal(before, teacher.state_dict())
