@@ -38,6 +38,10 @@ def train(
     device: Annotated[str | None, typer.Option()] = None,
     precision: Annotated[str | None, typer.Option(help="fp32 | amp_bf16")] = None,
     checkpoint_every: Annotated[int | None, typer.Option(help="also save every K steps")] = None,
+    workers: Annotated[int | None, typer.Option(min=0, help="DataLoader workers decoding "
+                                                 "images (default: a share of the cores)")] = None,
+    augment: Annotated[bool | None, typer.Option(
+        "--augment/--no-augment", help="open_clip's training augmentation")] = None,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     force: Annotated[bool, typer.Option(help="write the run into an --out folder that holds "
                                         "other files")] = False,
@@ -50,7 +54,7 @@ def train(
                      init=init, steps=steps, phase0_steps=phase0_steps, epochs=epochs, lr=lr,
                      batch_size=batch_size, alpha=alpha, seed=seed, device=device,
                      precision=precision, checkpoint_every=checkpoint_every,
-                     quiet=quiet or None)
+                     workers=workers, augment=augment, quiet=quiet or None)
     if config is not None:
         cfg = load(config, overrides)
     else:
@@ -129,6 +133,13 @@ def study(
     cell: Annotated[int | None, typer.Option(help="run this cell alone (a job array)")] = None,
     force: Annotated[bool, typer.Option(help="write the study into an --out folder that holds "
                                         "other files")] = False,
+    launcher: Annotated[str | None, typer.Option(
+        help="submit phase-0 models, then cells, through submitit: local or slurm")] = None,
+    partition: Annotated[str | None, typer.Option(help="Slurm partition")] = None,
+    time_min: Annotated[int | None, typer.Option(help="time limit per job, minutes")] = None,
+    gpus_per_cell: Annotated[int | None, typer.Option(help="GPUs per job")] = None,
+    cpus_per_cell: Annotated[int | None, typer.Option(help="CPUs per job")] = None,
+    parallel: Annotated[int | None, typer.Option(help="jobs at once")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Seeds x methods x knobs: one run per cell, paired statistics, claims, figures."""
@@ -144,7 +155,25 @@ def study(
         for c in p.cells():
             typer.echo(f"{c.index}\t{c.run_dir(Path(out))}")
         return
-    res = run_study(p, out, cell=cell, progress=not quiet, force=force)
+    flags = dict(partition=partition, time_min=time_min, gpus_per_cell=gpus_per_cell,
+                 cpus_per_cell=cpus_per_cell, parallel=parallel)
+    if launcher is None:
+        given = [k for k, v in flags.items() if v is not None]
+        if given:
+            raise ConfigError(f"--{given[0].replace('_', '-')} is a launcher setting; add "
+                              "--launcher local or --launcher slurm")
+    if launcher is not None:
+        from .launch import launch
+        from .study import read_toml
+
+        if cell is not None:
+            raise ConfigError("--cell runs one cell here; --launcher submits them all: give one")
+        opts = dict(read_toml(plan, "study plan").get("launcher", {})) if plan else {}
+        opts.update({k: v for k, v in flags.items() if v is not None})
+        res = launch(p, out, launcher, opts, force=force,
+                     say=(lambda m: None) if quiet else typer.echo)
+    else:
+        res = run_study(p, out, cell=cell, progress=not quiet, force=force)
     if res and not quiet:
         for name, c in res["claims"].items():
             typer.echo(f"{name}: {c['verdict']}")

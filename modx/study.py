@@ -115,10 +115,10 @@ class Cell:
 def load_plan(path) -> Plan:
     path = Path(path)
     d = read_toml(path, "study plan")
-    unknown = sorted(set(d) - {"base", "seeds", "grid", "reference", "name"})
+    unknown = sorted(set(d) - {"base", "seeds", "grid", "reference", "name", "launcher"})
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in {path}; a plan has name, base, seeds, "
-                          "grid and reference")
+                          "grid, reference and launcher")
     base = d.get("base", {})
     bad = sorted(set(flatten(base, f"[base] of {path}")) - set(FIELDS))
     if bad:
@@ -141,7 +141,7 @@ def _lock(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _phase0(plan: Plan, seed: int, out: Path, progress: bool) -> RunDir:
+def seed_phase0(plan: Plan, seed: int, out: Path, progress: bool) -> RunDir:
     """The seed's phase-0 model, trained once (under a lock) and shared by its cells."""
     import time
 
@@ -176,7 +176,8 @@ def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
     d = cell.run_dir(out)
     if (d / "report.json").is_file():
         return d
-    base = _phase0(plan, cell.seed, out, progress if phase0_progress is None else phase0_progress)
+    base = seed_phase0(plan, cell.seed, out,
+                       progress if phase0_progress is None else phase0_progress)
     cfg = plan.config(cell.seed, cell.method, cell.value, str(d))
     rd = RunDir(d)
     if not rd.is_done("phase0", 0):
@@ -190,47 +191,64 @@ def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
 
 
 STUDY_ENTRIES = ("plan.json", "study.json", "report.md", "figures", "times.json",
-                 ".times.lock", "seed*")  # what a study folder holds
+                 ".times.lock", "seed*", "submitit")  # what a study folder holds
+
+
+def prepare(plan: Plan, out, force: bool = False) -> Path:
+    """Check the study folder (nothing foreign in it, the same training as its recorded
+    plan) and record the plan."""
+    from sdtools.io import check_output_dir
+
+    out = Path(out)
+    check_output_dir(out, "--out", STUDY_ENTRIES, force, verify=False)
+    _same_training(plan, out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "plan.json", plan.to_dict())
+    return out
+
+
+def run_timed(plan: Plan, c: Cell, out: Path, progress: bool = False) -> float | None:
+    """Run one cell, record its wall time; a failure names the cell. Returns the seconds it
+    took, None when it was done before."""
+    import time
+
+    t0 = time.time()
+    if (c.run_dir(out) / "report.json").is_file():
+        return None
+    try:
+        run_cell(plan, c, out, progress=False, phase0_progress=progress)
+    except UserError as exc:  # say which cell failed, keep the one-line message
+        raise type(exc)(f"cell {c.index} ({c.run_dir(out).relative_to(out)}): {exc}") from None
+    _add_time(out, str(c.run_dir(out).relative_to(out)), time.time() - t0)
+    return time.time() - t0
+
+
+def finish(plan: Plan, out: Path) -> dict | None:
+    """Aggregate when every cell is done (else the finished ones, marked partial)."""
+    from .study_stats import aggregate
+
+    finished = [(c.run_dir(out) / "report.json").is_file() for c in plan.cells()]
+    if all(finished):
+        return aggregate(plan, out)
+    if any(finished):  # the cells finished so far, marked partial, refreshed as more finish
+        aggregate(plan, out, partial=True)
+    return None
 
 
 def run_study(plan: Plan, out, cell: int | None = None, progress: bool = True,
               say=print, force: bool = False) -> dict | None:
     """Run every cell (or one); when all are done, aggregate into ``DIR/study.json``. An
     ``out`` folder holding anything a study does not write is refused unless ``force``."""
-    import time
-
-    from sdtools.io import check_output_dir
-
-    from .study_stats import aggregate
-
-    out = Path(out)
     cells = plan.cells()
     if cell is not None and not 0 <= cell < len(cells):
         raise ConfigError(f"--cell {cell} is outside [0, {len(cells)}); see --list")
-    check_output_dir(out, "--out", STUDY_ENTRIES, force, verify=False)
-    _same_training(plan, out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "plan.json", plan.to_dict())
-    todo = cells if cell is None else [cells[cell]]
-    for c in todo:
-        t0 = time.time()
-        done = (c.run_dir(out) / "report.json").is_file()
-        try:
-            run_cell(plan, c, out, progress=False, phase0_progress=progress)
-        except UserError as exc:  # say which cell failed, keep the one-line message
-            raise type(exc)(f"cell {c.index} ({c.run_dir(out).relative_to(out)}): {exc}") \
-                from None
-        if not done:
-            _add_time(out, str(c.run_dir(out).relative_to(out)), time.time() - t0)
+    out = prepare(plan, out, force)
+    for c in (cells if cell is None else [cells[cell]]):
+        took = run_timed(plan, c, out, progress)
         if progress:
             say(f"cell {c.index + 1}/{len(cells)} {c.run_dir(out).relative_to(out)}"
-                + (" (done before)" if done else f" ({time.time() - t0:.0f} s)"))
-    finished = [(c.run_dir(out) / "report.json").is_file() for c in cells]
-    if all(finished):
-        return aggregate(plan, out)
-    if any(finished):  # the cells finished so far, marked partial, refreshed as more finish
-        aggregate(plan, out, partial=True)
-    return None
+                + (" (done before)" if took is None else f" ({took:.0f} s)"))
+    return finish(plan, out)
 
 
 def _same_training(plan: Plan, out: Path) -> None:

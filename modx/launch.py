@@ -1,0 +1,136 @@
+"""Study grids on a job engine: each seed's phase 0, then the cells, submitted through
+submitit (Slurm job arrays on a cluster, its local executor on one machine).
+
+The launching process checks and records the plan, submits the seeds' phase-0 models first
+(the cells copy them), then the unfinished cells, waits, and aggregates the same
+``study.json`` one process would write. Finished cells are skipped, so launching again
+resumes a study. Job logs go to ``DIR/submitit``.
+
+Settings, from the plan file's ``[launcher]`` table or from flags: ``partition``,
+``time_min`` (per job), ``gpus_per_cell``, ``cpus_per_cell``, ``mem_gb``, ``account``,
+``parallel`` (jobs at once: Slurm's array parallelism; the local executor runs waves of that
+many).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sdtools.errors import ConfigError, TrainingError
+from sdtools.runs import RunDir
+
+from .study import Plan, finish, prepare, run_timed, seed_phase0
+
+LAUNCHERS = ("local", "slurm")
+OPTIONS = {"partition": str, "time_min": int, "gpus_per_cell": int, "cpus_per_cell": int,
+           "mem_gb": int, "account": str, "parallel": int}
+
+
+def check_options(opts: dict, source: str = "[launcher]") -> dict:
+    """Known keys with values of the right type and sign; a one-line error otherwise."""
+    for k, v in opts.items():
+        if k not in OPTIONS:
+            raise ConfigError(f"unknown launcher setting {k!r} in {source}; settings: "
+                              f"{', '.join(OPTIONS)}")
+        want = OPTIONS[k]
+        if want is int and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+            raise ConfigError(f"{k} in {source} must be a non-negative integer, got {v!r}")
+        if want is str and not isinstance(v, str):
+            raise ConfigError(f"{k} in {source} must be a string, got {v!r}")
+    if opts.get("parallel") == 0 or opts.get("time_min") == 0:
+        raise ConfigError(f"parallel and time_min in {source} must be >= 1")
+    return opts
+
+
+def slurm_parameters(name: str, opts: dict) -> dict:
+    """submitit's SlurmExecutor parameters for one cell per job."""
+    p = {"job_name": f"modx-{name}", "time": opts.get("time_min", 240), "nodes": 1,
+         "ntasks_per_node": 1, "cpus_per_task": opts.get("cpus_per_cell", 4),
+         "array_parallelism": opts.get("parallel", 64)}
+    if opts.get("gpus_per_cell"):
+        p["gpus_per_node"] = opts["gpus_per_cell"]
+    if opts.get("mem_gb"):
+        p["mem"] = f"{opts['mem_gb']}G"
+    for k in ("partition", "account"):
+        if opts.get(k):
+            p[k] = opts[k]
+    return p
+
+
+def executor(launcher: str, folder: Path, name: str, opts: dict):
+    try:
+        import submitit
+    except ImportError:
+        raise ConfigError("--launcher needs submitit: pip install 'sdtools-modx[slurm]'") \
+            from None
+    if launcher == "local":
+        ex = submitit.LocalExecutor(folder)
+        ex.update_parameters(timeout_min=opts.get("time_min", 24 * 60),
+                             gpus_per_node=opts.get("gpus_per_cell", 0))
+        return ex
+    if launcher == "slurm":
+        import shutil
+
+        if shutil.which("srun") is None:
+            raise ConfigError("--launcher slurm: no Slurm here (srun is not on PATH); launch "
+                              "from the cluster's login node, or use --launcher local")
+        ex = submitit.SlurmExecutor(folder)
+        ex.update_parameters(**slurm_parameters(name, opts))
+        return ex
+    raise ConfigError(f"unknown launcher {launcher!r}; use {' or '.join(LAUNCHERS)}")
+
+
+def phase0_job(plan: Plan, seed: int, out: str) -> int:
+    """A job: the seed's phase-0 model."""
+    seed_phase0(plan, seed, Path(out), progress=False)
+    return seed
+
+
+def cell_job(plan: Plan, index: int, out: str) -> int:
+    """A job: one cell, timed like ``--cell``."""
+    run_timed(plan, plan.cells()[index], Path(out))
+    return index
+
+
+def _wait(jobs, names: list[str]) -> None:
+    """Wait for every job; the first failure is a one-line error naming its cell and log."""
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    failed = []
+    for job, name in zip(jobs, names, strict=True):
+        try:
+            job.result()
+        except (FailedJobError, UncompletedJobError) as exc:
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            why = next((ln for ln in reversed(lines) if "Error" in ln), lines[-1] if lines
+                       else "no message")
+            failed.append(f"{name} (job {job.job_id}): {why.strip()}; log {job.paths.stderr}")
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise TrainingError(f"{failed[0]}{more}; launch again to rerun what did not finish")
+
+
+def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool = False,
+           say=print) -> dict | None:
+    """Run the study's unfinished work as jobs; returns the aggregate (None if cells are
+    left, which cannot happen unless a job failed)."""
+    opts = check_options(dict(opts or {}))
+    out = prepare(plan, out, force)
+    ex = executor(launcher, out / "submitit", plan.name, opts)
+    wave = opts.get("parallel", os.cpu_count() or 1) if launcher == "local" else None
+    seeds = [s for s in plan.seeds
+             if not RunDir(out / f"seed{s}" / "phase0-run").is_done("phase0", 0)]
+    todo = [c for c in plan.cells() if not (c.run_dir(out) / "report.json").is_file()]
+    for what, items, fn, names in (
+            ("phase-0 models", seeds, phase0_job, [f"seed{s} phase 0" for s in seeds]),
+            ("cells", [c.index for c in todo], cell_job,
+             [f"cell {c.index} ({c.run_dir(out).relative_to(out)})" for c in todo])):
+        step = wave or max(len(items), 1)
+        for k in range(0, len(items), step):
+            part = items[k:k + step]
+            jobs = ex.map_array(fn, [plan] * len(part), part, [str(out)] * len(part))
+            say(f"{launcher}: {len(part)} {what} submitted ({k + len(part)} of {len(items)}); "
+                f"logs in {out / 'submitit'}")
+            _wait(jobs, names[k:k + step])
+    return finish(plan, out)
