@@ -53,7 +53,9 @@ def machine() -> str:
     import torch
 
     threads = torch.get_num_threads()
-    return f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}, {threads} threads"
+    gpu = f"; GPU {torch.cuda.get_device_name(0)} x {torch.cuda.device_count()}" \
+        if torch.cuda.is_available() else ""
+    return f"{cpu}; {os.cpu_count()} cores{gpu}; torch {torch.__version__}, {threads} threads"
 
 
 def commit() -> str:

@@ -203,8 +203,10 @@ def bench_accumulation(k: int = 4) -> dict:
 
 _DDP_WORKER = """
 import sys, time, json, torch, torch.distributed as dist
-rank, world, init = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+rank, world, init, backend = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+if backend == "nccl":
+    torch.cuda.set_device(rank)
+dist.init_process_group(backend, init_method=f"file://{init}", rank=rank, world_size=world)
 torch.set_num_threads(1)
 from benchmarks.training import _trainer, _stepper, BATCH, STEPS
 from modx.data import batches
@@ -231,26 +233,32 @@ dist.destroy_process_group()
 
 
 def bench_two_processes() -> dict:
-    """One step with 2 processes x B/2 (gloo, one thread each) against 1 process x B."""
+    """One step with 2 processes x B/2 against 1 process x B: nccl on 2 GPUs when the
+    benchmarks run on CUDA with 2 GPUs, else gloo on the CPU (one thread each)."""
+    import os
     import subprocess
     import sys
     import tempfile
 
-    from .harness import ROOT
+    from .harness import ROOT, device
+
+    gpu = device().startswith("cuda") and torch.cuda.device_count() >= 2
+    backend = "nccl" if gpu else "gloo"
+    env = dict(os.environ, BENCH_DEVICE="cuda" if gpu else "cpu")
 
     def run(world):
         with tempfile.TemporaryDirectory() as d:
             procs = [subprocess.Popen([sys.executable, "-c", _DDP_WORKER, str(r), str(world),
-                                       f"{d}/init"], cwd=ROOT, stdout=subprocess.PIPE,
-                                      text=True) for r in range(world)]
+                                       f"{d}/init", backend], cwd=ROOT, env=env,
+                                      stdout=subprocess.PIPE, text=True) for r in range(world)]
             outs = [p.communicate(timeout=900)[0] for p in procs]
         return float(next(line.split()[1] for line in outs[0].splitlines()
                           if line.startswith("TIME")))
 
     one, two = run(1), run(2)
     return {
-        "name": f"training step, 2 processes x {BATCH // 2} vs 1 process x {BATCH} (gloo, "
-                "1 thread per process, 2 CPU cores)",
+        "name": f"training step, 2 processes x {BATCH // 2} vs 1 process x {BATCH} "
+                f"({backend}, {'2 GPUs' if gpu else '1 thread per process, CPU'})",
         "baseline": "1 process, 1 thread, the same global batch",
         "one_s": one, "two_s": two, "speedup": one / two,
         "target": "record", "pass": True,

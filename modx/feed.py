@@ -13,24 +13,17 @@ once and read from memory instead (:class:`modx.data.PhaseTensors`); the batches
 
 from __future__ import annotations
 
-import os
-
 import torch
+
+from sdtools.data.base import from_workers, loader_workers
 
 from .data import PhaseTensors, batches, transform_item
 
 
-def auto_workers(world: int = 1) -> int:
-    """A share of the cores per process, one left for the training loop (at most 8)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(0, min(8, (cores or 1) // max(world, 1) - 1))
-
-
 def n_workers(cfg_workers: int | None, data, world: int = 1) -> int:
-    """``workers`` as configured, else none for data held in memory, else :func:`auto_workers`."""
-    if cfg_workers is not None:
-        return cfg_workers
-    return 0 if getattr(data, "in_memory", False) else auto_workers(world)
+    """``workers`` as configured, else none for data held in memory, else a share of the cores
+    (:func:`sdtools.data.base.loader_workers`)."""
+    return loader_workers(cfg_workers, data, world)
 
 
 class PhaseImages(torch.utils.data.Dataset):
@@ -88,6 +81,6 @@ def phase_stream(pt: PhaseTensors, batch_size: int, seed: int, phase: int, start
     )
     it = iter(loader)  # one iterator per phase: its workers live through the phase's steps
     try:
-        yield from it
+        yield from from_workers(it)
     finally:
         del it

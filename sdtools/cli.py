@@ -33,7 +33,9 @@ PlotOpt = Annotated[Path | None, typer.Option("--plot", help="write a figure (.p
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="do not read or write the "
                                           "embedding cache")]
 SkipOpt = Annotated[bool, typer.Option("--skip-missing", help="leave out missing images")]
-WorkersOpt = Annotated[int, typer.Option("--workers", min=0, help="DataLoader workers")]
+WorkersOpt = Annotated[int | None, typer.Option(
+    "--workers", min=0, help="DataLoader workers decoding images (default: none for the "
+    "synthetic stream, else the cores less one, at most 8)")]
 PrecisionOpt = Annotated[str, typer.Option(
     "--precision", help="compute precision of the embeddings: fp32, bf16 (autocast) or auto "
     "(bf16 on CUDA, fp32 elsewhere); part of the embeddings' identity in the cache")]
@@ -43,7 +45,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 # the options every command that turns checkpoints into embeddings takes, defined once
 SHARED = (("model", ModelOpt, None), ("device", DeviceOpt, None), ("batch_size", BatchOpt, 256),
           ("quiet", QuietOpt, False), ("no_cache", NoCacheOpt, False),
-          ("skip_missing", SkipOpt, False), ("workers", WorkersOpt, 0),
+          ("skip_missing", SkipOpt, False), ("workers", WorkersOpt, None),
           ("precision", PrecisionOpt, "auto"), ("force", ForceOpt, False))
 
 
@@ -123,6 +125,7 @@ class Ctx:
         return self._data
 
     def embeddings(self, arg: str):
+        from .data.base import loader_workers
         from .models.embeddings import Embeddings
         from .models.extract import embed
 
@@ -130,7 +133,8 @@ class Ctx:
             return Embeddings.load(arg)
         return embed(arg, self.data(), batch_size=self.batch_size, device=self.device,
                      arch=self.model, cache=not self.no_cache, progress=not self.quiet,
-                     num_workers=self.workers, precision=self.precision)
+                     num_workers=loader_workers(self.workers, self.data()),
+                     precision=self.precision)
 
     def pair(self, a: str, b: str):
         from .errors import CheckpointError

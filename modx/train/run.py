@@ -196,7 +196,7 @@ class Trainer:
     def teacher_cache(self, teacher, pt: PhaseTensors) -> dict:
         """The old model's features for every image and caption of the phase, computed once
         (images through the evaluation transform, decoded by the loader's workers)."""
-        from sdtools.data.base import ImageDataset
+        from sdtools.data.base import ImageDataset, from_workers
 
         img, txt = [], []
         bs = 512
@@ -207,9 +207,10 @@ class Trainer:
             if pt.images is not None:
                 parts = (pt.images[s:s + bs] for s in range(0, n, bs))
             else:
-                parts = (x for _, x in torch.utils.data.DataLoader(
+                parts = (x for _, x in from_workers(torch.utils.data.DataLoader(
                     ImageDataset(pt.data, pt.preprocess), batch_size=bs,
-                    num_workers=self.workers_for(pt.data), pin_memory=self.device.type == "cuda"))
+                    num_workers=self.workers_for(pt.data),
+                    pin_memory=self.device.type == "cuda")))
             for x in parts:
                 img.append(teacher.encode_image(x.to(self.device)).float())
                 pbar.update(len(x))

@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import DataError
 
 __all__ = ["DataError", "ImageTextData", "Subset", "ConcatData", "FileImageData", "ImageDataset",
-           "open_rgb"]
+           "open_rgb", "loader_workers", "from_workers"]
 
 
 class ImageTextData:
@@ -229,6 +229,34 @@ class FileImageData(ImageTextData):
             st = p.stat()
             h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
         return h.hexdigest()
+
+
+def loader_workers(requested: int | None, data, world: int = 1) -> int:
+    """DataLoader workers: ``requested``, else none for data held in memory, else the cores
+    per process less one (at most 8)."""
+    import os
+
+    if requested is not None:
+        return requested
+    if getattr(data, "in_memory", False):
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(0, min(8, (cores or 1) // max(world, 1) - 1))
+
+
+def from_workers(loader):
+    """Iterate a DataLoader; a user-facing error raised in a worker process comes back as the
+    same one-line error (torch re-raises it with the worker's traceback in its message)."""
+    from ..errors import UserError
+
+    try:
+        yield from loader
+    except UserError as exc:
+        text = str(exc)
+        if "DataLoader worker" not in text:
+            raise
+        last = text.strip().splitlines()[-1]
+        raise type(exc)(last.split(": ", 1)[1] if ": " in last else last) from None
 
 
 @dataclasses.dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.base import ImageDataset, ImageTextData
+from ..data.base import ImageDataset, ImageTextData, from_workers
 from ..data.specs import open_data
 from ..dist import check_device, rank_world
 from ..errors import UserError
@@ -223,7 +223,7 @@ def embed(
         )
         img_out = []
         pbar = bar(progress and rank == 0, len(img_idx) + len(txt_idx), "embedding")
-        for _, images in loader:
+        for _, images in from_workers(loader):
             f = model.encode_image(images.to(device, non_blocking=True), normalize=True)
             img_out.append(f.float().cpu())
             pbar.update(len(images))

@@ -134,3 +134,22 @@ def test_workers_settings():
 
     assert n_workers(3, Memory()) == 3 and n_workers(None, Memory()) == 0
     assert 0 <= n_workers(None, Files(), world=1) <= 8
+
+
+def test_a_bad_file_read_by_a_worker_is_a_one_line_error(tmp_path):
+    from sdtools.errors import DataError
+
+    tr = _trainer(tmp_path)
+    data = tr.phases[1]
+
+    class Broken(type(data)):
+        def load_image(self, i):
+            if i == 3:
+                raise DataError("cannot read image 3.jpg; remove or replace it")
+            return super().load_image(i)
+
+    data.__class__ = Broken
+    pt = PhaseTensors(data, tr.preprocess, tr.tokenizer, max_bytes=0)
+    with pytest.raises(DataError) as e:
+        _take(phase_stream(pt, 8, 0, 1, workers=1), 12)
+    assert str(e.value) == "cannot read image 3.jpg; remove or replace it"

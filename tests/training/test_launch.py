@@ -26,6 +26,7 @@ def _without_times(d):
     return d
 
 
+@pytest.mark.slow
 def test_local_launcher_names_a_failure_resumes_and_matches_one_process(tmp_path,
                                                                         monkeypatch):
     plan = _plan({"finetune": [5e-4], "modx": [3.0]}, seeds=[0])

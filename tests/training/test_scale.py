@@ -3,6 +3,7 @@ phase from a folder of 640 x 480 JPEGs through DataLoader workers, with open_cli
 
 import json
 
+import pytest
 import torch
 
 from modx.config import TrainConfig
@@ -23,6 +24,7 @@ def _jpeg_folder(root, n=12):
     return f"csv:{root / 'pairs.csv'}"
 
 
+@pytest.mark.slow
 def test_vitb32_two_phases_from_jpegs_with_workers_and_augment(tmp_path, capsys):
     spec = _jpeg_folder(tmp_path)
     cfg = TrainConfig(data=spec, phases="contiguous:2", eval_data=[spec], model="ViT-B-32",
