@@ -153,3 +153,21 @@ def test_a_bad_file_read_by_a_worker_is_a_one_line_error(tmp_path):
     with pytest.raises(DataError) as e:
         _take(phase_stream(pt, 8, 0, 1, workers=1), 12)
     assert str(e.value) == "cannot read image 3.jpg; remove or replace it"
+
+
+def test_resume_mid_phase_with_workers_and_augmentation_is_bit_exact(tmp_path, monkeypatch):
+    kw = dict(methods=["modx"], alpha=3.0, augment=True, preload_gb=0.0, workers=2, steps=4,
+              checkpoint_every=1)
+    ref = _trainer(tmp_path / "ref", **kw)
+    ref.run()
+    monkeypatch.setenv("MODX_FAIL_AT", "modx:1:2:int")  # stopped at step 2 of phase 1
+    with pytest.raises(KeyboardInterrupt):
+        _trainer(tmp_path / "cut", **kw).run()
+    monkeypatch.delenv("MODX_FAIL_AT")
+    assert (tmp_path / "cut" / "run" / "modx" / "phase1" / "last.pt").is_file()
+    again = _trainer(tmp_path / "cut", **kw)
+    again.resume = True
+    again.run()
+    a = torch.load(ref.out / "modx" / "phase1" / "model.pt", weights_only=True)["state_dict"]
+    b = torch.load(again.out / "modx" / "phase1" / "model.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
