@@ -43,7 +43,7 @@ def _stepper(tr, model, opt, strategy, pt, teacher=None, cache=None, grad_accum=
         tr.model = model
         loc = slice(tr.rank, None, tr.world)  # this rank's rows, as modx.feed yields them
         bi, bc = torch.as_tensor(bi[loc]), torch.as_tensor(bc[loc])
-        x, tok, old = assemble(ctx, (bi, bc, pt.image_batch(bi)), i)
+        x, tok, old = assemble(ctx, (bi, bc, pt.token_batch(bc), pt.image_batch(bi)), i)
         return train_step(ctx, x, tok, old, i, grad_accum)
     return step
 

@@ -23,7 +23,8 @@ def _methods(value: str | None) -> list[str] | None:
 def train(
     config: Annotated[Path | None, typer.Argument(help="TOML config (flags override it)")] = None,
     data: Annotated[str | None, typer.Option(help="training data SPEC")] = None,
-    phases: Annotated[str | None, typer.Option(help="domain | contiguous:N | random:N")] = None,
+    phases: Annotated[str | None, typer.Option(
+        help="domain | contiguous:N | random:N | shards:N (wds)")] = None,
     methods: Annotated[str | None, typer.Option(help="comma-separated, e.g. finetune,modx")] = None,
     out: Annotated[str | None, typer.Option(help="run directory")] = None,
     model: Annotated[str | None, typer.Option(help="open_clip architecture or config JSON")] = None,

@@ -22,7 +22,7 @@ __all__ = ["ConfigError", "TrainConfig", "flatten", "from_dict", "load", "to_tom
 class TrainConfig:
     # data: the training stream and how it splits into phases
     data: str = "synthetic"  # a data SPEC; synthetic -> its domains' train splits
-    phases: str = "domain"  # domain | contiguous:N | random:N | base+contiguous:N
+    phases: str = "domain"  # domain | contiguous:N | random:N | base+contiguous:N | shards:N
     eval_data: list[str] = dataclasses.field(default_factory=list)  # default: synthetic tests
     eval_n: int | None = None  # images per synthetic test split (default: the config's)
     # model: architecture for phase 0 from scratch, or a checkpoint to start from

@@ -61,14 +61,25 @@ def _collate(items):
     return torch.as_tensor(i), torch.as_tensor(c), torch.stack(x)
 
 
+def _with_tokens(pt: PhaseTensors, it):
+    for bi, bc, x in it:
+        yield bi, bc, pt.token_batch(bc), x
+
+
 def phase_stream(pt: PhaseTensors, batch_size: int, seed: int, phase: int, start: int = 0,
                  rank: int = 0, world: int = 1, workers: int = 0, pin: bool = False):
-    """Yields ``(images, captions, x)`` per step from ``start``: this rank's image and caption
-    indices and their transformed images, in the order of :func:`modx.data.batches`."""
+    """Yields ``(images, captions, tokens, x)`` per step from ``start``: this rank's image and
+    caption indices, their tokens and transformed images, in the order of
+    :func:`modx.data.batches`. A streamed phase (:mod:`modx.stream`) has no indices (None)."""
+    if getattr(pt.data, "streamed", False):
+        from .stream import shard_stream
+
+        yield from shard_stream(pt, batch_size // world, seed, phase, start, workers, pin)
+        return
     if pt.images is not None:
         for bi, bc in batches(pt, batch_size, seed, phase, start):
             bi, bc = torch.as_tensor(bi[rank::world]), torch.as_tensor(bc[rank::world])
-            yield bi, bc, pt.images[bi]
+            yield bi, bc, pt.token_batch(bc), pt.images[bi]
         return
     loader = torch.utils.data.DataLoader(
         PhaseImages(pt.data, pt.train_transform, pt.augment, seed, phase),
@@ -81,6 +92,6 @@ def phase_stream(pt: PhaseTensors, batch_size: int, seed: int, phase: int, start
     )
     it = iter(loader)  # one iterator per phase: its workers live through the phase's steps
     try:
-        yield from from_workers(it)
+        yield from _with_tokens(pt, from_workers(it))
     finally:
         del it

@@ -67,7 +67,10 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
     strategy.begin_phase(tr, t)
     cache = None
     if teacher is not None and cfg.teacher_cache:
-        if cfg.augment:  # the cache needs fixed inputs; augmented crops change every step
+        if getattr(data, "streamed", False):
+            tr.say(f"  {method} phase {t}: streamed from shards, so the teacher's features are "
+                   "computed live on each batch (no cache)")
+        elif cfg.augment:  # the cache needs fixed inputs; augmented crops change every step
             tr.say(f"  {method} phase {t}: augment = true, so the teacher's features are "
                    "computed live on each batch (no cache)")
         else:

@@ -90,7 +90,12 @@ class Trainer:
         cfg = self.cfg
         syn = synthetic_of(cfg.data)
         evals = []
-        if syn is not None:
+        if cfg.phases.startswith("shards:"):  # streamed, never indexed (modx.stream)
+            from ..stream import check_streamed, shard_phases
+
+            check_streamed(cfg)
+            self.phases = shard_phases(cfg.data, cfg.phases)
+        elif syn is not None:
             from sdtools.data.synthetic import SyntheticData, SyntheticStream
 
             scfg, _, _, n = syn
@@ -133,6 +138,11 @@ class Trainer:
 
     def tensors(self, p: int, data=None) -> PhaseTensors:
         key = p if data is None else ("custom", p, data.spec)
+        phase = data if data is not None else self.phases[p]
+        if getattr(phase, "streamed", False):
+            from ..stream import StreamTensors
+
+            return StreamTensors(phase, self.preprocess, self.tokenizer, self.train_transform)
         if key not in self._tensors:
             self._tensors[key] = PhaseTensors(
                 data if data is not None else self.phases[p], self.preprocess, self.tokenizer,
@@ -261,7 +271,8 @@ class Trainer:
         a batch of images with distinct captions."""
         b = self.cfg.batch_size
         for t, data in enumerate(self.phases):
-            if data is None or (t == 0 and self.cfg.init is not None):
+            if data is None or (t == 0 and self.cfg.init is not None) or \
+                    getattr(data, "streamed", False):  # a stream's size is not known before
                 continue
             if b > data.n_images:
                 raise TrainingError(f"batch_size {b} is larger than phase {t} ({data.n_images} "
@@ -276,7 +287,8 @@ class Trainer:
         T = len(self.phases) - 1
         p0 = f"from {cfg.init}" if cfg.init else f"{cfg.phase0_steps} steps from scratch"
         steps = f"{cfg.epochs} epochs" if cfg.epochs else f"{cfg.steps} steps"
-        sizes = ", ".join(str(p.n_images) if p is not None else "-" for p in self.phases)
+        sizes = ", ".join("-" if p is None else f"{len(p.shards)} shard(s)" if
+                          getattr(p, "streamed", False) else str(p.n_images) for p in self.phases)
         self.say(
             f"modx: {T + 1} phases (images per phase: {sizes}); phase 0 {p0}; phases 1..{T}: "
             f"{steps} each; methods: {', '.join(cfg.methods)}; batch {cfg.batch_size}; device "

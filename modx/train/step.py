@@ -45,20 +45,20 @@ class PhaseContext:
 def assemble(ctx: PhaseContext, rows, step: int):
     """This rank's rows of the global batch: images, tokens and the teacher's features.
 
-    ``rows``: this rank's (images, captions, transformed images) of the phase's batch of
-    ``batch_size`` rows (:func:`modx.feed.phase_stream`). The global batch is those rows plus
+    ``rows``: this rank's (images, captions, tokens, transformed images) of the phase's batch
+    of ``batch_size`` rows (:func:`modx.feed.phase_stream`). The global batch is those rows plus
     the strategy's extra rows (replay); rank r takes rows r, r + world, ..., so extra rows
     spread evenly over ranks, and each rank decodes only its own rows.
     """
     tr = ctx.trainer
-    bi, bc, x_phase = rows
+    bi, bc, tok_phase, x_phase = rows
     n = tr.cfg.batch_size
     extra = ctx.strategy.extra_batch(tr, ctx.t, step)
     n_extra = 0 if extra is None else len(extra)
     if (n + n_extra) % tr.world:
         raise TrainingError(f"a batch of {n + n_extra} rows does not split over {tr.world} "
                             "processes; choose batch_size and replay_fraction to fit")
-    xs, toks = [x_phase], [ctx.pt.token_batch(bc)]
+    xs, toks = [x_phase], [tok_phase]
     if n_extra:
         grouped = np.concatenate([extra[extra[:, 0] == p] for p in np.unique(extra[:, 0])])
         local = np.arange(tr.rank, n + n_extra, tr.world)

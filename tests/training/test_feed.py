@@ -45,7 +45,8 @@ def test_memory_and_workers_give_the_same_batches_and_resume_mid_phase(tmp_path)
     assert mem.images is not None and files.images is None
     ref = _take(phase_stream(mem, 8, 0, 1), 12)  # 12 steps: more than two epochs of 40
     # the indices are those of modx.data.batches
-    for (bi, bc, _), (gi, gc) in zip(ref, batches(mem, 8, 0, 1), strict=False):
+    for (bi, bc, tok, _), (gi, gc) in zip(ref, batches(mem, 8, 0, 1), strict=False):
+        assert torch.equal(tok, mem.token_batch(gc))
         assert np.array_equal(bi.numpy(), gi) and np.array_equal(bc.numpy(), gc)
     assert _same(ref, _take(phase_stream(files, 8, 0, 1, workers=0), 12))
     two = phase_stream(files, 8, 0, 1, workers=2)
@@ -62,7 +63,7 @@ def test_each_rank_decodes_its_own_rows(tmp_path):
     whole = _take(phase_stream(pt, 8, 0, 1), 3)
     ranks = [_take(phase_stream(pt, 8, 0, 1, rank=r, world=2, workers=1), 3) for r in (0, 1)]
     for k in range(3):
-        for part in range(3):
+        for part in range(4):
             joined = torch.empty_like(whole[k][part])
             joined[0::2], joined[1::2] = ranks[0][k][part], ranks[1][k][part]
             assert torch.equal(joined, whole[k][part])
@@ -83,12 +84,12 @@ def test_augmentation_is_seeded_per_image_and_step(tmp_path):
     assert _same(a[5:], _take(phase_stream(pt, 8, 0, 1, start=5, workers=2), 3))
     # the crops are random: an image seen at two steps (epoch 1 and 2) gets two crops, and
     # they differ from the evaluation transform's centre view
-    first = {int(i): x for i, x in zip(a[0][0], a[0][2], strict=True)}
-    later = [(int(i), x) for b in a[5:] for i, x in zip(b[0], b[2], strict=True)
+    first = {int(i): x for i, x in zip(a[0][0], a[0][3], strict=True)}
+    later = [(int(i), x) for b in a[5:] for i, x in zip(b[0], b[3], strict=True)
              if int(i) in first]
     assert later and all(not torch.equal(first[i], x) for i, x in later)
     plain = pt.image_batch(a[0][0])
-    assert not torch.equal(plain, a[0][2])
+    assert not torch.equal(plain, a[0][3])
 
 
 def test_training_from_files_with_workers_matches_memory_bit_for_bit(tmp_path):
