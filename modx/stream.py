@@ -55,6 +55,11 @@ def shard_phases(spec: str, how: str) -> list[ShardPhase]:
         k = int(arg)
     except ValueError:
         raise ConfigError(f"phases {how!r}: give the number of phases, e.g. shards:5") from None
+    import importlib.util
+
+    if importlib.util.find_spec("webdataset") is None:
+        raise ConfigError(f"phases = {how!r} reads shards through webdataset: pip install "
+                          "'sdtools-modx[wds]'")
     shards = expand_shards(p.args[0])
     from pathlib import Path
 
