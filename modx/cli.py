@@ -158,11 +158,10 @@ def study(
         return
     flags = dict(partition=partition, time_min=time_min, gpus_per_cell=gpus_per_cell,
                  cpus_per_cell=cpus_per_cell, parallel=parallel)
-    if launcher is None:
-        given = [k for k, v in flags.items() if v is not None]
-        if given:
-            raise ConfigError(f"--{given[0].replace('_', '-')} is a launcher setting; add "
-                              "--launcher local or --launcher slurm")
+    given = [k for k, v in flags.items() if v is not None]
+    if launcher is None and given:
+        raise ConfigError(f"--{given[0].replace('_', '-')} is a launcher setting; add "
+                          "--launcher local or --launcher slurm")
     if launcher is not None:
         from .launch import launch
         from .study import read_toml

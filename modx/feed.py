@@ -15,15 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from sdtools.data.base import from_workers, loader_workers
+from sdtools.data.base import from_workers
 
 from .data import PhaseTensors, batches, transform_item
-
-
-def n_workers(cfg_workers: int | None, data, world: int = 1) -> int:
-    """``workers`` as configured, else none for data held in memory, else a share of the cores
-    (:func:`sdtools.data.base.loader_workers`)."""
-    return loader_workers(cfg_workers, data, world)
 
 
 class PhaseImages(torch.utils.data.Dataset):

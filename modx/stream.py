@@ -19,7 +19,13 @@ import numpy as np
 import torch
 
 from sdtools.data.specs import parse_spec
-from sdtools.data.webdataset import DEFAULT_CAPTION_KEYS, IMAGE_KEYS, expand_shards
+from sdtools.data.webdataset import (
+    DEFAULT_CAPTION_KEYS,
+    IMAGE_KEYS,
+    expand_shards,
+    sample_captions,
+)
+from sdtools.dist import rank_world
 from sdtools.errors import ConfigError, DataError
 
 NEEDS_INDEX = ("replay", "cumulative", "joint", "ewc")  # read a phase's items by index
@@ -89,20 +95,12 @@ def check_streamed(cfg) -> None:
 def _pair(sample: dict, keys, transform, tokenizer):
     """A webdataset sample (raw bytes per member) -> (image tensor, tokens), or None."""
     from sdtools.data.base import open_rgb
-    from sdtools.data.webdataset import _json_captions
 
     img = next((sample[k] for k in IMAGE_KEYS if k in sample), None)
-    caption = None
-    for k in keys:
-        if k in sample:
-            raw = sample[k]
-            caps = _json_captions(raw, f"{sample.get('__key__')}.json") if k == "json" else \
-                [raw.decode("utf-8", "replace").strip()]
-            caption = next((c for c in caps if c), None)
-            if caption:
-                break
-    if img is None or not caption:
+    caps = sample_captions(sample, keys, f"{sample.get('__url__')}:{sample.get('__key__')}")
+    if img is None or not caps:
         return None
+    caption = caps[0]
     try:
         x = transform(open_rgb(img))
     except OSError as exc:
@@ -150,7 +148,7 @@ def shard_stream(st: StreamTensors, local_batch: int, seed: int, phase: int, sta
     through a buffer seeded by (seed, phase, pass), the shards read again as often as needed."""
     from sdtools.data.base import from_workers
 
-    world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+    _, world = rank_world()
     per_rank = max(1, len(st.data.shards) // world)
     workers = min(workers, per_rank)  # a worker without a shard would have nothing to read
     step, epoch = 0, 0

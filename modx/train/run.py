@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from sdtools.data.base import loader_workers
 from sdtools.data.specs import display_names, open_data, synthetic_of
 from sdtools.dist import barrier, rank_world
 from sdtools.errors import TrainingError
@@ -35,7 +36,6 @@ from sdtools.runs import RunDir
 from ..config import TrainConfig
 from ..data import PhaseTensors, split_phases
 from ..evaluate import evaluate_phase
-from ..feed import n_workers
 from ..methods import Strategy, make
 from . import checkpoint
 from .fisher import fisher_diagonal
@@ -152,7 +152,7 @@ class Trainer:
 
     def workers_for(self, data) -> int:
         """DataLoader workers for ``data`` (``workers``, or the default for its kind)."""
-        return n_workers(self.cfg.workers, data, self.world)
+        return loader_workers(self.cfg.workers, data, self.world)
 
     def release(self, p: int, data) -> None:
         """Forget the tensors of a dataset made for one phase (cumulative unions), so memory

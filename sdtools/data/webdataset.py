@@ -44,6 +44,23 @@ def _json_captions(raw: bytes, where: str) -> list[str]:
     return [str(x).strip() for x in caps if str(x).strip()]
 
 
+def sample_captions(members: dict, keys, where: str) -> list[str]:
+    """The captions of one sample (member extension -> raw bytes): those of the first key in
+    ``keys`` that gives any (``json``: its caption/captions field; other keys: the text)."""
+    for k in keys:
+        raw = members.get(k)
+        if raw is None:
+            continue
+        if k == "json":
+            caps = _json_captions(raw, f"{where}.json")
+        else:
+            text = raw.decode("utf-8", "replace").strip()
+            caps = [text] if text else []
+        if caps:
+            return caps
+    return []
+
+
 class WebDatasetData(ImageTextData):
     """webdataset tar shards: an image member (jpg/png/...) and a caption per sample.
 
@@ -119,18 +136,7 @@ class WebDatasetData(ImageTextData):
         return groups
 
     def _captions(self, g: dict, where: str) -> list[str]:
-        for k in self.caption_keys:
-            raw = g.get(k)
-            if raw is None:
-                continue
-            if k == "json":
-                caps = _json_captions(raw, f"{where}.json")
-            else:
-                text = raw.decode("utf-8", "replace").strip()
-                caps = [text] if text else []
-            if caps:
-                return caps
-        return []
+        return sample_captions(g, self.caption_keys, where)
 
     @property
     def n_images(self) -> int:

@@ -10,8 +10,9 @@ from helpers import tiny_cfg
 
 from modx.config import ConfigError, TrainConfig
 from modx.data import PhaseTensors, batches
-from modx.feed import n_workers, phase_stream
+from modx.feed import phase_stream
 from modx.train import Trainer
+from sdtools.data.base import loader_workers
 from sdtools.models.build import make_preprocess
 
 DATA = "synthetic:n_domains=2,train_per_domain=40,test_per_domain=8"
@@ -133,8 +134,8 @@ def test_workers_settings():
     class Memory:
         in_memory = True
 
-    assert n_workers(3, Memory()) == 3 and n_workers(None, Memory()) == 0
-    assert 0 <= n_workers(None, Files(), world=1) <= 8
+    assert loader_workers(3, Memory()) == 3 and loader_workers(None, Memory()) == 0
+    assert 0 <= loader_workers(None, Files(), world=1) <= 8
 
 
 def test_a_bad_file_read_by_a_worker_is_a_one_line_error(tmp_path):
