@@ -91,7 +91,7 @@ def _summary(report: dict, out) -> None:
                   f"{f(r['domain0_r1_phase0'])} → {f(r['domain0_r1_last'])}",
                   f"{f(r['rad_mean_image'])} / {f(r['rad_mean_text'])}",
                   f"{f(r['sam_drift_image'], 2)} / {f(r['sam_drift_text'], 2)}",
-                  f(r["selected_share_mean"], 2))
+                  f(r["extras_mean"].get("selected_share"), 2))
     Console().print(t)
     print(f"report: {Path(out) / 'report.md'}")
 

@@ -241,6 +241,9 @@ def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = SAMPLED_PAIRS
     return jsonable(out)
 
 
+TRAIN_KEYS = ("steps", "final_loss", "extras")  # a phase's training record
+
+
 def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = False,
                  styles: dict | None = None) -> RunReport:
     """The run report of a run directory (layout in :mod:`sdtools.runs`).
@@ -328,7 +331,7 @@ def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = Fa
             "avg": float(r1[last].mean()),
             "bwt": bwt,
             "max_drop": max_drop,
-            "selected_share": [e.get("train", {}).get("selected_share") for e in evals],
+            **_extras(evals),
             **classes,
             "geometry": geo,
             **({"style": dict(styles[m])} if styles and m in styles else {}),
@@ -346,6 +349,20 @@ def _recorded_styles(path) -> dict:
         return {m: r["style"] for m, r in methods.items() if isinstance(r.get("style"), dict)}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
+
+
+def _extras(evals) -> dict:
+    """``{"extras": {key: [value per phase]}}`` from what each phase's training record adds
+    (``train.extras``; older records kept such keys beside ``steps`` and ``final_loss``), or
+    {} when no phase adds anything."""
+    per_phase = []
+    for e in evals:
+        train = e.get("train") or {}
+        extra = {k: v for k, v in train.items() if k not in TRAIN_KEYS and v is not None}
+        extra.update(train.get("extras") or {})
+        per_phase.append(extra)
+    keys = sorted({k for extra in per_phase for k in extra})
+    return {"extras": {k: [extra.get(k) for extra in per_phase] for k in keys}} if keys else {}
 
 
 def _classification(evals, n_sets: int) -> dict:

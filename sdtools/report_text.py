@@ -19,8 +19,9 @@ def summary_rows(report: RunReport | dict) -> list[dict]:
     Returns
     -------
     list of dict
-        Per method: final average R@1, BWT, domain-0 R@1 at phase 0 and last, and the last
-        phase's geometry against phase 0 (None where there is no later phase).
+        Per method: final average R@1, BWT, domain-0 R@1 at phase 0 and last, the last
+        phase's geometry against phase 0 (None where there is no later phase), and
+        ``extras_mean``: the mean over phases 1.. of each of the method's extras.
     """
     rows = []
     for m, r in as_report(report).methods.items():
@@ -42,9 +43,13 @@ def summary_rows(report: RunReport | dict) -> list[dict]:
             "unsync_abs_mean": last["deviation"]["unsync_abs_mean"] if last else None,
             "relative_rotation_geodesic":
                 last["deviation"]["relative_rotation"]["geodesic_deg"] if last else None,
-            "selected_share_mean": _mean(r.selected_share[1:]),
+            "extras_mean": {k: _mean(v[1:]) for k, v in r.extras.items()},
         })
     return rows
+
+
+def _extras_text(extras: dict) -> str:
+    return ", ".join(f"{k} {_fmt(v, 3)}" for k, v in extras.items()) or "–"
 
 
 def _mean(xs):
@@ -64,7 +69,7 @@ def markdown(report: RunReport | dict) -> str:
     lines += ["", "## Summary (after the last phase; geometry against phase 0)", "",
               "| method | avg R@1 | BWT | domain-0 R@1 (phase 0 → last) | RAD image / text (deg) "
               "| SAM drift image / text (deg) | rotation explains in / held out (image) "
-              "| rigidity (image) | unsync mean (deg) | rows kept by selection |",
+              "| rigidity (image) | unsync mean (deg) | method's extras (mean over phases) |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in summary_rows(report):
         lines.append(
@@ -74,7 +79,7 @@ def markdown(report: RunReport | dict) -> str:
             f"{f(row['sam_drift_image'], 3)} / {f(row['sam_drift_text'], 3)} | "
             f"{f(row['explained_image'], 3)} / {f(row['heldout_image'], 3)} | "
             f"{f(row['rigidity_image'], 2)} | {f(row['unsync_abs_mean'])} | "
-            f"{f(row['selected_share_mean'], 3)} |")
+            f"{_extras_text(row['extras_mean'])} |")
     for m, r in report.methods.items():
         sets = r.sets
         lines += ["", f"## {m}: R@1 (mean of both directions), row = after phase t", "",

@@ -6,8 +6,9 @@ naming the key, a report whose shape changed (a missing or unknown key, a matrix
 wrong size, a schema this version does not read), instead of drawing or aggregating from
 default values.
 
-Schema 1 is the shape below; reports written before the ``schema`` field existed have it and
-are read as schema 1.
+Schema 2 is the shape below. Schema 1 (and reports written before the ``schema`` field
+existed) kept what a method added to its record as further top-level lists, one value per
+phase; they are read with those lists moved into the method's ``extras``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 
 from .errors import RunError
 
-SCHEMA = 1
+SCHEMA = 2
+READABLE = (1, 2)
 MODALITY_KEYS = ("n", "rad", "sam_drift", "procrustes", "topology", "linear_cka", "mutual_knn",
                  "knn_k", "knn_n")
 DEVIATION_KEYS = ("pos_shift", "unsync", "unsync_abs_mean", "unsync_abs_mean_ci",
@@ -94,8 +96,10 @@ class MethodReport:
     evaluation set ``k`` after phase ``t``; ``r1_ci[t][k]``: its 95% bootstrap [low, high] or
     None; ``i2t`` / ``t2i``: {"1", "5", "10"} -> the same matrix per direction; ``avg``: the
     last phase's mean over sets; ``bwt``: backward transfer (None unless set k is phase k's
-    domain); ``max_drop[k]``: set k's largest drop once learned; ``selected_share[t]``: the
-    share of rows a selecting method kept (None for others); ``zero_shot`` and
+    domain); ``max_drop[k]``: set k's largest drop once learned; ``extras``: {key: one value
+    per phase (None at phase 0 and where not logged)} for what the method itself adds to its
+    training record (for example the share of rows a selecting method kept): readers pass it
+    through, figures draw it where they know the key; ``zero_shot`` and
     ``linear_probe``: {task: accuracy matrix}; ``geometry``: one record per phase t >= 1;
     ``style``: how figures draw the method ({"colour": "#rrggbb", "dashed": bool}, from the
     trainer that wrote the run; empty: a colour from the name)."""
@@ -108,8 +112,8 @@ class MethodReport:
     avg: float
     bwt: float | None
     max_drop: list
-    selected_share: list
     geometry: list[PhaseGeometry]
+    extras: dict = dataclasses.field(default_factory=dict)
     zero_shot: dict = dataclasses.field(default_factory=dict)
     linear_probe: dict = dataclasses.field(default_factory=dict)
     style: dict = dataclasses.field(default_factory=dict)
@@ -121,8 +125,8 @@ class MethodReport:
 
     @classmethod
     def from_dict(cls, d, where: str) -> MethodReport:
-        fields = [f.name for f in dataclasses.fields(cls)]
-        _keys(d, where, fields[:10], fields[10:])
+        required = ("sets", "r1", "r1_ci", "i2t", "t2i", "avg", "bwt", "max_drop", "geometry")
+        _keys(d, where, required, ("extras", "zero_shot", "linear_probe", "style"))
         sets = d["sets"]
         if not (isinstance(sets, list) and sets and all(isinstance(s, str) for s in sets)):
             _fail(f"{where}.sets", "expected a non-empty list of set names")
@@ -139,8 +143,12 @@ class MethodReport:
                 _matrix(m, T, S, f"{where}.{direction}.{k}")
         if not (isinstance(d["max_drop"], list) and len(d["max_drop"]) == S):
             _fail(f"{where}.max_drop", f"expected {S} values (one per set)")
-        if not (isinstance(d["selected_share"], list) and len(d["selected_share"]) == T):
-            _fail(f"{where}.selected_share", f"expected {T} values (one per phase)")
+        extras = d.get("extras") or {}
+        if not isinstance(extras, dict):
+            _fail(f"{where}.extras", "expected {key: one value per phase}")
+        for key, values in extras.items():
+            if not (isinstance(values, list) and len(values) == T):
+                _fail(f"{where}.extras.{key}", f"expected {T} values (one per phase)")
         for kind in ("zero_shot", "linear_probe"):
             for task, m in (d.get(kind) or {}).items():
                 _matrix(m, T, S, f"{where}.{kind}.{task}", none_ok=True)
@@ -150,12 +158,12 @@ class MethodReport:
         style = _keys(d.get("style") or {}, f"{where}.style", (), ("colour", "dashed"))
         return cls(**{**d, "geometry": [PhaseGeometry.from_dict(g, f"{where}.geometry[{i}]")
                                         for i, g in enumerate(geo)],
-                      "zero_shot": d.get("zero_shot") or {},
+                      "extras": dict(extras), "zero_shot": d.get("zero_shot") or {},
                       "linear_probe": d.get("linear_probe") or {}, "style": dict(style)})
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        for k in ("zero_shot", "linear_probe", "style"):
+        for k in ("extras", "zero_shot", "linear_probe", "style"):
             if not d[k]:
                 del d[k]
         return d
@@ -175,12 +183,15 @@ class RunReport:
     def from_dict(cls, d, where: str = "report.json") -> RunReport:
         _keys(d, where, ("written_by", "config", "methods"), ("schema",))
         schema = d.get("schema", 1)
-        if schema != SCHEMA:
-            _fail(where, f"schema {schema!r}, this version reads schema {SCHEMA}")
+        if schema not in READABLE:
+            _fail(where, f"schema {schema!r}, this version reads schemas "
+                         f"{', '.join(map(str, READABLE))}")
         if not isinstance(d["methods"], dict) or not d["methods"]:
             _fail(f"{where}.methods", "expected at least one method")
         return cls(d["written_by"], d["config"], {
-            m: MethodReport.from_dict(r, f"{where}.methods.{m}") for m, r in d["methods"].items()})
+            m: MethodReport.from_dict(_legacy_extras(r) if schema == 1 else r,
+                                      f"{where}.methods.{m}")
+            for m, r in d["methods"].items()}, schema=SCHEMA)
 
     def to_dict(self) -> dict:
         return {"schema": self.schema, "written_by": self.written_by, "config": self.config,
@@ -205,6 +216,23 @@ class RunReport:
         from .io import write_json
 
         write_json(path, self.to_dict())
+
+
+def _legacy_extras(d):
+    """Reports written before per-method extras kept what a method added as further
+    top-level lists of one value per phase: move any such key into ``extras`` (dropped when
+    every value is None)."""
+    if not isinstance(d, dict):
+        return d
+    known = {f.name for f in dataclasses.fields(MethodReport)}
+    legacy = {k: v for k, v in d.items() if k not in known and isinstance(v, list)}
+    if not legacy:
+        return d
+    d = {k: v for k, v in d.items() if k not in legacy}
+    kept = {k: v for k, v in legacy.items() if any(x is not None for x in v)}
+    if kept:
+        d["extras"] = {**kept, **(d.get("extras") or {})}
+    return d
 
 
 def as_report(report) -> RunReport:

@@ -20,6 +20,8 @@ Hook order (one place, resume included), for each method and phase t = 1..T:
 
 A method declares ``name``, ``knob`` (the setting a study sweeps: a training key such as
 ``lr``, or one of its own ``options``), ``log_keys`` (what its ``loss``/``penalty`` log),
+``extras_keys`` (those of its log keys averaged over each phase into the run's per-method
+``extras``, which reports and figures pass through),
 ``teacher``, ``single_run`` (trains once on everything), ``options`` (its own settings
 with defaults: the TOML section ``[NAME]``, stored in ``method_options``), and how figures
 draw it: ``colour`` and ``upper_bound`` (dashed).
@@ -62,6 +64,7 @@ class Strategy:
     name = "base"
     knob: str | None = None
     log_keys: tuple[str, ...] = ()
+    extras_keys: tuple[str, ...] = ()  # log keys averaged over a phase into the run's extras
     teacher = "none"  # none | previous | initial
     single_run = False  # True: trains once on everything (joint), not phase by phase
     options: dict = {}  # the method's own settings and their defaults ([NAME] in a config)

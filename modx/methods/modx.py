@@ -16,6 +16,7 @@ class ModX(Strategy):
     colour = "#1f77b4"
     knob = "alpha"
     log_keys = ("align", "selected_share")
+    extras_keys = ("selected_share",)
     teacher = "previous"
 
     def loss(self, trainer, feats):

@@ -83,7 +83,7 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
     ctx = PhaseContext(tr, t, method, strategy, teacher, cache, pt, model, ddp, opt, steps, lr,
                        None if official else cfg.clip_grad)
     bar = tr.bar(steps, start, f"{method} phase {t}")
-    shares, losses = [], []
+    extras, losses = {k: [] for k in strategy.extras_keys}, []
     stream = phase_stream(pt, cfg.batch_size, cfg.seed, t, start, tr.rank, tr.world,
                           workers=tr.workers_for(pt.data), pin=tr.device.type == "cuda")
     for step in range(start, steps):
@@ -95,8 +95,9 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
         logs = train_step(ctx, x, tok, old, step, cfg.grad_accum)
         strategy.after_step(tr, t, step)
         losses.append(logs["loss"])
-        if "selected_share" in logs:
-            shares.append(logs["selected_share"])
+        for k, values in extras.items():
+            if logs.get(k) is not None:
+                values.append(logs[k])
         bar.update(1)
         bar.set_postfix(loss=f"{logs['loss']:.3f}")
         if cfg.log_every and (step + 1) % cfg.log_every == 0:
@@ -115,4 +116,4 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
     if data is not tr.phases[t]:  # a union made for this phase (cumulative): free it now
         tr.release(t, data)
     return {"steps": steps, "final_loss": float(np.mean(losses[-10:])) if losses else None,
-            "selected_share": float(np.mean(shares)) if shares else None}
+            "extras": {k: float(np.mean(v)) if v else None for k, v in extras.items()}}

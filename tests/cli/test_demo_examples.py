@@ -39,7 +39,7 @@ def test_quick_demo_end_to_end(quick_run):
     assert set(rep) == {"schema", "written_by", "config", "methods"}
     assert list(rep["methods"]) == ["finetune", "modx", "lwf", "cumulative"]
     for m, r in rep["methods"].items():
-        for key in ("r1", "i2t", "t2i", "avg", "bwt", "selected_share", "geometry"):
+        for key in ("r1", "i2t", "t2i", "avg", "bwt", "geometry"):
             assert key in r, (m, key)
         r1 = np.asarray(r["r1"])
         assert r1.shape == (3, 3) and np.all((r1 >= 0) & (r1 <= 100))
@@ -56,9 +56,9 @@ def test_quick_demo_end_to_end(quick_run):
                 for mod in ("image", "text"):
                     assert {"rad", "sam_drift", "procrustes"} <= set(g[ref][mod])
                 assert "unsync_abs_mean" in g[ref]["deviation"]
-    assert rep["methods"]["modx"]["selected_share"][0] is None
-    assert all(0 < s < 1 for s in rep["methods"]["modx"]["selected_share"][1:])
-    assert rep["methods"]["finetune"]["selected_share"] == [None, None, None]
+    share = rep["methods"]["modx"]["extras"]["selected_share"]  # Mod-X's own extra
+    assert share[0] is None and all(0 < s < 1 for s in share[1:])
+    assert "extras" not in rep["methods"]["finetune"]
     for name in FIGS:
         for ext in ("png", "pdf"):
             p = quick_run / "figures" / f"{name}.{ext}"
@@ -146,7 +146,7 @@ def _truncate(rep, phases):
         for d in ("i2t", "t2i"):
             m[d] = {k: v[:phases] for k, v in m[d].items()}
         m["geometry"] = m["geometry"][: phases - 1]
-        m["selected_share"] = m["selected_share"][:phases]
+        m["extras"] = {k: v[:phases] for k, v in m.get("extras", {}).items()}
         for kind in ("zero_shot", "linear_probe"):
             m[kind] = {task: v[:phases] for task, v in m.get(kind, {}).items()}
     return r

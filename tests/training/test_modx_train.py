@@ -60,7 +60,7 @@ def test_three_phase_run_writes_every_artefact(tmp_path):
         assert np.asarray(r["r1"]).shape == (3, 3)
         assert r["bwt"] is not None and len(r["geometry"]) == 2
         assert set(r["geometry"][0]) == {"phase", "vs_phase0", "vs_prev"}
-    assert report["methods"]["modx"]["selected_share"][1] is not None
+    assert report["methods"]["modx"]["extras"]["selected_share"][1] is not None
     # all methods start from the same phase-0 model
     assert report["methods"]["modx"]["r1"][0] == report["methods"]["finetune"]["r1"][0]
     # every event line is JSON; the saved checkpoint loads with sdtools

@@ -49,10 +49,22 @@ def test_the_report_written_reads_back_whole(run):
     assert again.to_dict()["methods"]["finetune"]["r1"] == d["methods"]["finetune"]["r1"]
 
 
-def test_a_report_without_a_schema_field_is_read_as_schema_1(run):
+def test_a_schema_1_report_reads_with_its_method_lists_as_extras(run):
+    """Reports before per-method extras kept Mod-X's share of rows at the top level (None
+    for every other method); read, it lands in that method's extras, and nowhere else."""
     d = json.loads((run[0] / "report.json").read_text())
     del d["schema"]
-    assert as_report(d).schema == 1
+    n = len(d["methods"]["finetune"]["r1"])
+    d["methods"]["finetune"]["selected_share"] = [None, 0.25, 0.5][:n]
+    d["methods"]["joint"]["selected_share"] = [None] * n
+    rep = as_report(d)
+    assert rep.schema == SCHEMA == 2
+    assert rep.methods["finetune"].extras == {"selected_share": [None, 0.25, 0.5][:n]}
+    assert rep.methods["joint"].extras == {}
+    assert "selected_share" not in rep.to_dict()["methods"]["finetune"]
+    d["schema"] = 2  # in the current schema such a key is an unknown key
+    with pytest.raises(ReportShapeError, match="unknown key"):
+        as_report(d)
 
 
 def _broken(d):
@@ -68,7 +80,8 @@ def _broken(d):
     yield "per_set.domain1.deviation: missing top1", lambda: g["vs_phase0"]["per_set"]["domain1"][
         "deviation"].pop("top1")
     yield "methods.finetune.geometry", lambda: m["geometry"].pop()
-    yield "schema 2", lambda: d.__setitem__("schema", 2)
+    yield "schema 3", lambda: d.__setitem__("schema", 3)
+    yield "methods.finetune.extras.x", lambda: m.__setitem__("extras", {"x": [1.0]})
     yield "methods.finetune.style", lambda: m.__setitem__("style", {"color": "red"})
 
 
