@@ -144,7 +144,7 @@ def study(
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """Seeds x methods x knobs: one run per cell, paired statistics, claims, figures."""
-    from sdtools.errors import ConfigError
+    from modx.errors import ConfigError
 
     from .demo import study_plan
     from .study import load_plan, run_study

@@ -11,8 +11,8 @@ try:  # Python 3.11+ reads TOML itself; 3.10 uses tomli, the same parser
 except ModuleNotFoundError:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from modx.errors import ConfigError
 from sdtools.dist import check_device
-from sdtools.errors import ConfigError
 
 __all__ = ["ConfigError", "TrainConfig", "flatten", "from_dict", "load", "to_toml",
            "TRAINING_KEYS", "SECTIONS"]
@@ -103,7 +103,14 @@ class TrainConfig:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if self.clip_grad is not None and self.clip_grad < 0:
             raise ConfigError(f"clip_grad must be >= 0 (0: no clipping), got {self.clip_grad}")
-        check_device(self.device, self.precision)
+        check_device(self.device)
+        import torch
+
+        on_cuda = str(self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+                      ).startswith("cuda")
+        if self.precision == "amp_bf16" and not on_cuda:
+            raise ConfigError("precision amp_bf16 needs a CUDA device; use precision = \"fp32\" "
+                              "on the CPU")
         if self.tensorboard:
             import importlib.util
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sdtools.errors import ConfigError
+from modx.errors import ConfigError
 
 from .config import TrainConfig
 

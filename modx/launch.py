@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sdtools.errors import ConfigError, TrainingError
+from modx.errors import ConfigError, TrainingError
 from sdtools.runs import RunDir
 
 from .study import Plan, finish, prepare, run_timed, seed_phase0
@@ -121,7 +121,7 @@ def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool
     wave = opts.get("parallel", os.cpu_count() or 1) if launcher == "local" else None
     seeds = [s for s in plan.seeds
              if not RunDir(out / f"seed{s}" / "phase0-run").is_done("phase0", 0)]
-    todo = [c for c in plan.cells() if not (c.run_dir(out) / "report.json").is_file()]
+    todo = [c for c in plan.cells() if not RunDir(c.run_dir(out)).report_path.is_file()]
     for what, items, fn, names in (
             ("phase-0 models", seeds, phase0_job, [f"seed{s} phase 0" for s in seeds]),
             ("cells", [c.index for c in todo], cell_job,

@@ -18,6 +18,7 @@ import random
 import numpy as np
 import torch
 
+from modx.errors import ConfigError
 from sdtools.data.specs import parse_spec
 from sdtools.data.webdataset import (
     DEFAULT_CAPTION_KEYS,
@@ -26,7 +27,7 @@ from sdtools.data.webdataset import (
     sample_captions,
 )
 from sdtools.dist import rank_world
-from sdtools.errors import ConfigError, DataError
+from sdtools.errors import DataError
 
 NEEDS_INDEX = ("replay", "cumulative", "joint", "ewc")  # read a phase's items by index
 SHUFFLE_BUFFER = 1000

@@ -16,7 +16,8 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from sdtools.errors import ConfigError, UserError
+from modx.errors import ConfigError
+from sdtools.errors import UserError
 from sdtools.io import write_json
 from sdtools.runs import RunDir
 
@@ -174,16 +175,17 @@ def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
 
     out = Path(out)
     d = cell.run_dir(out)
-    if (d / "report.json").is_file():
+    if RunDir(d).report_path.is_file():
         return d
     base = seed_phase0(plan, cell.seed, out,
                        progress if phase0_progress is None else phase0_progress)
     cfg = plan.config(cell.seed, cell.method, cell.value, str(d))
     rd = RunDir(d)
     if not rd.is_done("phase0", 0):
-        (d / "phase0").mkdir(parents=True, exist_ok=True)
-        for f in ("model.pt", "eval.json", "probe.npz"):
-            shutil.copy2(base.phase_dir("phase0", 0) / f, d / "phase0" / f)
+        rd.phase_dir("phase0", 0).mkdir(parents=True, exist_ok=True)
+        for src, dst in zip(base.phase_files("phase0", 0), rd.phase_files("phase0", 0),
+                            strict=True):
+            shutil.copy2(src, dst)
     if not rd.exists():
         rd.write_config(cfg.to_dict())
     Trainer(cfg, resume=True, progress=progress).run()
@@ -213,7 +215,7 @@ def run_timed(plan: Plan, c: Cell, out: Path, progress: bool = False) -> float |
     import time
 
     t0 = time.time()
-    if (c.run_dir(out) / "report.json").is_file():
+    if RunDir(c.run_dir(out)).report_path.is_file():
         return None
     try:
         run_cell(plan, c, out, progress=False, phase0_progress=progress)
@@ -227,7 +229,7 @@ def finish(plan: Plan, out: Path) -> dict | None:
     """Aggregate when every cell is done (else the finished ones, marked partial)."""
     from .study_stats import aggregate
 
-    finished = [(c.run_dir(out) / "report.json").is_file() for c in plan.cells()]
+    finished = [RunDir(c.run_dir(out)).report_path.is_file() for c in plan.cells()]
     if all(finished):
         return aggregate(plan, out)
     if any(finished):  # the cells finished so far, marked partial, refreshed as more finish

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sdtools.errors import ConfigError
+from modx.errors import ConfigError
 from sdtools.io import write_json, write_text
 from sdtools.run_report import RunReport
-from sdtools.runs import environment
+from sdtools.runs import RunDir, environment
 
 from .frontier import LEVEL, MIN_SEEDS, frontier_gap, frontier_verdict, t_interval, verdict
 
@@ -73,7 +73,7 @@ def cell_metrics(report: RunReport, method: str) -> dict:
 def _collect(plan, out: Path, partial: bool = False) -> list[dict]:
     rows = []
     for c in plan.cells():
-        path = c.run_dir(out) / "report.json"
+        path = RunDir(c.run_dir(out)).report_path
         if partial and not path.is_file():
             continue
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import ConfigError
+from .errors import DeviceError
 
 
 def is_initialized() -> bool:
@@ -38,26 +38,22 @@ def gather(x: torch.Tensor, with_grad: bool = True) -> torch.Tensor:
     return torch.cat(parts, dim=0)
 
 
-def check_device(device: str | None, precision: str = "fp32") -> None:
-    """A device that exists here, and a precision it supports, before any work starts."""
+def check_device(device: str | None) -> None:
+    """A device that exists here, before any work starts (a one-line ``DeviceError``)."""
     import torch
 
     if device is not None:
         try:
             dev = torch.device(str(device))
         except (RuntimeError, ValueError):
-            raise ConfigError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+            raise DeviceError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
         if dev.type == "cuda":
             n = torch.cuda.device_count() if torch.cuda.is_available() else 0
             if n == 0:
-                raise ConfigError(f"device {device!r} asked for but CUDA is not available here; "
+                raise DeviceError(f"device {device!r} asked for but CUDA is not available here; "
                                   "use device = \"cpu\" (or leave it out)")
             if dev.index is not None and dev.index >= n:
-                raise ConfigError(f"device {device!r} does not exist (this machine has {n} CUDA "
+                raise DeviceError(f"device {device!r} does not exist (this machine has {n} CUDA "
                                   "device(s))")
         elif dev.type not in ("cpu", "mps"):
-            raise ConfigError(f"unsupported device {device!r}; use cpu or cuda[:N]")
-    on_cuda = str(device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
-    if precision == "amp_bf16" and not on_cuda:
-        raise ConfigError("precision amp_bf16 needs a CUDA device; use precision = \"fp32\" on "
-                          "the CPU")
+            raise DeviceError(f"unsupported device {device!r}; use cpu or cuda[:N]")

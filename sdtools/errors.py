@@ -44,15 +44,11 @@ class AnalysisError(UserError):
 
 
 class RunError(UserError):
-    """A run directory that is missing, incomplete or not a modx run."""
+    """A run directory that is missing, incomplete or not a run."""
 
 
-class ConfigError(UserError):
-    """A training or study configuration with a wrong key, type or value."""
-
-
-class TrainingError(UserError):
-    """A run that cannot go on; the message says why and what was kept."""
+class DeviceError(UserError):
+    """A device asked for that this machine does not have."""
 
 
 class Interrupted(BaseException):

@@ -291,7 +291,7 @@ def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = Fa
     methods = run.methods()
     if not methods:
         raise RunError(f"{run.path} has no finished phase of any method yet")
-    base = run.read_probe("phase0", 0)
+    base = Embeddings.load(run.probe_path("phase0", 0))
     if styles is None:
         styles = _recorded_styles(run.path / "report.json")
     out = {"schema": SCHEMA, "written_by": f"sdtools {__version__}", "config": config,
@@ -317,7 +317,7 @@ def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = Fa
         max_drop = _max_drop(r1)
         geo, prev = [], base
         for t in phases[1:]:
-            cur = run.read_probe(m, t)
+            cur = Embeddings.load(run.probe_path(m, t))
             geo.append({"phase": t, "vs_phase0": geometry(base, cur, max_pairs),
                         "vs_prev": geometry(prev, cur, max_pairs, per_set=False)})
             prev = cur

@@ -13,7 +13,11 @@
         probe.npz                   the probe embeddings (sdtools Embeddings)
     RUN/report.json, report.md, figures/
 
-modx writes a run through :class:`RunDir`; the report and the figures read it through it.
+A trainer (modx is one) writes a run through :class:`RunDir`; the report and the figures read
+it through it. The format is neutral: methods, phases, evaluation sets, checkpoints and
+metrics; what one method adds to its phase record lives in that record's ``extras``. This
+module imports nothing above :mod:`sdtools.io` (probes are read with
+:meth:`sdtools.Embeddings.load` on :meth:`RunDir.probe_path`).
 """
 
 from __future__ import annotations
@@ -88,6 +92,14 @@ class RunDir:
     def figures_dir(self) -> Path:
         return self.path / "figures"
 
+    @property
+    def report_path(self) -> Path:
+        return self.path / "report.json"
+
+    @property
+    def report_md_path(self) -> Path:
+        return self.path / "report.md"
+
     def phase_dir(self, method: str, t: int) -> Path:
         return self.path / PHASE0 if t == 0 else self.path / method / f"phase{t}"
 
@@ -99,6 +111,10 @@ class RunDir:
 
     def probe_path(self, method: str, t: int) -> Path:
         return self.phase_dir(method, t) / "probe.npz"
+
+    def phase_files(self, method: str, t: int) -> tuple[Path, Path, Path]:
+        """A finished phase's model, evaluation and probe (what a copy of the phase needs)."""
+        return self.model_path(method, t), self.eval_path(method, t), self.probe_path(method, t)
 
     def strategy_path(self, method: str, t: int) -> Path:
         """What a method's later phases need (EWC's Fisher, a replay buffer), beside phase t."""
@@ -114,12 +130,13 @@ class RunDir:
 
     # ---------------------------------------------------------------- state
     def exists(self) -> bool:
-        """True when the folder holds a run: a ``config.json`` that a modx run wrote."""
+        """True when the folder holds a run: a ``config.json`` object that names its
+        ``methods`` (the one key the run format asks of a trainer's configuration)."""
         try:
             cfg = json.loads(self.config_path.read_text())
         except (OSError, ValueError):
             return False
-        return isinstance(cfg, dict) and {"data", "methods", "phases"} <= set(cfg)
+        return isinstance(cfg, dict) and "methods" in cfg
 
     def is_done(self, method: str, t: int) -> bool:
         return self.model_path(method, t).is_file() and self.eval_path(method, t).is_file()
@@ -159,11 +176,6 @@ class RunDir:
                    {"sets": list(sets), "specs": list(specs or []), "retrieval": list(retrieval),
                     "train": train})
 
-    def read_probe(self, method: str, t: int):
-        from .models.embeddings import Embeddings
-
-        return Embeddings.load(self.probe_path(method, t))
-
     def has_probe(self, method: str, t: int) -> bool:
         return self.probe_path(method, t).is_file()
 
@@ -173,7 +185,7 @@ class RunDir:
 
 def _read_json(path: Path):
     if not path.is_file():
-        raise RunError(f"{path} not found: is {path.parent} a modx run directory?")
+        raise RunError(f"{path} not found: is {path.parent} a run directory?")
     try:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

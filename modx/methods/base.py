@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sdtools.errors import ConfigError
+from modx.errors import ConfigError
 
 METHODS: dict[str, type] = {}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from sdtools.errors import ConfigError
+from modx.errors import ConfigError
 
 from .base import Strategy, register
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from sdtools.errors import ConfigError
+from modx.errors import ConfigError
 
 from .base import Strategy, register
 

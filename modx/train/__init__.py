@@ -2,7 +2,7 @@
 checkpoint payloads (checkpoint), EWC's Fisher (fisher), the run-directory guard (guard) and
 the metrics logger (metrics)."""
 
-from sdtools.errors import TrainingError
+from modx.errors import TrainingError
 
 from .run import Trainer
 

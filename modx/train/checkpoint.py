@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from sdtools.errors import TrainingError
+from modx.errors import TrainingError
 from sdtools.io import atomic_path
 from sdtools.models.build import load_state_dict_checked
 from sdtools.models.checkpoints import MODX_FORMAT

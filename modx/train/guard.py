@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from sdtools.errors import TrainingError
+from modx.errors import TrainingError
 from sdtools.io import check_access
 from sdtools.runs import RunDir
 
@@ -16,7 +16,7 @@ def check_out_dir(rd: RunDir, cfg, resume: bool, force: bool = False) -> None:
     out = rd.path
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} is a file; give a directory for the run")
-    check_access(out / "config.json", "--out")  # a read-only place fails now, not after phase 0
+    check_access(rd.config_path, "--out")  # a read-only place fails now, not after phase 0
     if resume:
         if not rd.exists():
             raise TrainingError(f"--resume: {out} holds no modx run (no config.json); drop "
@@ -33,7 +33,7 @@ def check_out_dir(rd: RunDir, cfg, resume: bool, force: bool = False) -> None:
                                 f"with: {diffs}; resume with the run's own config "
                                 f"({rd.config_path}) or start a new run in another --out")
         return
-    if rd.exists() or (out / "phase0").exists():
+    if rd.exists() or rd.phase_dir("phase0", 0).exists():
         raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose "
                             "another --out")
     if out.is_dir() and any(out.iterdir()) and not force:

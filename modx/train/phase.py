@@ -7,8 +7,6 @@ import math
 import numpy as np
 import torch
 
-from sdtools.runs import LAST
-
 from ..feed import phase_stream
 from . import checkpoint
 from .step import PhaseContext, assemble, train_step
@@ -47,15 +45,16 @@ def make_optimizer(model, cfg, lr: float) -> torch.optim.Optimizer:
                              betas=BETAS[cfg.optimizer], eps=cfg.eps)
 
 
-def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr: float,
-                d) -> dict:
-    """Train ``tr.model`` for ``steps`` steps on ``data``; saves ``d/model.pt`` at the end."""
+def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int,
+                lr: float) -> dict:
+    """Train ``tr.model`` for ``steps`` steps on ``data``; saves the phase's model (where
+    ``tr.run_dir`` puts it) at the end."""
     cfg = tr.cfg
     model = tr.model
     pt = tr.tensors(t) if data is tr.phases[t] else tr.tensors(t, data)
     opt = make_optimizer(model, cfg, lr)
     start = 0
-    last = d / LAST
+    last = tr.run_dir.last_path(method, t)
     tr.resumed_mid_phase = False
     if tr.resume and last.is_file():
         obj = checkpoint.load_into(model, last, tr.model_cfg, tr.arch)
@@ -110,7 +109,7 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int, lr
     stream.close()  # the loader's workers end with the phase
     strategy.end_phase(tr, t)
     tr.save(checkpoint.model_payload(model, tr.arch, tr.model_cfg, cfg.to_dict(), t, method),
-            d / "model.pt")
+            tr.run_dir.model_path(method, t))
     if last.is_file() and tr.rank == 0:
         last.unlink()
     if data is not tr.phases[t]:  # a union made for this phase (cumulative): free it now

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
+from modx.errors import TrainingError
 from sdtools.data.base import loader_workers
 from sdtools.data.specs import display_names, open_data, synthetic_of
 from sdtools.dist import barrier, rank_world
-from sdtools.errors import TrainingError
 from sdtools.io import write_text
 from sdtools.models.build import (
     Loaded,
@@ -262,8 +262,8 @@ class Trainer:
 
             report = build_report(self.run_dir, progress=self.progress,
                                   styles=styles(cfg.methods))
-            report.write(self.out / "report.json")
-            write_text(self.out / "report.md", markdown(report))
+            report.write(self.run_dir.report_path)
+            write_text(self.run_dir.report_md_path, markdown(report))
         return report
 
     def preflight(self) -> None:
@@ -315,7 +315,7 @@ class Trainer:
                       rd.model_path("phase0", 0))
         else:
             train_phase(self, 0, "phase0", Strategy(self.cfg), None, self.phases[0],
-                        self.cfg.phase0_steps, self.cfg.phase0_lr, rd.phase_dir("phase0", 0))
+                        self.cfg.phase0_steps, self.cfg.phase0_lr)
         self.finish_phase("phase0", 0, {}, None)
 
     def _steps(self, data) -> int:
@@ -336,7 +336,7 @@ class Trainer:
                     self.cfg.phase0_steps * (self.phases[0] is not None)
                     + self.cfg.steps * (len(self.phases) - 1))
                 stats = train_phase(self, 1, method, strategy, None, data, steps,
-                                    self.cfg.phase0_lr, rd.phase_dir(method, 1))
+                                    self.cfg.phase0_lr)
                 self.finish_phase(method, 1, stats, strategy)
             return
         self.model = self.new_model()
@@ -360,7 +360,7 @@ class Trainer:
                 teacher.eval().requires_grad_(False)
             data = strategy.phase_data(t, self.phases)
             stats = train_phase(self, t, method, strategy, teacher, data, self._steps(data),
-                                self.cfg.lr, rd.phase_dir(method, t))
+                                self.cfg.lr)
             self.finish_phase(method, t, stats, strategy)
 
     def finish_phase(self, method: str, t: int, stats: dict, strategy) -> None:

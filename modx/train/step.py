@@ -16,7 +16,7 @@ import math
 import numpy as np
 import torch
 
-from sdtools.errors import TrainingError
+from modx.errors import TrainingError
 
 from ..losses import clip_loss
 

@@ -58,7 +58,9 @@ def probe_of(run_dir, method, t):
     from ..runs import RunDir
 
     rd = RunDir(run_dir)
-    return rd.read_probe(method, t) if rd.has_probe(method, t) else None
+    from ..models.embeddings import Embeddings
+
+    return Embeddings.load(rd.probe_path(method, t)) if rd.has_probe(method, t) else None
 
 
 def as_float(x) -> float:

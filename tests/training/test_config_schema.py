@@ -3,7 +3,7 @@
 import pytest
 
 from modx.config import from_dict, load
-from sdtools.errors import ConfigError
+from modx.errors import ConfigError
 
 
 def _toml(tmp_path, text):

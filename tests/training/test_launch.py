@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from modx.errors import ConfigError, TrainingError
 from modx.launch import check_options, launch, slurm_parameters
 from modx.study import Plan, run_study
-from sdtools.errors import ConfigError, TrainingError
 
 BASE = dict(data="synthetic:protocol=shift,train_per_domain=48,test_per_domain=12",
             phases="base+contiguous:2", phase0_steps=3, steps=2, batch_size=8, log_every=0,

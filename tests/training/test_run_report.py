@@ -117,8 +117,8 @@ def test_figures_markdown_and_rows_read_the_typed_report(run, tmp_path):
 
 
 def test_a_study_names_the_cell_whose_report_changed_shape(tmp_path):
+    from modx.errors import ConfigError
     from modx.study import Plan, run_study
-    from sdtools.errors import ConfigError
 
     (tmp_path / "tiny.json").write_text(json.dumps(tiny_cfg()))
     plan = Plan("t", {"data": DATA, "model": str(tmp_path / "tiny.json"), "phase0_steps": 3,

@@ -12,8 +12,9 @@ from helpers import tiny_cfg
 from PIL import Image
 
 from modx.config import TrainConfig
+from modx.errors import ConfigError
 from modx.train import Trainer
-from sdtools.errors import ConfigError, DataError
+from sdtools.errors import DataError
 
 
 def _shards(root, n_shards=4, per=12):
