@@ -29,7 +29,6 @@ from sdtools.data.webdataset import (
 from sdtools.dist import rank_world
 from sdtools.errors import DataError
 
-NEEDS_INDEX = ("replay", "cumulative", "joint", "ewc")  # read a phase's items by index
 SHUFFLE_BUFFER = 1000
 
 
@@ -85,7 +84,9 @@ def shard_phases(spec: str, how: str) -> list[ShardPhase]:
 
 def check_streamed(cfg) -> None:
     """What a streamed run cannot do, said before anything runs."""
-    bad = [m for m in cfg.methods if m in NEEDS_INDEX]
+    from .methods import METHODS
+
+    bad = [m for m in cfg.methods if m in METHODS and METHODS[m].needs_index]
     if bad:
         raise ConfigError(f"{bad[0]} reads a phase's items by index, which streamed phases "
                           f"(phases = {cfg.phases!r}) do not have; drop it or use contiguous:N")

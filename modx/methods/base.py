@@ -22,9 +22,11 @@ A method declares ``name``, ``knob`` (the setting a study sweeps: a training key
 ``lr``, or one of its own ``options``), ``log_keys`` (what its ``loss``/``penalty`` log),
 ``extras_keys`` (those of its log keys averaged over each phase into the run's per-method
 ``extras``, which reports and figures pass through),
-``teacher``, ``single_run`` (trains once on everything), ``options`` (its own settings
-with defaults: the TOML section ``[NAME]``, stored in ``method_options``), and how figures
-draw it: ``colour`` and ``upper_bound`` (dashed).
+``teacher``, ``single_run`` (trains once on everything), ``needs_index`` (reads a phase's
+items by index), ``uses_teacher_features`` (its loss reads the teacher's features of each
+batch; False for a method whose teacher sees other data, so no cache is built),
+``options`` (its own settings with defaults: the TOML section ``[NAME]``, stored in
+``method_options``), and how figures draw it: ``colour`` and ``upper_bound`` (dashed).
 """
 
 from __future__ import annotations
@@ -38,9 +40,15 @@ METHODS: dict[str, type] = {}
 
 
 def register(cls):
-    """Register a method class under its ``name`` (a decorator)."""
+    """Register a method class under its ``name`` (a decorator). A name already taken by
+    another class is refused: a plug-in cannot silently replace a method."""
     if not getattr(cls, "name", None) or cls.name in ("base",):
-        raise ValueError(f"{cls.__name__} needs a name")
+        raise ConfigError(f"method class {cls.__name__} needs a name (name = \"...\")")
+    old = METHODS.get(cls.name)
+    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__,
+                                                                 cls.__qualname__):
+        raise ConfigError(f"method name {cls.name!r} of {cls.__module__}.{cls.__qualname__} is "
+                          f"taken by {old.__module__}.{old.__qualname__}; choose another name")
     METHODS[cls.name] = cls
     return cls
 
@@ -67,6 +75,8 @@ class Strategy:
     extras_keys: tuple[str, ...] = ()  # log keys averaged over a phase into the run's extras
     teacher = "none"  # none | previous | initial
     single_run = False  # True: trains once on everything (joint), not phase by phase
+    needs_index = False  # reads a phase's items by index (streamed phases cannot serve it)
+    uses_teacher_features = True  # with a teacher: its loss reads the teacher's batch features
     options: dict = {}  # the method's own settings and their defaults ([NAME] in a config)
     colour: str | None = None  # how figures draw it ("#rrggbb"; None: from the name)
     upper_bound = False  # a reference trained on more data (figures draw it dashed)

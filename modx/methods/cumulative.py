@@ -12,6 +12,7 @@ class Cumulative(Strategy):
     """Continue at each phase t on the union of phases 0..t (a replay of everything)."""
 
     name = "cumulative"
+    needs_index = True
     colour = "#bababa"
     upper_bound = True  # trained on everything: drawn dashed
 

@@ -20,6 +20,7 @@ class EWC(Strategy):
     """
 
     name = "ewc"
+    needs_index = True
     colour = "#8c564b"
     knob = "ewc_lambda"
     log_keys = ("ewc",)

@@ -13,6 +13,7 @@ class Joint(Cumulative):
     budget (phase-0 steps plus every phase's). The run reports it as its single phase 1."""
 
     name = "joint"
+    needs_index = True
     colour = "#7f7f7f"
     upper_bound = True  # trained on everything: drawn dashed
     single_run = True

@@ -13,6 +13,7 @@ class Replay(Strategy):
     """Experience replay: a reservoir buffer of past pairs, mixed into every batch."""
 
     name = "replay"
+    needs_index = True
     colour = "#ff7f0e"
     knob = "replay_size"
 

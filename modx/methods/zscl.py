@@ -38,6 +38,7 @@ class ZSCL(Strategy):
     knob = "weight"
     log_keys = ("ref_distill",)
     teacher = "initial"
+    uses_teacher_features = False  # the teacher sees the reference set, not the batch
     options = {"weight": 1.0, "batch": 32, "ensemble": 1,
                "reference": "synthetic:n_domains=4,domain=2+3,split=train,n=64"}
 

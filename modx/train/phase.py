@@ -65,7 +65,7 @@ def train_phase(tr, t: int, method: str, strategy, teacher, data, steps: int,
         tr.say(f"  resuming {method} phase {t} at step {start}")
     strategy.begin_phase(tr, t)
     cache = None
-    if teacher is not None and cfg.teacher_cache:
+    if teacher is not None and strategy.uses_teacher_features and cfg.teacher_cache:
         if getattr(data, "streamed", False):
             tr.say(f"  {method} phase {t}: streamed from shards, so the teacher's features are "
                    "computed live on each batch (no cache)")

@@ -70,7 +70,7 @@ def assemble(ctx: PhaseContext, rows, step: int):
             toks.append(ept.token_batch(sel[:, 2]))
     x, tok = torch.cat(xs).to(tr.device), torch.cat(toks).to(tr.device)
     old = None
-    if ctx.teacher is not None:
+    if ctx.teacher is not None and ctx.strategy.uses_teacher_features:
         if ctx.cache is not None and not n_extra:
             old = (ctx.cache["img"][bi], ctx.cache["txt"][bc])
         else:
