@@ -47,15 +47,24 @@ def train(
     force: Annotated[bool, typer.Option(help="write the run into an --out folder that holds "
                                         "other files")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE", help="any setting, e.g. --set warmup=0.1 --set "
+        "lwf.temperature=2 --set zscl.ensemble=false (repeatable; wins over the file)")] = None,
 ):
     """One continual run: phase 0, then phases 1..T for every method, evaluation and report."""
-    from .config import from_dict, load
+    from .config import flatten, from_dict, load, parse_sets
+    from .errors import ConfigError
 
     overrides = dict(data=data, phases=phases, methods=_methods(methods), out=out, model=model,
                      init=init, steps=steps, phase0_steps=phase0_steps, epochs=epochs, lr=lr,
                      batch_size=batch_size, alpha=alpha, seed=seed, device=device,
                      precision=precision, checkpoint_every=checkpoint_every,
                      workers=workers, augment=augment, quiet=quiet or None)
+    for k, v in flatten(parse_sets(set_), "--set").items():
+        if k == "method_options" or overrides.get(k) is None:
+            overrides[k] = v
+        else:
+            raise ConfigError(f"{k} is given both as --{k.replace('_', '-')} and --set; keep one")
     if config is not None:
         cfg = load(config, overrides)
     else:

@@ -210,7 +210,11 @@ def check_method_options(opts: dict) -> None:
             if key not in own[name]:
                 raise ConfigError(f"{key!r} is not a setting of {name}; it takes "
                                   f"{', '.join(own[name])}")
-            if isinstance(METHODS[name].options[key], str):
+            default = METHODS[name].options[key]
+            if isinstance(default, bool):  # a switch: true or false (1 or 0 from older plans)
+                if not (isinstance(value, bool) or value in (0, 1)):
+                    raise ConfigError(f"[{name}] {key} must be true or false, got {value!r}")
+            elif isinstance(default, str):
                 if not isinstance(value, str):
                     raise ConfigError(f"[{name}] {key} must be a string, got {value!r}")
             elif isinstance(value, bool) or not isinstance(value, (int, float)) \
@@ -268,6 +272,10 @@ def from_dict(d: dict, source: str = "config", overrides: dict | None = None) ->
         raise ConfigError(
             f"unknown key {unknown[0]!r} in {source}; valid keys: {', '.join(sorted(FIELDS))}"
         )
+    unknown = sorted(set(overrides or {}) - set(FIELDS) - {"method_options"})
+    if unknown:
+        raise ConfigError(f"unknown key {unknown[0]!r} on the command line; valid keys: "
+                          f"{', '.join(sorted(FIELDS))}")
     for k, v in (overrides or {}).items():
         if v is None:
             continue
@@ -276,6 +284,29 @@ def from_dict(d: dict, source: str = "config", overrides: dict | None = None) ->
         else:
             flat[k] = v
     return TrainConfig(**flat).validate()
+
+
+def parse_sets(items) -> dict:
+    """``--set KEY=VALUE`` items as a config dict: ``KEY`` a top-level key or ``SECTION.KEY``
+    (a method's own setting, ``zscl.weight``, or a schema section's, ``lwf.temperature``),
+    ``VALUE`` read as a TOML value (``0.5``, ``true``, ``"a b"``) or else as a string."""
+    out: dict = {}
+    for item in items or ():
+        key, eq, text = str(item).partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set lr=1e-4 or "
+                              "--set zscl.weight=0.5")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        section, dot, name = key.rpartition(".")
+        target = out.setdefault(section, {}) if dot else out
+        if name in target:
+            raise ConfigError(f"--set {key} is given twice; keep one")
+        target[name] = value
+    return out
 
 
 def read_toml(path, what: str = "config file") -> dict:

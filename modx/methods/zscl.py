@@ -29,7 +29,7 @@ class ZSCL(Strategy):
     the distillation of the **initial** (phase-0) model's image-text similarities on a
     reference set that is neither old nor new data (``reference``, a data SPEC; by default
     synthetic styles that no shift-protocol phase uses), ``batch`` reference pairs a step; and
-    weight ensembling: with ``ensemble = 1`` the phase's model is the running mean of its
+    weight ensembling: with ``ensemble = true`` the phase's model is the running mean of its
     weights over the phase's steps (set before the checkpoint is written). One process only
     (the extra forward pass is not yet synchronised under torchrun)."""
 
@@ -39,7 +39,7 @@ class ZSCL(Strategy):
     log_keys = ("ref_distill",)
     teacher = "initial"
     uses_teacher_features = False  # the teacher sees the reference set, not the batch
-    options = {"weight": 1.0, "batch": 32, "ensemble": 1,
+    options = {"weight": 1.0, "batch": 32, "ensemble": True,
                "reference": "synthetic:n_domains=4,domain=2+3,split=train,n=64"}
 
     def __init__(self, cfg):
@@ -53,8 +53,6 @@ class ZSCL(Strategy):
     def check_options(cls, opts):
         if opts.get("batch", 2) < 2 or opts.get("weight", 0) < 0:
             raise ConfigError("[zscl] batch must be >= 2 and weight >= 0")
-        if opts.get("ensemble", 1) not in (0, 1):
-            raise ConfigError("[zscl] ensemble is 0 (off) or 1 (on)")
 
     def begin_phase(self, trainer, t):
         from sdtools.data.specs import open_data

@@ -64,3 +64,33 @@ def test_a_damaged_cell_report_names_the_cell(tmp_path):
         (cell.run_dir(tmp_path) / "report.json").write_text(text)
         with pytest.raises(ConfigError, match="cell 0 .* report.json is damaged"):
             _collect(plan, tmp_path)
+
+
+def test_every_setting_is_reachable_with_set(tmp_path, capsys):
+    """``modx train --set KEY=VALUE``: top-level keys, schema sections and methods' own
+    settings (a boolean switch included), read as TOML values; the same checks as a file."""
+    from modx.config import FIELDS, flatten, parse_sets
+
+    sets = ["warmup=0.1", "lwf.temperature=2", "zscl.ensemble=false", "zscl.weight=0.5",
+            'eval_data=["synthetic:domain=0,split=test,n=4"]', "device=cpu"]
+    flat = flatten(parse_sets(sets), "--set")
+    cfg = from_dict({"methods": ["lwf", "zscl"]}, "flags", flat)
+    assert (cfg.warmup, cfg.temperature) == (0.1, 2)
+    assert cfg.method_options == {"zscl": {"ensemble": False, "weight": 0.5}}
+    assert cfg.eval_data == ["synthetic:domain=0,split=test,n=4"]
+    assert {k for k in FIELDS} >= {k for k in flat if k != "method_options"}
+    for bad, msg in ((["lr"], "write KEY=VALUE"), (["lrr=1"], "unknown key 'lrr'"),
+                     (["zscl.ensemble=2"], "true or false"), (["lr=1", "lr=2"], "given twice"),
+                     (["nope.x=1"], r"unknown section \[nope\]")):
+        with pytest.raises(ConfigError, match=msg):
+            from_dict({"methods": ["zscl"]}, "flags", flatten(parse_sets(bad), "--set"))
+
+
+def test_set_on_the_command_line_refuses_a_key_also_given_as_a_flag(capsys):
+    from modx.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--lr", "1e-3", "--set", "lr=2e-3", "--out", "unused"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "lr is given both as --lr and --set" in err and "\n" not in err
