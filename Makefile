@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint bench demo clean
+.PHONY: setup test test-all lint bench demo clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -15,9 +15,17 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# the quick tier a change runs (minutes): everything not marked slow, on both cores
 test: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/ruff check sdtools modx tests benchmarks examples
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(BIN)/ruff check sdtools modx tests benchmarks examples
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
+
+# everything (what CI runs): the quick tier on both cores, then the slow tier (subprocesses,
+# the demo, two-process training, launchers, ViT-B-32, simulations) one test at a time
+test-all: $(STAMP)
+	$(BIN)/ruff check sdtools modx tests benchmarks examples
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check sdtools modx tests benchmarks examples
