@@ -30,7 +30,7 @@ def cached_pretrained(arch: str, tag: str, cache_dir=None) -> str:
         if try_to_load_from_cache is not None:
             repo, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (
                 hub.rstrip("/"), "open_clip_pytorch_model.bin")
-            names = [filename, *P._get_safe_alternatives(filename)]
+            names = [*_safetensors_names(filename), filename]
             for name in names:
                 hit = try_to_load_from_cache(repo, name, cache_dir=cache_dir)
                 if isinstance(hit, str) and os.path.isfile(hit):
@@ -48,6 +48,17 @@ def cached_pretrained(arch: str, tag: str, cache_dir=None) -> str:
         "and nothing is downloaded here; fetch them once on a machine with network access "
         "(open_clip.create_model_and_transforms) or pass a local checkpoint file with --model"
     )
+
+
+def _safetensors_names(filename: str) -> list[str]:
+    """The safetensors file a hub repository may hold beside a pickled weights file (tried
+    first, as open_clip's loader does): ``open_clip_pytorch_model.bin`` ->
+    ``open_clip_model.safetensors``, another ``X.bin`` or ``X.pth`` -> ``X.safetensors``."""
+    if filename == "open_clip_pytorch_model.bin":
+        return ["open_clip_model.safetensors"]
+    if filename.endswith((".bin", ".pth")):
+        return [filename[:-4] + ".safetensors"]
+    return []
 
 
 def is_pretrained_spec(spec: str) -> bool:

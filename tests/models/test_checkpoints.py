@@ -2,6 +2,7 @@ import os
 import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -243,3 +244,23 @@ def test_pretrained_preprocessing_is_open_clips(arch, tag, monkeypatch):
     for w, h in ((640, 480), (300, 500)):  # landscape and portrait: resize modes differ
         img = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         torch.testing.assert_close(ours(img), theirs(img), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("present, expect", [
+    (("open_clip_model.safetensors", "open_clip_pytorch_model.bin"), "open_clip_model.safetensors"),
+    (("open_clip_pytorch_model.bin",), "open_clip_pytorch_model.bin"),
+])
+def test_pretrained_tag_from_the_hugging_face_cache(tmp_path, present, expect):
+    """A hub-hosted tag is found in a Hugging Face cache laid out as huggingface_hub lays it
+    (the safetensors copy first, as open_clip's loader prefers it); no network."""
+    from sdtools.models.pretrained import cached_pretrained
+
+    repo = tmp_path / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("abc123")
+    snap = repo / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    for name in present:
+        (snap / name).write_bytes(b"weights")
+    hit = cached_pretrained("ViT-B-32", "laion2b_s34b_b79k", cache_dir=str(tmp_path))
+    assert Path(hit).name == expect and Path(hit).is_file()
