@@ -424,3 +424,24 @@ def classify_sets(loaded, data, image, device, cache: bool = False) -> dict:
                                    "mean_per_class_recall": r.mean_per_class_recall},
                      "linear_probe": probe_cv(image, y)}
     return out
+
+
+def class_groups(named_sets) -> dict:
+    """The classes of a run's labelled evaluation sets as groups of its probe's images (for
+    measures that take ``groups=``): ``{"class_groups": {task: [group per image]},
+    "class_group_names": {task: ["set:class", ...]}}``, the images in the probe's order (the
+    sets concatenated), a group per class of each set and -1 for images of sets without
+    that task. Empty when no set carries labels."""
+    sizes = [d.n_images for _, d in named_sets]
+    groups: dict[str, list[int]] = {}
+    names: dict[str, list[str]] = {}
+    for k, (set_name, d) in enumerate(named_sets):
+        for task, (classes, y) in d.class_labels().items():
+            if task not in groups:
+                groups[task] = [-1] * sum(sizes)
+                names[task] = []
+            start = sum(sizes[:k])
+            offset = len(names[task])
+            names[task].extend(f"{set_name}:{c}" for c in classes)
+            groups[task][start : start + d.n_images] = (np.asarray(y) + offset).tolist()
+    return {"class_groups": groups, "class_group_names": names} if groups else {}
