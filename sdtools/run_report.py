@@ -266,5 +266,5 @@ def as_report(report) -> RunReport:
     return RunReport.from_dict(report, "report")
 
 
-__all__ = ["DEVIATION_KEYS", "MethodReport", "mtil", "PhaseGeometry", "ReportShapeError", "RunReport",
-           "SCHEMA", "as_report", "check_geometry"]
+__all__ = ["DEVIATION_KEYS", "MethodReport", "PhaseGeometry", "ReportShapeError", "RunReport",
+           "SCHEMA", "as_report", "check_geometry", "mtil"]
