@@ -32,13 +32,22 @@ PROBE_GRID = np.logspace(-6, 2, num=97)  # lambda: CLIP_benchmark's weight-decay
 PROBE_VAL = 0.2
 PROBE_SEED = 0
 PROBE_MAX_ITER = 1000
+SMALL_PROBE = 2_000_000  # features (items x dims) below which the solver runs on one thread
 
 
 @dataclasses.dataclass(frozen=True)
 class ZeroShotResult:
     """Zero-shot classification of one labelled set. Accuracies in percent; ``top5`` is
     None with fewer than 5 classes. ``pred`` (n_images,) and ``labels`` (n_images,) are class
-    indices into ``classnames``; ``confusion[i, j]`` counts images of class i assigned j."""
+    indices into ``classnames``; ``confusion[i, j]`` counts images of class i assigned j.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = zero_shot_scores(np.eye(2, 3)[[0, 1, 1]], np.eye(2, 3), [0, 1, 0], ["cat", "dog"])
+    >>> r.confusion.tolist(), r.per_class_recall().tolist(), r.to_dict()["n_classes"]
+    ([[1, 1], [0, 1]], [50.0, 100.0], 2)
+    """
 
     top1: float
     top5: float | None
@@ -218,7 +227,17 @@ def zero_shot(model_or_spec, data, *, task: str | None = None, templates=None, a
 @dataclasses.dataclass(frozen=True)
 class LinearProbeResult:
     """A linear probe's test scores (percent; ``top5`` None with fewer than 5 classes) and
-    its settings: the regularisation chosen and how."""
+    its settings: the regularisation chosen and how.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> y = np.repeat(np.arange(2), 20)
+    >>> x = np.eye(2, 4)[y] + 0.1 * np.random.default_rng(0).standard_normal((40, 4))
+    >>> r = probe_features(x[::2], y[::2], x[1::2], y[1::2], lambdas=[1e-4, 1e-2, 1.0])
+    >>> r.top1, r.top5, sorted(r.to_dict())
+    (100.0, None, ['mean_per_class_recall', 'n_test', 'settings', 'top1', 'top5'])
+    """
 
     top1: float
     top5: float | None
@@ -258,8 +277,11 @@ def _fit(x, y, lam: float, max_iter: int, seed: int):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
+    from threadpoolctl import threadpool_limits  # a scikit-learn dependency
+
     clf = LogisticRegression(C=1.0 / (lam * len(y)), max_iter=max_iter, random_state=seed)
-    with warnings.catch_warnings():
+    # small problems: BLAS threads only contend (20x slower on a busy 2-core machine)
+    with warnings.catch_warnings(), threadpool_limits(1 if x.size < SMALL_PROBE else None):
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(x, y)
     return clf
@@ -361,7 +383,41 @@ def linear_probe(model_or_spec, train, test, *, task: str | None = None, arch=No
                  max_iter: int = PROBE_MAX_ITER) -> LinearProbeResult:
     """A linear probe of a checkpoint's frozen image embeddings: trained on the labelled set
     ``train``, scored on ``test`` (see :func:`probe_features`; both sets must name the same
-    classes in the same order)."""
+    classes in the same order).
+
+    Parameters
+    ----------
+    model_or_spec : str, Loaded or model
+        A checkpoint spec (see :func:`sdtools.load_checkpoint`) or what it returns.
+    train, test : str or dataset
+        Labelled data SPECs (``imagefolder:ROOT``, ...) or opened datasets.
+    task : str, optional
+        Which classification task, where the data carries several.
+    val_proportion, seed, max_iter
+        As :func:`probe_features`.
+    arch, device, batch_size, cache, cache_dir, num_workers, progress, precision
+        As :func:`sdtools.embed` (image embeddings are cached).
+
+    Returns
+    -------
+    LinearProbeResult
+        Test scores; ``settings`` records the regularisation chosen, the search and the sets.
+
+    Examples
+    --------
+    >>> import os, tempfile, sdtools
+    >>> from sdtools.models.build import build_model
+    >>> from sdtools.models.checkpoints import save_safetensors
+    >>> from sdtools.models.configs import tiny_clip_cfg
+    >>> cfg = tiny_clip_cfg(embed_dim=16, width=64, layers=1, patch_size=8)
+    >>> path = os.path.join(tempfile.mkdtemp(), "tiny.safetensors")
+    >>> save_safetensors(build_model(cfg), path, cfg)
+    >>> r = sdtools.linear_probe(path, "synthetic:domain=0,split=train,n=30",
+    ...                          "synthetic:domain=0,n=12", task="shape", cache=False,
+    ...                          max_iter=100)
+    >>> r.labels.size, r.settings["n_train"] + r.settings["n_val"], 0 <= r.top1 <= 100
+    (12, 30, True)
+    """
     from .data.base import ImageTextData
     from .data.specs import open_data
     from .models.extract import ModelRef, embed_images
@@ -401,9 +457,12 @@ def probe_cv(image, y, folds: int = 2, seed: int = PROBE_SEED, C: float = 10.0):
         return None
     x = _normed(image)
     hits = 0
+    from threadpoolctl import threadpool_limits
+
     for tr, te in StratifiedKFold(folds, shuffle=True, random_state=seed).split(x, y):
         clf = LogisticRegression(max_iter=1000, C=C)
-        clf.fit(x[tr], y[tr])
+        with threadpool_limits(1 if x.size < SMALL_PROBE else None):
+            clf.fit(x[tr], y[tr])
         hits += int(np.sum(clf.predict(x[te]) == y[te]))
     return float(100.0 * hits / y.size)
 
