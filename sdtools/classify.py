@@ -276,7 +276,6 @@ def _fit(x, y, lam: float, max_iter: int, seed: int):
 
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
-
     from threadpoolctl import threadpool_limits  # a scikit-learn dependency
 
     clf = LogisticRegression(C=1.0 / (lam * len(y)), max_iter=max_iter, random_state=seed)
