@@ -32,6 +32,7 @@ PROBE_GRID = np.logspace(-6, 2, num=97)  # lambda: CLIP_benchmark's weight-decay
 PROBE_VAL = 0.2
 PROBE_SEED = 0
 PROBE_MAX_ITER = 1000
+CONFUSION_CLASSES = 100  # a JSON result holds the confusion matrix up to this many classes
 SMALL_PROBE = 2_000_000  # features (items x dims) below which the solver runs on one thread
 
 
@@ -74,13 +75,17 @@ class ZeroShotResult:
             return 100.0 * np.diag(c) / c.sum(1)
 
     def to_dict(self, predictions: bool = False) -> dict:
+        """The scores, class names, per-class recall and the confusion matrix (up to
+        ``CONFUSION_CLASSES`` classes, or with ``predictions``: every image's predicted and
+        true class, from which any confusion matrix follows)."""
         d = {"top1": self.top1, "top5": self.top5,
              "mean_per_class_recall": self.mean_per_class_recall, "n_images": self.n_images,
              "n_classes": len(self.classnames), "n_templates": self.n_templates,
              "classnames": list(self.classnames),
              "per_class_recall": [None if np.isnan(x) else float(x)
-                                  for x in self.per_class_recall()],
-             "confusion": self.confusion.tolist(), **self.meta}
+                                  for x in self.per_class_recall()], **self.meta}
+        if len(self.classnames) <= CONFUSION_CLASSES or predictions:
+            d["confusion"] = self.confusion.tolist()
         if predictions:
             d["pred"] = self.pred.tolist()
             d["labels"] = self.labels.tolist()
