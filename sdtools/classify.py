@@ -210,7 +210,7 @@ def zero_shot(model_or_spec, data, *, task: str | None = None, templates=None, a
     from .data.base import ImageTextData
     from .data.labels import check_templates
     from .data.specs import open_data
-    from .models.extract import ModelRef, embed_classes, embed_images
+    from .models.extract import ModelRef, _compute, embed_classes, embed_images
 
     if not isinstance(data, (str, ImageTextData)):
         raise UserError(f"data must be a data SPEC or a dataset, got {type(data).__name__}")
@@ -224,7 +224,7 @@ def zero_shot(model_or_spec, data, *, task: str | None = None, templates=None, a
     weights = embed_classes(ref, names, templates, device, batch_size=batch_size, **kw)
     r = zero_shot_scores(image, weights, y, names)
     meta = {**ref.info(), "data": data.spec, "task": task, "templates": list(templates),
-            "precision": precision}
+            "precision": precision, **_compute(device, precision)[2]}
     return dataclasses.replace(r, n_templates=len(templates), meta=meta)
 
 
@@ -424,7 +424,7 @@ def linear_probe(model_or_spec, train, test, *, task: str | None = None, arch=No
     """
     from .data.base import ImageTextData
     from .data.specs import open_data
-    from .models.extract import ModelRef, embed_images
+    from .models.extract import ModelRef, _compute, embed_images
 
     sets = []
     for d in (train, test):
@@ -444,7 +444,7 @@ def linear_probe(model_or_spec, train, test, *, task: str | None = None, arch=No
     r = probe_features(xtr, ytr, xte, yte, val_proportion=val_proportion, seed=seed,
                        max_iter=max_iter)
     settings = {**r.settings, **ref.info(), "train": sets[0].spec, "test": sets[1].spec,
-                "task": task_tr, "precision": precision}
+                "task": task_tr, "precision": precision, **_compute(device, precision)[2]}
     return dataclasses.replace(r, settings=settings)
 
 

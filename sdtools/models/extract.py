@@ -300,10 +300,10 @@ class ModelRef:
 
     def info(self) -> dict:
         """What names the model in results: checkpoint, architecture (loads nothing)."""
-        if self._loaded is not None:
-            i = getattr(self._loaded.model, "sdtools_info", None) or {}
-            return {"checkpoint": i.get("spec", "in-memory model"), "arch": i.get("arch")}
-        return {"checkpoint": str(self.source), "arch": self.arch}
+        if isinstance(self.source, (str, Path)):
+            return {"checkpoint": str(self.source), "arch": self.arch}
+        i = getattr(self.loaded.model, "sdtools_info", None) or {}
+        return {"checkpoint": i.get("spec", "in-memory model"), "arch": i.get("arch")}
 
 
 def _cached_array(path: Path | None, make, progress: bool) -> np.ndarray:

@@ -30,6 +30,8 @@ def files(tmp_path_factory):
     save_modx(d / "a.pt", seed=2)
     (d / "noc.json").write_text(json.dumps(["a photo."]))
     (d / "user.json").write_text("{}")
+    (d / "other.txt").write_text("cat\ndog\nbird\n")
+    (d / "captions.csv").write_text(f"filepath,title\n{d / 'test2' / 'red' / '0.png'},a red\n")
     return d
 
 
@@ -97,6 +99,10 @@ BAD = [
       "imagefolder:{d}/test2"], "has no image"),
     (["linear-probe", "{d}/a.pt", "--train", "imagefolder:{d}/train"], "--test"),
     (["zeroshot", "{d}/a.pt", "--data", "csv:{d}/none.csv:label-key=y"], "not found"),
+    (["zeroshot", "{d}/a.pt", "--data", "csv:{d}/captions.csv"], "carries no class labels"),
+    (["linear-probe", "{d}/a.pt", "--train", "imagefolder:{d}/train", "--test",
+      "imagefolder:{d}/test:classnames={d}/other.txt"], "name different classes"),
+    (["zeroshot", "{d}/a.pt", "--data", "imagefolder:{d}/test:templates=fancy"], "built-in"),
 ]
 
 
