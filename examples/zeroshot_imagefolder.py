@@ -42,11 +42,11 @@ def write_folder(root: Path, per_class: int, seed: int) -> None:
 
 def tiny_checkpoint(path: Path) -> Path:
     """A small random-init CLIP saved as safetensors (it names its own architecture)."""
+    import torch
+
     from sdtools.models.build import build_model
     from sdtools.models.checkpoints import save_safetensors
     from sdtools.models.configs import tiny_clip_cfg
-
-    import torch
 
     torch.manual_seed(0)
     cfg = tiny_clip_cfg(embed_dim=32, width=64, layers=1, patch_size=8)
