@@ -226,10 +226,23 @@ class LabelledFiles(FileImageData):
         return self.templates
 
 
+def _image_files(folder: Path) -> list[Path]:
+    """Image files under a class folder in torchvision's order: the folder and its subfolders
+    walked in sorted order (symlinks followed), each one's files sorted."""
+    import os
+
+    out = []
+    for here, _, names in sorted(os.walk(folder, followlinks=True)):
+        out.extend(Path(here) / n for n in sorted(names)
+                   if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)
+    return out
+
+
 def image_folder(root, classnames=None, templates=SIMPLE_TEMPLATES, cap: int | None = None,
                  skip_missing: bool = False, spec: str | None = None) -> LabelledFiles:
     """torchvision's ImageFolder layout: ``ROOT/CLASS/IMAGE``, classes in sorted folder order
-    (their index is the label), images with an image suffix, in sorted order.
+    (their index is the label), images with an image suffix in torchvision's order (subfolders
+    of a class folder included). Hidden folders (``.ipynb_checkpoints``) are not classes.
 
     ``classnames``: display names in the folders' order (default: the folder names, with
     ``_`` read as a space).
@@ -247,8 +260,7 @@ def image_folder(root, classnames=None, templates=SIMPLE_TEMPLATES, cap: int | N
     names = classnames or tuple(f.replace("_", " ") for f in folders)
     paths, labels = [], []
     for k, f in enumerate(folders):
-        files = sorted(p for p in (root / f).rglob("*")
-                       if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        files = _image_files(root / f)
         if not files:
             raise DataError(f"imagefolder:{root}: class {f!r} has no image (files ending in "
                             f"{', '.join(IMAGE_SUFFIXES[:4])}, ...)")

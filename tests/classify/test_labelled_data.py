@@ -27,6 +27,8 @@ def folder(tmp_path):
         for i in range(n):
             _img(root / cls / f"{i}.png", 10 * i)
     (root / "a_dog" / "notes.txt").write_text("not an image")
+    _img(root / "a_dog" / "more" / "x.png", 200)  # a subfolder: after the folder's own files
+    (root / ".ipynb_checkpoints").mkdir()  # hidden: not a class
     return root
 
 
@@ -35,13 +37,14 @@ def test_imagefolder_labels_follow_torchvisions_order(folder):
     data = open_data(f"imagefolder:{folder}")
     names, y = data.class_labels()["class"]
     assert names == ("a dog", "b cat", "c sea lion")
+    (folder / ".ipynb_checkpoints").rmdir()  # torchvision would take it for an empty class
     ref = torchvision.datasets.ImageFolder(str(folder))
     assert y.tolist() == ref.targets
     assert [str(p) for p in data.paths] == [s for s, _ in ref.samples]
     assert data.captions[0] == "a photo of a a dog." and data.image_of_text.tolist() == list(
-        range(9))
+        range(10))
     assert data.class_templates("class") == SIMPLE_TEMPLATES
-    sub = data.subset([8, 0])
+    sub = data.subset([9, 0])
     assert sub.class_labels()["class"][1].tolist() == [2, 0]
     assert sub.class_templates("class") == SIMPLE_TEMPLATES
     # a spec names the dataset completely: it opens again from data.spec
@@ -52,6 +55,7 @@ def test_imagefolder_labels_follow_torchvisions_order(folder):
 def test_per_class_cap_and_class_name_files(folder, tmp_path):
     data = open_data(f"imagefolder:{folder}:n=2")
     assert data.class_labels()["class"][1].tolist() == [0, 0, 1, 1, 2, 2]
+    assert data.paths[1].name == "1.png"  # the folder's own files before its subfolder's
     lines = tmp_path / "names.txt"
     lines.write_text("dog\n\ncat\nsea lion\n")
     d2 = open_data(f"imagefolder:{folder}:classnames={lines},templates=openai")
