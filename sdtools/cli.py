@@ -339,6 +339,14 @@ def retrieval(
                                **res.to_dict()})
 
 
+def _checkpoint_only(ckpt: str, command: str) -> None:
+    if ckpt.lower().endswith(".npz"):
+        from .errors import UserError
+
+        raise UserError(f"{command} needs a checkpoint, not saved embeddings ({ckpt}): it "
+                        "embeds the labelled images (and the class prompts) itself")
+
+
 def _labelled(ctx: Ctx, spec: str):
     """A labelled set opened with the command's --skip-missing, its skips reported."""
     from .data.specs import open_data
@@ -377,6 +385,7 @@ def zeroshot(
 
     from .classify import zero_shot
 
+    _checkpoint_only(ckpt, "zeroshot")
     _check_outputs(json_out, plot=plot, force=force)
     ds = _labelled(ctx, data)
     from .data.base import loader_workers
@@ -423,6 +432,7 @@ def linear_probe(
     from .classify import linear_probe as run
     from .data.base import loader_workers
 
+    _checkpoint_only(ckpt, "linear-probe")
     _check_outputs(json_out, force=force)
     tr, te = _labelled(ctx, train), _labelled(ctx, test)
     r = run(ckpt, tr, te, task=task, arch=ctx.model, device=ctx.device,

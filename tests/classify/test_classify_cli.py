@@ -103,6 +103,7 @@ BAD = [
     (["linear-probe", "{d}/a.pt", "--train", "imagefolder:{d}/train", "--test",
       "imagefolder:{d}/test:classnames={d}/other.txt"], "name different classes"),
     (["zeroshot", "{d}/a.pt", "--data", "imagefolder:{d}/test:templates=fancy"], "built-in"),
+    (["zeroshot", "{d}/emb.npz", "--data", "imagefolder:{d}/test"], "not saved embeddings"),
 ]
 
 
