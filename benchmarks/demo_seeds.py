@@ -37,6 +37,7 @@ def table(run_dirs) -> str:
         rep = json.loads((Path(d) / "report.json").read_text())
         for row in summary_rows(rep):
             row["domain0_change"] = row["domain0_r1_last"] - row["domain0_r1_phase0"]
+            row["selected_share_mean"] = row["extras_mean"].get("selected_share")
             per_method.setdefault(row["method"], []).append(row)
         phase0.append(next(iter(rep["methods"].values()))["r1"][0][0])
     head = "| method | " + " | ".join(c[1] for c in COLUMNS) + " |"

@@ -18,9 +18,10 @@ def _registry() -> dict:
     from . import geometry
 
     benches = dict(geometry.BENCHES)
-    from . import jpeg, pipeline, training
+    from . import classify, jpeg, pipeline, training
 
     benches.update(pipeline.BENCHES)
+    benches.update(classify.BENCHES)
     benches.update(jpeg.BENCHES)
     benches.update(training.BENCHES)
     return benches

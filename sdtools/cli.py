@@ -339,6 +339,119 @@ def retrieval(
                                **res.to_dict()})
 
 
+def _checkpoint_only(ckpt: str, command: str) -> None:
+    if ckpt.lower().endswith(".npz"):
+        from .errors import UserError
+
+        raise UserError(f"{command} needs a checkpoint, not saved embeddings ({ckpt}): it "
+                        "embeds the labelled images (and the class prompts) itself")
+
+
+def _labelled(ctx: Ctx, spec: str):
+    """A labelled set opened with the command's --skip-missing, its skips reported."""
+    from .data.specs import open_data
+
+    data = open_data(spec, skip_missing=ctx.skip_missing)
+    if data.skipped and not ctx.quiet:
+        typer.echo(f"{spec}: skipped {data.skipped} missing image(s)", err=True)
+    return data
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{x:.2f}"
+
+
+@app.command()
+@embedding_command
+def zeroshot(
+    ckpt: Annotated[str, typer.Argument(help="checkpoint spec")],
+    data: Annotated[str, typer.Option(
+        "--data", help="labelled set: imagefolder:ROOT, csv:PATH:label-key=COL, "
+        "wds:SHARDS:label-key=cls, synthetic (options classnames=FILE, templates=FILE|openai|"
+        "simple, n=N per class)")] = ...,
+    task: Annotated[str | None, typer.Option(
+        "--task", help="classification task where the set carries several (synthetic: "
+        "shape, colour)")] = None,
+    json_out: JsonOpt = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="write the confusion matrix figure (.png/.pdf/.svg)")] = None,
+    predictions: Annotated[bool, typer.Option(
+        "--predictions", help="with --json: every image's predicted and true class")] = False,
+    ctx: Ctx = None,
+    force: bool = False,
+):
+    """Zero-shot classification: top-1, top-5 and mean per-class recall (CLIP_benchmark's)."""
+    from rich.table import Table
+
+    from .classify import zero_shot
+
+    _checkpoint_only(ckpt, "zeroshot")
+    _check_outputs(json_out, plot=plot, force=force)
+    ds = _labelled(ctx, data)
+    from .data.base import loader_workers
+
+    r = zero_shot(ckpt, ds, task=task, arch=ctx.model, device=ctx.device,
+                  batch_size=ctx.batch_size, cache=not ctx.no_cache, progress=not ctx.quiet,
+                  num_workers=loader_workers(ctx.workers, ds), precision=ctx.precision)
+    t = Table(title=f"zero-shot {ckpt} on {ds.spec} ({r.n_images} images, "
+                    f"{len(r.classnames)} classes, {r.n_templates} templates)")
+    for col in ("top-1 (%)", "top-5 (%)", "mean per-class recall (%)"):
+        t.add_column(col, justify="right")
+    t.add_row(_pct(r.top1), _pct(r.top5), _pct(r.mean_per_class_recall))
+    _console(ctx.quiet).print(t)
+    if json_out:
+        _write_json(json_out, {"checkpoint": ckpt, **r.to_dict(predictions=predictions)})
+    if plot:
+        from .viz.classes import plot_confusion
+
+        plot_confusion(r, plot)
+
+
+@app.command(name="linear-probe")
+@embedding_command
+def linear_probe(
+    ckpt: Annotated[str, typer.Argument(help="checkpoint spec")],
+    train: Annotated[str, typer.Option("--train", help="labelled training set (a data SPEC "
+                                       "as for zeroshot)")] = ...,
+    test: Annotated[str, typer.Option("--test", help="labelled test set, the same classes")] = ...,
+    task: Annotated[str | None, typer.Option(
+        "--task", help="classification task where the sets carry several")] = None,
+    val_proportion: Annotated[float, typer.Option(
+        "--val-proportion", min=0.01, max=0.99, help="share of the training set that chooses "
+        "the regularisation")] = 0.2,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the validation split")] = 0,
+    json_out: JsonOpt = None,
+    ctx: Ctx = None,
+    force: bool = False,
+):
+    """Linear probe: logistic regression on frozen image embeddings, scored on --test.
+
+    The regularisation is chosen on a validation split of --train (CLIP_benchmark's search)."""
+    from rich.table import Table
+
+    from .classify import linear_probe as run
+    from .data.base import loader_workers
+
+    _checkpoint_only(ckpt, "linear-probe")
+    _check_outputs(json_out, force=force)
+    tr, te = _labelled(ctx, train), _labelled(ctx, test)
+    r = run(ckpt, tr, te, task=task, arch=ctx.model, device=ctx.device,
+            batch_size=ctx.batch_size, cache=not ctx.no_cache, progress=not ctx.quiet,
+            num_workers=loader_workers(ctx.workers, tr), precision=ctx.precision,
+            val_proportion=val_proportion, seed=seed)
+    s = r.settings
+    t = Table(title=f"linear probe {ckpt}: train {s['n_train']} + val {s['n_val']}, test "
+                    f"{r.labels.size} images, {s['n_classes']} classes",
+              caption=f"lambda {s['lambda']:.3g} (C {s['C']:.3g}) chosen on the validation "
+                      f"split (top-1 {s['val_top1']:.1f}%)")
+    for col in ("top-1 (%)", "top-5 (%)", "mean per-class recall (%)"):
+        t.add_column(col, justify="right")
+    t.add_row(_pct(r.top1), _pct(r.top5), _pct(r.mean_per_class_recall))
+    _console(ctx.quiet).print(t)
+    if json_out:
+        _write_json(json_out, {"checkpoint": ckpt, **r.to_dict()})
+
+
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="a modx run directory")],

@@ -107,6 +107,25 @@ def _classification_lines(r: MethodReport) -> list[str]:
             cells = [f"{_fmt(a, 1)} → {_fmt(b, 1)}" for a, b in zip(rows[0], rows[-1],
                                                                     strict=True)]
             lines.append(f"| {task} {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Zero-shot MTIL metrics (%; Transfer: sets before their own phase, Avg: all "
+              "phases, Last: after the last phase):", "",
+              "| task | Transfer | Avg | Last |", "| --- | --- | --- | --- |"]
+    for task, m in r.mtil.items():
+        lines.append(f"| {task} | {_fmt(m['transfer'], 1)} | {_fmt(m['avg'], 1)} | "
+                     f"{_fmt(m['last'], 1)} |")
+    lines += _zero_shot_matrix(r)
+    return lines
+
+
+def _zero_shot_matrix(r: MethodReport) -> list[str]:
+    """The zero-shot accuracy matrix of every task, row = after phase t (beside R[t][k])."""
+    lines = []
+    for task, rows in r.zero_shot.items():
+        lines += ["", f"Zero-shot top-1 (%), {task}, row = after phase t:", "",
+                  "| phase | " + " | ".join(r.sets) + " |",
+                  "| --- | " + " | ".join("---" for _ in r.sets) + " |"]
+        lines += [f"| {t} | " + " | ".join(_fmt(x, 1) for x in row) + " |"
+                  for t, row in enumerate(rows)]
     return lines
 
 

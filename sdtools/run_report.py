@@ -90,6 +90,48 @@ def _matrix(x, rows: int, cols: int, where: str, none_ok: bool = False) -> list:
     return x
 
 
+def mtil(acc) -> dict:
+    """ZSCL's MTIL metrics (Zheng et al. 2023) of a zero-shot accuracy matrix ``acc[t][k]``
+    (percent; set ``k`` after phase ``t``; None where the set has no such task).
+
+    With T phases (rows), evaluation set ``k`` is phase ``k``'s domain for ``k < T`` when
+    the run has at least as many sets as phases (the convention BWT uses); the sets after
+    them are never trained on. Then, over the sets with accuracies:
+
+    - ``transfer``: per set, the mean over the phases before its own (every phase for a set
+      never trained on), averaged over sets (sets with no earlier phase left out; None when
+      there is none, or when sets and phases are not aligned);
+    - ``avg``: per set, the mean over all phases, averaged over sets;
+    - ``last``: the mean over sets after the last phase.
+
+    Examples
+    --------
+    >>> m = mtil([[50, 10, 20, 30], [60, 40, 25, 32], [55, 45, 30, 34]])  # set 3: no phase
+    >>> round(m["transfer"], 2), round(m["avg"], 2), m["last"]  # transfer: 10, 22.5 and 32
+    (21.5, 35.92, 41.0)
+    """
+    import numpy as np
+
+    T = len(acc)
+    S = len(acc[0]) if T else 0
+    aligned = S >= T
+    transfer, avg, cols = [], [], []
+    for k in range(S):
+        col = [acc[t][k] for t in range(T)]
+        if all(v is None for v in col):
+            continue
+        cols.append(k)
+        avg.append(np.mean([v for v in col if v is not None]))
+        own = min(k, T)
+        before = [v for v in col[:own] if v is not None]
+        if aligned and before:
+            transfer.append(np.mean(before))
+    last = [acc[T - 1][k] for k in cols if acc[T - 1][k] is not None]
+    return {"transfer": float(np.mean(transfer)) if transfer else None,
+            "avg": float(np.mean(avg)) if avg else None,
+            "last": float(np.mean(last)) if last else None}
+
+
 @dataclasses.dataclass
 class MethodReport:
     """One method's phases. ``r1[t][k]``: R@1 (mean of both directions, percent) on
@@ -100,7 +142,9 @@ class MethodReport:
     per phase (None at phase 0 and where not logged)} for what the method itself adds to its
     training record (for example the share of rows a selecting method kept): readers pass it
     through, figures draw it where they know the key; ``zero_shot`` and
-    ``linear_probe``: {task: accuracy matrix}; ``geometry``: one record per phase t >= 1;
+    ``linear_probe``: {task: accuracy matrix}; ``mtil``: {task: MTIL Transfer, Avg, Last of
+    the zero-shot matrix} (:func:`mtil`; derived, not stored); ``geometry``: one record per
+    phase t >= 1;
     ``style``: how figures draw the method ({"colour": "#rrggbb", "dashed": bool}, from the
     trainer that wrote the run; empty: a colour from the name)."""
 
@@ -126,7 +170,8 @@ class MethodReport:
     @classmethod
     def from_dict(cls, d, where: str) -> MethodReport:
         required = ("sets", "r1", "r1_ci", "i2t", "t2i", "avg", "bwt", "max_drop", "geometry")
-        _keys(d, where, required, ("extras", "zero_shot", "linear_probe", "style"))
+        _keys(d, where, required, ("extras", "zero_shot", "linear_probe", "style", "mtil"))
+        d = {k: v for k, v in d.items() if k != "mtil"}  # mtil: derived, recomputed
         sets = d["sets"]
         if not (isinstance(sets, list) and sets and all(isinstance(s, str) for s in sets)):
             _fail(f"{where}.sets", "expected a non-empty list of set names")
@@ -161,11 +206,18 @@ class MethodReport:
                       "extras": dict(extras), "zero_shot": d.get("zero_shot") or {},
                       "linear_probe": d.get("linear_probe") or {}, "style": dict(style)})
 
+    @property
+    def mtil(self) -> dict:
+        """{task: {"transfer", "avg", "last"}} of the zero-shot accuracy (:func:`mtil`)."""
+        return {task: mtil(m) for task, m in self.zero_shot.items()}
+
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         for k in ("extras", "zero_shot", "linear_probe", "style"):
             if not d[k]:
                 del d[k]
+        if self.zero_shot:
+            d["mtil"] = self.mtil
         return d
 
 
@@ -243,4 +295,4 @@ def as_report(report) -> RunReport:
 
 
 __all__ = ["DEVIATION_KEYS", "MethodReport", "PhaseGeometry", "ReportShapeError", "RunReport",
-           "SCHEMA", "as_report", "check_geometry"]
+           "SCHEMA", "as_report", "check_geometry", "mtil"]

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from modx.errors import TrainingError
+from sdtools.classify import class_groups
 from sdtools.data.base import loader_workers
 from sdtools.data.specs import display_names, open_data, synthetic_of
 from sdtools.dist import barrier, rank_world
@@ -372,6 +373,7 @@ class Trainer:
             sets, results, probe = evaluate_phase(
                 Loaded(self.model, self.preprocess, self.tokenizer), self.evals, self.device,
                 workers=self.workers_for)
+            probe.meta.update(class_groups(self.evals))  # labelled sets' classes, as groups
             rd.write_probe(method, t, probe)
             rd.write_eval(method, t, sets, results, stats,
                           specs=[data.spec for _, data in self.evals])

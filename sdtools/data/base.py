@@ -71,8 +71,13 @@ class ImageTextData:
 
     def class_labels(self) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
         """Classification tasks the data carries: ``{task: (class names, label per image)}``
-        (the synthetic stream's shapes and colours; none for files)."""
+        (the synthetic stream's shapes and colours; ``"class"`` for labelled sets, see
+        :mod:`sdtools.data.labels`; none for captioned files)."""
         return {}
+
+    def class_templates(self, task: str) -> tuple[str, ...]:
+        """The prompt templates of a classification task (``{c}`` is the class name)."""
+        return ("a photo of a {c}.",)
 
     def subset(self, images) -> Subset:
         return Subset(self, np.asarray(images, dtype=np.int64))
@@ -119,6 +124,9 @@ class Subset(ImageTextData):
 
     def class_labels(self):
         return {k: (c, y[self.images]) for k, (c, y) in self.base.class_labels().items()}
+
+    def class_templates(self, task: str) -> tuple[str, ...]:
+        return self.base.class_templates(task)
 
 
 class ConcatData(ImageTextData):

@@ -33,17 +33,9 @@ def resolve_image_path(written: str, csv_dir: Path) -> Path:
     return beside if beside.is_file() else p.absolute()
 
 
-def load_csv(path, img_key: str = "filepath", caption_key: str = "title",
-             domain_key: str | None = None, skip_missing: bool = False,
-             sep: str | None = None) -> FileImageData:
-    """open_clip's CSV convention; rows sharing an image path are one image with many captions.
-
-    ``sep``: ``tab``/``comma`` (or the character); by default guessed from the header (a tab
-    in it means tab-separated). Image paths open as written (absolute or relative to the
-    working directory, as open_clip opens them), with the CSV's folder as a fallback.
-    ``domain_key`` (default: a ``domain`` or ``phase`` column when present) labels images.
-    """
-    path = Path(path)
+def _csv_rows(path: Path, sep: str | None, keys) -> tuple[list[dict], str]:
+    """The rows of a CSV file (dicts by column) and its separator; ``keys``: (column, option)
+    pairs that must be present."""
     if path.is_dir():
         raise DataError(f"{path} is a folder; csv: takes a CSV file (csv:FOLDER/captions.csv)")
     if not path.is_file():
@@ -58,10 +50,49 @@ def load_csv(path, img_key: str = "filepath", caption_key: str = "title",
     if not rows:
         raise DataError(f"{path} has no data rows")
     cols = set(rows[0])
-    for key, opt in ((img_key, "img-key"), (caption_key, "caption-key")):
+    for key, opt in keys:
         if key not in cols:
             raise DataError(f"{path} has no column {key!r} (columns: {sorted(cols)}); name the "
                             f"column with csv:{path}:{opt}=COLUMN")
+    return rows, delim
+
+
+def load_labelled_csv(path, label_key: str, img_key: str = "filepath", classnames=None,
+                      templates=None, sep: str | None = None, skip_missing: bool = False,
+                      cap: int | None = None, spec: str | None = None):
+    """open_clip's CSV convention with a class label column (``label_key``): one row per
+    image; a label is a class index (into ``classnames``) or a class name. ``cap``: the first
+    that many images of each class."""
+    from .labels import SIMPLE_TEMPLATES, LabelledFiles, resolve_labels
+
+    path = Path(path)
+    rows, _ = _csv_rows(path, sep, ((img_key, "img-key"), (label_key, "label-key")))
+    seen: dict[str, str] = {}
+    for n, r in enumerate(rows):
+        key, label = (r[img_key] or "").strip(), (r[label_key] or "").strip()
+        if key in seen and seen[key] != label:
+            raise DataError(f"{path}: image {key} has two labels ({seen[key]!r} and {label!r}, "
+                            f"row {n + 2}); a labelled CSV gives each image one class")
+        seen[key] = label
+    names, y = resolve_labels(list(seen.values()), classnames, str(path))
+    paths = [resolve_image_path(k, path.parent) for k in seen]
+    return LabelledFiles(spec or f"csv:{path}:label-key={label_key}", paths, y, names,
+                         templates or SIMPLE_TEMPLATES, skip_missing, cap)
+
+
+def load_csv(path, img_key: str = "filepath", caption_key: str = "title",
+             domain_key: str | None = None, skip_missing: bool = False,
+             sep: str | None = None) -> FileImageData:
+    """open_clip's CSV convention; rows sharing an image path are one image with many captions.
+
+    ``sep``: ``tab``/``comma`` (or the character); by default guessed from the header (a tab
+    in it means tab-separated). Image paths open as written (absolute or relative to the
+    working directory, as open_clip opens them), with the CSV's folder as a fallback.
+    ``domain_key`` (default: a ``domain`` or ``phase`` column when present) labels images.
+    """
+    path = Path(path)
+    rows, delim = _csv_rows(path, sep, ((img_key, "img-key"), (caption_key, "caption-key")))
+    cols = set(rows[0])
     if domain_key is None:
         domain_key = next((k for k in ("domain", "phase") if k in cols), None)
     elif domain_key not in cols:

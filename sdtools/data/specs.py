@@ -6,7 +6,16 @@
                                                 n=N (a ':' in PATH is written \\:)
     karpathy:JSON:IMAGE_ROOT[:SPLIT[+SPLIT]][:n=N]  dataset_coco.json / dataset_flickr30k.json
     wds:SHARDS[:caption-key=txt;caption,n=N]    webdataset tar shards ({000..009} and ::)
+    imagefolder:ROOT[:opt,...]                  torchvision's ImageFolder (ROOT/CLASS/IMAGE)
     run:RUN_DIR                                 a modx run's own probe (its evaluation sets)
+
+Labelled sets (image classification): ``imagefolder:ROOT``, ``csv:PATH:label-key=COL`` (one
+row per image, the label a class index or name) and ``wds:SHARDS:label-key=cls`` (the ``cls``
+member of each sample). Their options: ``classnames=FILE`` (a JSON list, CLIP_benchmark's
+classnames JSON with ``FILE#KEY`` naming the set, or one name per line), ``templates=FILE``
+(CLIP_benchmark's templates JSON) or ``templates=openai`` (OpenAI's 80 ImageNet prompts) or
+``templates=simple`` (``a photo of a {c}.``, the default), ``n=N`` (the first N images of
+each class), ``skip-missing`` (files only). See :mod:`sdtools.data.labels`.
 
 ``n=N`` caps a probe at its first N images (in the file's order, with all their captions;
 ``synthetic`` has its own ``n``); webdataset shards after them are not read. A spec names a
@@ -22,7 +31,8 @@ from ..errors import DataError
 from .base import ImageTextData
 
 USAGE = ("use synthetic[:k=v,...], csv:PATH[:options], karpathy:JSON:IMAGE_ROOT[:split], "
-         "wds:SHARDS or run:RUN_DIR")
+         "wds:SHARDS, imagefolder:ROOT or run:RUN_DIR")
+LABEL_OPTIONS = ("label-key", "classnames", "templates")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +52,14 @@ class DataSpec:
         if self.kind in ("csv", "karpathy"):
             split = self.options.get("split")
             return Path(self.args[0]).stem + (f":{split}" if split else "")
+        if self.kind == "imagefolder":
+            return Path(self.args[0]).name or self.args[0]
         return self.text
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the spec names an image-classification set (its ``n`` counts per class)."""
+        return self.kind == "imagefolder" or "label-key" in self.options
 
 
 def display_names(specs) -> list[str]:
@@ -53,7 +70,8 @@ def display_names(specs) -> list[str]:
     parsed = [parse_spec(s) for s in specs]
     stems = [p.name for p in parsed]
     names = [f"{Path(p.args[0]).parent.name or '.'}/{p.name}"
-             if stems.count(p.name) > 1 and p.kind in ("csv", "karpathy") else p.name
+             if stems.count(p.name) > 1 and p.kind in ("csv", "karpathy", "imagefolder")
+             else p.name
              for p in parsed]
     out = []
     for n in names:
@@ -85,7 +103,15 @@ def parse_spec(spec) -> DataSpec:
     if kind == "csv" and colon:
         path, opts = _csv_path(rest)
         o = _options(",".join(opts).split(","), ("skip-missing",),
-                     ("img-key", "caption-key", "sep", "n"), text)
+                     ("img-key", "caption-key", "sep", "n", *LABEL_OPTIONS), text)
+        _check_label_options(o, text)
+        return DataSpec(kind, text, (path,), o)
+    if kind == "imagefolder" and colon:
+        path, opts = _csv_path(rest, folder=True)
+        if not path:
+            raise DataError(f"{text}: name the folder, e.g. imagefolder:data/val")
+        o = _options(",".join(opts).split(","), ("skip-missing",),
+                     ("n", "classnames", "templates"), text)
         return DataSpec(kind, text, (path,), o)
     if kind == "karpathy" and colon:
         parts = rest.split(":")
@@ -98,8 +124,11 @@ def parse_spec(spec) -> DataSpec:
         shards, opts = rest, {}
         # options follow the last ':' only when it holds key=value (shard lists use '::')
         head, sep, tail = rest.rpartition(":")
-        if sep and "=" in tail and "/" not in tail:
-            shards, opts = head, _options(tail.split(","), (), ("caption-key", "n"), text)
+        keys = ("caption-key", "n", *LABEL_OPTIONS)
+        if sep and "=" in tail and ("/" not in tail or all(
+                x.partition("=")[0].strip() in keys for x in tail.split(",") if x.strip())):
+            shards, opts = head, _options(tail.split(","), (), keys, text)
+            _check_label_options(opts, text)
         if not shards:
             raise DataError(f"{text}: name the shards, e.g. wds:data/{{000..009}}.tar")
         return DataSpec(kind, text, (shards,), opts)
@@ -118,6 +147,21 @@ def _cap(p: DataSpec) -> int | None:
     return int(v)
 
 
+def _check_label_options(o: dict, text: str) -> None:
+    if ("classnames" in o or "templates" in o) and "label-key" not in o:
+        raise DataError(f"{text}: classnames= and templates= describe labels; name the label "
+                        "column or member with label-key=COL (csv) or label-key=cls (wds)")
+
+
+def _label_files(p: DataSpec):
+    """``(classnames or None, templates)`` of a labelled spec's options."""
+    from .labels import read_classnames, read_templates
+
+    names = p.options.get("classnames")
+    return (read_classnames(names, p.name) if names else None,
+            read_templates(p.options.get("templates"), p.name))
+
+
 def _capped(data: ImageTextData, p: DataSpec) -> ImageTextData:
     """The first ``n`` images of a dataset with all their captions, named by the spec."""
     n = _cap(p)
@@ -132,12 +176,13 @@ def _capped(data: ImageTextData, p: DataSpec) -> ImageTextData:
     return out
 
 
-def _csv_path(rest: str) -> tuple[str, list[str]]:
-    """A CSV path and its options. A ':' inside the path is written ``\\:``; a path that
-    names an existing file whole is taken whole (its ':' are part of it)."""
+def _csv_path(rest: str, folder: bool = False) -> tuple[str, list[str]]:
+    """A CSV path (or a folder's) and its options. A ':' inside the path is written ``\\:``;
+    a path that names an existing file (folder) whole is taken whole (its ':' are part of it)."""
     from pathlib import Path
 
-    if "\\:" not in rest and ":" in rest and Path(rest).is_file():
+    exists = Path(rest).is_dir() if folder else Path(rest).is_file()
+    if "\\:" not in rest and ":" in rest and exists:
         return rest, []
     parts = [p.replace("\0", ":") for p in rest.replace("\\:", "\0").split(":")]
     return parts[0], parts[1:]
@@ -160,9 +205,15 @@ def _open_synthetic(p: DataSpec, skip_missing: bool) -> ImageTextData:
 
 
 def _open_csv(p: DataSpec, skip_missing: bool) -> ImageTextData:
-    from .files import load_csv
+    from .files import load_csv, load_labelled_csv
 
     o = p.options
+    if p.labelled:
+        names, templates = _label_files(p)
+        return load_labelled_csv(p.args[0], o["label-key"], img_key=o.get("img-key", "filepath"),
+                                 classnames=names, templates=templates, sep=o.get("sep"),
+                                 skip_missing=skip_missing or bool(o.get("skip-missing")),
+                                 cap=_cap(p), spec=p.text)
     return load_csv(p.args[0], img_key=o.get("img-key", "filepath"),
                     caption_key=o.get("caption-key", "title"), sep=o.get("sep"),
                     skip_missing=skip_missing or bool(o.get("skip-missing")))
@@ -180,6 +231,14 @@ def _open_wds(p: DataSpec, skip_missing: bool) -> ImageTextData:
 
     keys = p.options.get("caption-key")
     n = _cap(p)
+    if p.labelled:
+        from .webdataset import LabelledWebDataset
+
+        names, templates = _label_files(p)
+        data = LabelledWebDataset(p.args[0], p.options["label-key"], classnames=names,
+                                  templates=templates, cap=n)
+        data.spec = p.text
+        return data
     data = WebDatasetData(p.args[0], caption_keys=keys.split(";") if keys else None,
                           max_items=n)
     if n is not None:
@@ -200,8 +259,18 @@ def _open_run(p: DataSpec, skip_missing: bool) -> ImageTextData:
     return parts[0] if len(parts) == 1 else ConcatData(parts)
 
 
+def _open_imagefolder(p: DataSpec, skip_missing: bool) -> ImageTextData:
+    from .labels import image_folder, read_classnames, read_templates
+
+    names = p.options.get("classnames")
+    return image_folder(p.args[0], read_classnames(names, p.name) if names else None,
+                        read_templates(p.options.get("templates"), p.name), cap=_cap(p),
+                        skip_missing=skip_missing or bool(p.options.get("skip-missing")),
+                        spec=p.text)
+
+
 LOADERS = {"synthetic": _open_synthetic, "csv": _open_csv, "karpathy": _open_karpathy,
-           "wds": _open_wds, "run": _open_run}
+           "wds": _open_wds, "imagefolder": _open_imagefolder, "run": _open_run}
 
 
 def open_data(spec, skip_missing: bool = False) -> ImageTextData:
@@ -229,4 +298,4 @@ def open_data(spec, skip_missing: bool = False) -> ImageTextData:
     """
     p = parse_spec(spec)
     data = LOADERS[p.kind](p, skip_missing)
-    return _capped(data, p) if p.kind in ("csv", "karpathy") else data
+    return _capped(data, p) if p.kind in ("csv", "karpathy") and not p.labelled else data

@@ -41,6 +41,13 @@ TEMPLATES = (
     "there is a {colour} {shape}, {size} and {fill}, {pos} over a {style} {tone} field",
     "{fill} {shape} in {colour}, {size} size, placed {pos}; backdrop {tone} and {style}",
 )
+# prompt templates of the stream's classification tasks ({c}: the class name)
+CLASS_TEMPLATES = {
+    "shape": ("a photo of a {c}.", "a {c} shape.", "a picture of a {c} on a background.",
+              "there is a {c} in the image."),
+    "colour": ("a photo of something {c}.", "a {c} shape.", "an object coloured {c}.",
+               "there is something {c} in the image."),
+}
 DOMAIN_TEMPLATES = 4  # the domains protocol words its captions with the first four templates
 PROTOCOLS = ("domains", "shift")
 # the shift protocol: domain 0 (base) and domain 1 (shifted) share every shape and colour; the
@@ -225,6 +232,9 @@ class SyntheticData(ImageTextData):
         return {"shape": (SHAPES, np.asarray(self.attributes["shape"], dtype=np.int64)),
                 "colour": (tuple(COLOURS), np.asarray(self.attributes["colour"],
                                                       dtype=np.int64))}
+
+    def class_templates(self, task: str) -> tuple[str, ...]:
+        return CLASS_TEMPLATES.get(task, ("a photo of a {c}.",))
 
     def _sample(self, k: int, split: str, n: int) -> dict[str, np.ndarray]:
         cfg = self.config

@@ -125,7 +125,7 @@ class WebDatasetData(ImageTextData):
                     ext = ext.lower()
                     if ext in IMAGE_KEYS:
                         g["img"] = (m.offset_data, m.size)
-                    elif ext in self.caption_keys:
+                    elif ext in self._read_keys():
                         f = tf.extractfile(m)
                         g[ext] = f.read() if f else b""
                     else:
@@ -134,6 +134,10 @@ class WebDatasetData(ImageTextData):
             raise DataError(f"{shard} is not a readable tar shard ({exc}); webdataset shards "
                             "are tar files") from None
         return groups
+
+    def _read_keys(self) -> tuple[str, ...]:
+        """Members whose bytes the index keeps (the others are only noted)."""
+        return self.caption_keys
 
     def _captions(self, g: dict, where: str) -> list[str]:
         return sample_captions(g, self.caption_keys, where)
@@ -158,3 +162,69 @@ class WebDatasetData(ImageTextData):
 
     def _content_token(self) -> str:
         return ";".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self.shards)
+
+
+class LabelledWebDataset(WebDatasetData):
+    """webdataset shards of an image-classification set: an image and a label member
+    (``cls``, as CLIP_benchmark's webdataset sets hold it: a class index, or a class name)
+    per sample; samples without the label member are dropped and counted (``no_caption``).
+
+    ``cap``: the first that many samples of each class. The captions are made from the
+    labels (see :mod:`sdtools.data.labels`).
+    """
+
+    def __init__(self, pattern: str, label_key: str = "cls", classnames=None, templates=None,
+                 cap: int | None = None):
+        from .labels import (
+            SIMPLE_TEMPLATES,
+            check_every_class,
+            check_templates,
+            per_class_cap,
+            resolve_labels,
+        )
+
+        self.caption_keys = ()
+        self.label_key = label_key.lower()
+        self.spec = f"wds:{pattern}:label-key={label_key}"
+        self.shards = [Path(p) for p in expand_shards(pattern)]
+        if not self.shards:
+            raise DataError(f"wds:{pattern} names no shard")
+        missing = [str(p) for p in self.shards if not p.is_file()]
+        if missing:
+            raise DataError(f"{len(missing)} shard(s) missing (first: {missing[:3]})")
+        self.templates = check_templates(templates or SIMPLE_TEMPLATES, self.spec)
+        index, raw, others = [], [], set()
+        for s in self.shards:
+            for key, g in self._groups(s).items():
+                if "img" not in g:
+                    continue
+                label = g.get(self.label_key)
+                if label is None:
+                    self.no_caption += 1
+                    others.update(e for e in g if e != "img")
+                    continue
+                index.append((s, key, *g["img"]))
+                raw.append(label.decode("utf-8", "replace").strip())
+        if not index:
+            found = f"; their other members: {sorted(others)}" if others else ""
+            raise DataError(f"no sample in {pattern} has both an image and a {label_key!r} "
+                            f"member{found}; name the label member with "
+                            "wds:SHARDS:label-key=KEY")
+        names, y = resolve_labels(raw, classnames, self.spec)
+        keep = per_class_cap(y, cap)
+        self.index = [index[i] for i in keep]
+        self.labels = y[keep]
+        self.classnames = names
+        check_every_class(names, self.labels, self.spec)
+        first = self.templates[0]
+        self.captions = [first.format(c=names[c]) for c in self.labels]
+        self.image_of_text = np.arange(len(self.index), dtype=np.int64)
+
+    def _read_keys(self) -> tuple[str, ...]:
+        return (self.label_key,)
+
+    def class_labels(self):
+        return {"class": (self.classnames, self.labels)}
+
+    def class_templates(self, task: str) -> tuple[str, ...]:
+        return self.templates

@@ -184,12 +184,7 @@ def embed(
                         f"dataset, got {type(dataset).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    check_device(device)
-    if precision not in PRECISIONS:
-        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    use_amp = precision == "bf16" or (precision == "auto" and amp and device.type == "cuda")
-    compute = {"device": device.type, "autocast": "bfloat16" if use_amp else None}
+    device, use_amp, compute = _compute(device, precision, amp)
     data = open_data(dataset) if isinstance(dataset, (str, Path)) else dataset
     is_spec = isinstance(model_or_spec, (str, Path))
     model_id = _spec_id(model_or_spec, arch) if (cache and is_spec) else None
@@ -221,12 +216,8 @@ def embed(
             batch_size=batch_size, num_workers=num_workers,
             pin_memory=device.type == "cuda",
         )
-        img_out = []
         pbar = bar(progress and rank == 0, len(img_idx) + len(txt_idx), "embedding")
-        for _, images in from_workers(loader):
-            f = model.encode_image(images.to(device, non_blocking=True), normalize=True)
-            img_out.append(f.float().cpu())
-            pbar.update(len(images))
+        img_out = _encode_images(model, loader, device, pbar)
         txt_out = []
         for s in range(0, len(txt_idx), batch_size):
             caps = [data.captions[j] for j in txt_idx[s : s + batch_size]]
@@ -263,6 +254,137 @@ def embed(
     if path is not None and rank == 0 and rank_world()[0] == 0:
         emb.save(path)
     return emb
+
+
+def _compute(device, precision: str, amp: bool = True):
+    """``(torch device, autocast on?, compute record)`` of a device and precision request."""
+    check_device(device)
+    if precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    use_amp = precision == "bf16" or (precision == "auto" and amp and device.type == "cuda")
+    return device, use_amp, {"device": device.type, "autocast": "bfloat16" if use_amp else None}
+
+
+def _encode_images(model, loader, device, pbar) -> list[torch.Tensor]:
+    out = []
+    for _, images in from_workers(loader):
+        f = model.encode_image(images.to(device, non_blocking=True), normalize=True)
+        out.append(f.float().cpu())
+        pbar.update(len(images))
+    return out
+
+
+class ModelRef:
+    """A checkpoint spec or a loaded model, loaded at most once (and not at all when every
+    result it is asked for is in the cache), with the identity the cache files it under."""
+
+    def __init__(self, model_or_spec, arch=None, cache: bool = True):
+        self.source, self.arch = model_or_spec, arch
+        self._loaded = model_or_spec if isinstance(model_or_spec, Loaded) else None
+        self._id = None
+        if cache and self._loaded is None and isinstance(model_or_spec, (str, Path)):
+            self._id = _spec_id(model_or_spec, arch)
+
+    @property
+    def loaded(self) -> Loaded:
+        if self._loaded is None:
+            self._loaded = _resolve(self.source, self.arch)
+        return self._loaded
+
+    @property
+    def model_id(self) -> str:
+        if self._id is None:
+            self._id = _model_id(self.loaded)
+        return self._id
+
+    def info(self) -> dict:
+        """What names the model in results: checkpoint, architecture (loads nothing)."""
+        if isinstance(self.source, (str, Path)):
+            return {"checkpoint": str(self.source), "arch": self.arch}
+        i = getattr(self.loaded.model, "sdtools_info", None) or {}
+        return {"checkpoint": i.get("spec", "in-memory model"), "arch": i.get("arch")}
+
+
+def _cached_array(path: Path | None, make, progress: bool) -> np.ndarray:
+    """An array from the cache file ``path`` (an ``.npz`` of one array, no pickles), else
+    ``make()`` written there atomically; a damaged entry is a miss."""
+    from ..io import atomic_path
+
+    if path is not None and path.exists():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return z["x"]
+        except (OSError, ValueError, KeyError, EOFError):
+            if progress:
+                print(f"cache entry {path.name} is damaged; recomputing it", file=sys.stderr)
+    x = make()
+    if path is not None and rank_world()[0] == 0:
+        with atomic_path(path, ".npz") as tmp:
+            np.savez(tmp, x=x)
+    return x
+
+
+def embed_images(ref: ModelRef, data: ImageTextData, batch_size: int = 256, device=None, *,
+                 cache: bool = True, cache_dir=None, num_workers: int = 0,
+                 progress: bool = True, precision: str = "auto") -> np.ndarray:
+    """(n_images, D) L2-normalised float32 image embeddings of ``data`` alone (no captions:
+    what classification needs), cached like :func:`embed` under (checkpoint content, data,
+    transform, device type, precision). Runs in this process (no sharding)."""
+    device, use_amp, compute = _compute(device, precision)
+    path = None
+    if cache:
+        key = cache_key(ref.model_id, data, {**compute, "images_only": True})
+        path = Path(cache_dir or default_cache_dir()) / f"{key}.images.npz"
+
+    def make():
+        loaded = ref.loaded
+        model = loaded.model.to(device).eval()
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                    enabled=use_amp):
+            loader = torch.utils.data.DataLoader(
+                ImageDataset(data, loaded.preprocess), batch_size=batch_size,
+                num_workers=num_workers, pin_memory=device.type == "cuda")
+            pbar = bar(progress, data.n_images, "images")
+            out = _encode_images(model, loader, device, pbar)
+            pbar.close()
+        return torch.cat(out).numpy()
+
+    return _cached_array(path, make, progress)
+
+
+def embed_classes(ref: ModelRef, classnames, templates, device=None, *, batch_size: int = 256,
+                  cache: bool = True, cache_dir=None, progress: bool = False,
+                  precision: str = "auto") -> np.ndarray:
+    """(n_classes, D) class text embeddings: each class's prompts (every template filled with
+    its name as ``{c}``) embedded and L2-normalised, their mean normalised again (CLIP's and
+    CLIP_benchmark's zero-shot classifier). Computed once per checkpoint, class names and
+    templates, then read from the cache."""
+    device, use_amp, compute = _compute(device, precision)
+    path = None
+    if cache:
+        h = hashlib.sha256(json.dumps({"v": CACHE_VERSION, "model": ref.model_id,
+                                       "classes": list(classnames), "templates": list(templates),
+                                       "compute": compute}, sort_keys=True).encode())
+        path = Path(cache_dir or default_cache_dir()) / f"{h.hexdigest()[:32]}.classes.npz"
+
+    def make():
+        loaded = ref.loaded
+        model = loaded.model.to(device).eval()
+        prompts = [t.format(c=c) for c in classnames for t in templates]
+        feats = []
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
+                                                    enabled=use_amp):
+            pbar = bar(progress, len(prompts), "class prompts")
+            for s in range(0, len(prompts), batch_size):
+                tok = loaded.tokenizer(prompts[s : s + batch_size]).to(device)
+                feats.append(model.encode_text(tok, normalize=True).float().cpu())
+                pbar.update(min(batch_size, len(prompts) - s))
+            pbar.close()
+        f = torch.cat(feats).reshape(len(classnames), len(templates), -1).mean(1)
+        return torch.nn.functional.normalize(f, dim=-1).numpy()
+
+    return _cached_array(path, make, progress)
 
 
 def _gather(local: torch.Tensor, idx: np.ndarray, n: int) -> torch.Tensor:

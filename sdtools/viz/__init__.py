@@ -1,1 +1,2 @@
-"""Figures: style, pairwise plots (two checkpoints) and multi-phase figures (a run)."""
+"""Figures: style, pairwise plots (two checkpoints), multi-phase figures (a run) and the
+confusion matrix of a classification (classes.py)."""
