@@ -191,7 +191,7 @@ SDTOOLS = [
     (["retrieval", "{d}/a.pt", "--data", "csv:{d}/cols.csv"], "no column"),
     (["retrieval", "{d}/a.pt", "--data", "csv:{d}/cols.csv:bogus"], "unknown option"),
     (["report", "{d}/nowhere"], "not found"),
-    (["report", "{d}/folder"], "modx run"),
+    (["report", "{d}/folder"], "a run directory"),
     (["report", "{d}/folder", "--out", "{d}/file"], "is a file"),
     (["rotation", "{d}/good.npz", "{d}/good.npz", "--max-pairs", "1"], "max_pairs"),
     (["retrieval", "{d}/good.npz", "--batch-size", "0"], "batch-size"),

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FIGS = ["fig1_rad", "fig2_sam_vs_rad", "fig3_procrustes", "fig4_deviation", "fig5_retrieval",
         "fig6_methods", "fig7_rotation_picture", "fig8_domains"]
 
+pytestmark = pytest.mark.slow  # the demo, the examples and subprocesses
+
 
 def _main(module_main, *args):
     try:

@@ -77,6 +77,7 @@ def _cli(*args, env_extra=None, cwd=None):
                           capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_rotation_end_to_end_equals_api(tmp_path, capsys, monkeypatch):
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
     save_modx(a, seed=3)

@@ -45,6 +45,7 @@ def test_rotation_outside_the_probe_span_is_not_reported(rng):
     assert fit.rank == 6 and fit.max_angle < 1e-6
 
 
+@pytest.mark.slow
 def test_identical_inputs_give_zero_relative_rotation(rng):
     V = rng.standard_normal((200, 512))
     iot = np.repeat(np.arange(200), 5)
@@ -142,6 +143,7 @@ def test_bootstrap_intervals_cover_the_truth():
     assert r.to_dict()["i2t_ci"]["1"]["n_boot"] == 1000
 
 
+@pytest.mark.slow
 def test_procrustes_intervals_cover_the_population_share():
     """Planted rotation plus noise: the population share of the true map (from 2M rows) lies
     in the 95% intervals of explained and held-out explained in about 95% of probes."""
@@ -169,6 +171,7 @@ def test_procrustes_intervals_cover_the_population_share():
                                                           with_ci.explained_heldout)
 
 
+@pytest.mark.slow
 def test_sam_drift_interval_covers_the_population_mean():
     rng = np.random.default_rng(2)
 

@@ -81,6 +81,7 @@ def test_one_shared_rotation_has_no_relative_rotation(angles):
     assert abs(d["cross_residual"]["mean"]) < 1e-9
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_one_modality_turned_reads_its_planted_angles(seed):
     """An energy cut and a cosine cut shrank these to 70-78 / 30-43 / 14-15 (isotropic) and
@@ -116,6 +117,7 @@ def test_intervals_over_captions_resample_images():
     assert clustered.high - clustered.low > 1.4 * (naive.high - naive.low)
 
 
+@pytest.mark.slow
 def test_interval_coverage_with_captions_sharing_images():
     """Positive-pair shift and text-to-image recall intervals covered the truth in 57-80% of
     probes when they resampled captions; resampling images brings them to 85-100%."""
@@ -208,6 +210,7 @@ def test_cross_residual_is_none_when_nothing_is_determined():
     assert d["cross_residual"]["mean"] is None  # was 0.0: "in step"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape,cone", SHAPES)
 def test_topology_kept_is_one_for_rotation_and_zero_for_every_jitter(shape, cone):
     rng = np.random.default_rng(11)

@@ -32,6 +32,7 @@ def _same(a, b):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_modx_format_roundtrip(tmp_path):
     orig, cfg = save_modx(tmp_path / "m.pt", seed=1)
     back = load_checkpoint(tmp_path / "m.pt")
@@ -120,6 +121,7 @@ def test_official_modx_layout_rn50_style_with_six_layer_text(tmp_path):
                                    rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_infer_cfg_matches_built_in_vit_b_32():
     import open_clip
 
@@ -178,6 +180,7 @@ def test_bad_checkpoints(tmp_path):
         load_checkpoint(tmp_path / "full.pt", model="ViT-Q-99")
 
 
+@pytest.mark.slow
 def test_pretrained_tag_without_cache_fails_not_hangs(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -198,6 +201,7 @@ def test_pretrained_tag_without_cache_fails_not_hangs(tmp_path, monkeypatch):
     assert "not cached" in out.stdout, out.stderr
 
 
+@pytest.mark.slow
 def test_pretrained_tag_from_local_cache(tmp_path, monkeypatch):
     """A cached file for ARCH:TAG is found and loaded without network (url-style cache)."""
     import open_clip

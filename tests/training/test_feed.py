@@ -93,6 +93,7 @@ def test_augmentation_is_seeded_per_image_and_step(tmp_path):
     assert not torch.equal(plain, a[0][3])
 
 
+@pytest.mark.slow
 def test_training_from_files_with_workers_matches_memory_bit_for_bit(tmp_path):
     ref = _trainer(tmp_path / "a", methods=["finetune", "replay"], replay_size=16)
     ref.run()
@@ -157,6 +158,7 @@ def test_a_bad_file_read_by_a_worker_is_a_one_line_error(tmp_path):
     assert str(e.value) == "cannot read image 3.jpg; remove or replace it"
 
 
+@pytest.mark.slow
 def test_resume_mid_phase_with_workers_and_augmentation_is_bit_exact(tmp_path, monkeypatch):
     kw = dict(methods=["modx"], alpha=3.0, augment=True, preload_gb=0.0, workers=2, steps=4,
               checkpoint_every=1)

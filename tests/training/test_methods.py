@@ -71,6 +71,7 @@ def _run(tmp_path, name, methods, options=""):
     return tmp_path / name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ratio", [0.0, 0.25])
 def test_wiseft_interpolates_each_phase_with_its_start(tmp_path, ratio):
     """Phase 1 of WiSE-FT is (1 - r) phase 0 + r (phase 1 fine-tuned from phase 0): the
@@ -84,6 +85,7 @@ def test_wiseft_interpolates_each_phase_with_its_start(tmp_path, ratio):
             torch.testing.assert_close(wi[k], (1 - ratio) * w0[k] + ratio * ft[k])
 
 
+@pytest.mark.slow
 def test_ema_with_no_memory_is_fine_tuning(tmp_path):
     run = _run(tmp_path, "e", ["finetune", "ema"], "[ema]\ndecay = 0.0\n")
     for t in (1, 2):
@@ -139,6 +141,7 @@ def test_reference_distillation_matches_an_explicit_loop():
                                                                                       abs=1e-7)
 
 
+@pytest.mark.slow
 def test_zscl_trains_from_the_initial_model_on_its_reference_set(tmp_path):
     run = _run(tmp_path, "z", ["finetune", "zscl"],
                '[zscl]\nweight = 0.5\nbatch = 8\nreference = "synthetic:n_domains=4,'

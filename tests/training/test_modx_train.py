@@ -40,6 +40,7 @@ def _equal(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_three_phase_run_writes_every_artefact(tmp_path):
     cfg = _cfg(tmp_path, methods=["finetune", "modx", "joint", "cumulative", "lwf", "rkd", "ewc",
                                   "replay"])
@@ -74,6 +75,7 @@ def test_three_phase_run_writes_every_artefact(tmp_path):
     assert not list(run.rglob("*.tmp*"))
 
 
+@pytest.mark.slow
 def test_modx_with_alpha_zero_equals_finetune(tmp_path):
     a = _cfg(tmp_path, methods=["finetune", "modx"], alpha=0.0, steps=4)
     Trainer(a, progress=False).run()
@@ -127,6 +129,7 @@ def test_cumulative_sees_all_earlier_data_and_joint_sees_everything(tmp_path):
     assert everything.n_images == sum(p.n_images for p in tr.phases)
 
 
+@pytest.mark.slow
 def test_ewc_penalty_zero_at_phase_start_and_grows(tmp_path):
     tr = Trainer(_cfg(tmp_path, methods=["ewc"]), progress=False)
     tr.phase0()
@@ -186,6 +189,7 @@ def test_phase_splits_and_bad_input(tmp_path):
     assert not (tmp_path / "big" / "config.json").exists()  # checked before anything is written
 
 
+@pytest.mark.slow
 def test_existing_run_needs_resume_and_resume_keeps_provenance(tmp_path):
     cfg = _cfg(tmp_path)
     Trainer(cfg, progress=False).run()
@@ -301,6 +305,7 @@ def test_phase_tensors_streams_when_large(tmp_path):
     torch.testing.assert_close(small.image_batch([3, 5]), big.image_batch([3, 5]))
 
 
+@pytest.mark.slow
 def test_modx_train_cli_reads_toml_and_flags(tmp_path, capsys):
     from modx.cli import main
     from modx.config import to_toml
@@ -321,6 +326,7 @@ def test_modx_train_cli_reads_toml_and_flags(tmp_path, capsys):
     assert "unknown strategy 'sgd'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_init_works_with_every_method(tmp_path):
     """Phase 0 is a given model: methods that read phase 0's data (ewc, replay, cumulative)
     skip it instead of crashing."""

@@ -98,6 +98,7 @@ def test_a_changed_shape_is_refused_naming_the_key(run):
         assert expect in msg and "\n" not in msg and "sdtools report" in msg, (i, msg)
 
 
+@pytest.mark.slow
 def test_figures_markdown_and_rows_read_the_typed_report(run, tmp_path):
     from sdtools.viz.phases import draw_all
 

@@ -50,6 +50,7 @@ def _weights(run, method, t):
     return torch.load(RunDir(run).model_path(method, t), weights_only=True)["state_dict"]
 
 
+@pytest.mark.slow
 def test_streamed_phases_train_without_an_index_and_repeat_exactly(tmp_path, monkeypatch):
     spec = _shards(tmp_path)
     from sdtools.data import webdataset
@@ -78,6 +79,7 @@ def test_streamed_phases_train_without_an_index_and_repeat_exactly(tmp_path, mon
     assert not all(torch.equal(p0[k], _weights(runs[0], "finetune", 2)[k]) for k in p0)
 
 
+@pytest.mark.slow
 def test_streamed_resume_mid_phase_is_bit_exact(tmp_path, monkeypatch):
     spec = _shards(tmp_path)
     kw = dict(methods=["finetune"], workers=0, checkpoint_every=1, steps=5)
