@@ -155,7 +155,13 @@ def test_cli_user_errors_exit_2_without_traceback(tmp_path, capsys, monkeypatch)
         assert code == 2, (args, err)
         assert msg in err, (args, err)
         assert len(err.strip().splitlines()) == 1, err
-    # and in a real process: exit code 2, one line, no traceback
+
+
+@pytest.mark.slow
+def test_cli_user_errors_in_a_real_process(tmp_path):
+    """In a real process: exit code 2, one line, no traceback."""
+    a = tmp_path / "a.pt"
+    save_modx(a, seed=5)
     r = _cli("rotation", tmp_path / "missing.pt", a, "--data", DATA)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().startswith("error: checkpoint not found")
