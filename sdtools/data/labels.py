@@ -86,8 +86,8 @@ def _json_list(path: Path, what: str, pick: str | None):
     try:
         obj = json.loads(path.read_text(encoding="utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); give a JSON list of {what} or "
-                        "one per line in a .txt file") from None
+        raise DataError(f"{path} is not valid JSON ({exc}); give a JSON list of {what}, or "
+                        "one per line in a file not named .json") from None
     if isinstance(obj, dict):
         lists = {k: v for k, v in obj.items() if isinstance(v, list)}
         if pick is not None and pick in lists:
@@ -116,8 +116,7 @@ def read_classnames(value: str, pick: str | None = None) -> tuple[str, ...]:
     if path.suffix.lower() == ".json":
         names = _json_list(path, "class names", key or pick)
     else:
-        names = [ln.strip() for ln in path.read_text(encoding="utf-8-sig").splitlines()]
-        names = [n for n in names if n]
+        names = _lines(path)
     if not names or not all(isinstance(n, str) and n.strip() for n in names):
         raise DataError(f"{path}: class names must be non-empty strings")
     names = [n.strip() for n in names]
@@ -127,9 +126,19 @@ def read_classnames(value: str, pick: str | None = None) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _lines(path: Path) -> list[str]:
+    """The non-empty lines of a text file, stripped."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"{path} is not a text file; give one entry per line") from None
+    return [ln.strip() for ln in text.splitlines() if ln.strip()]
+
+
 def read_templates(value: str | None, pick: str | None = None) -> tuple[str, ...]:
-    """Templates from a built-in name (``simple``, ``openai``) or ``FILE`` (a JSON list, or
-    CLIP_benchmark's object of one list per dataset; ``FILE#KEY`` names the list)."""
+    """Templates from a built-in name (``simple``, ``openai``) or ``FILE`` (``.json``: a list,
+    or CLIP_benchmark's object of one list per dataset, ``FILE#KEY`` naming the list; else one
+    template per line)."""
     if value is None:
         return SIMPLE_TEMPLATES
     if value in BUILTIN_TEMPLATES:
@@ -137,7 +146,9 @@ def read_templates(value: str | None, pick: str | None = None) -> tuple[str, ...
     path, key = _file_and_key(value)
     if not path.is_file():
         raise DataError(f"templates={value}: no such file and not a built-in set (use "
-                        f"{', '.join(BUILTIN_TEMPLATES)} or a JSON file)")
+                        f"{', '.join(BUILTIN_TEMPLATES)}, a JSON file or one template a line)")
+    if path.suffix.lower() != ".json":
+        return check_templates(_lines(path), str(path))
     return check_templates(_json_list(path, "templates", key or pick), str(path))
 
 

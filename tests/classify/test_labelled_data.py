@@ -70,6 +70,12 @@ def test_per_class_cap_and_class_name_files(folder, tmp_path):
     tj = tmp_path / "t.json"
     tj.write_text(json.dumps(["itap of a {c}.", "a {c}, {{literally}}."]))
     assert read_templates(str(tj)) == ("itap of a {c}.", "a {c}, {{literally}}.")
+    tt = tmp_path / "t.txt"  # one template a line, as class names may be given
+    tt.write_text("itap of a {c}.\n\n  a {c}, {{literally}}.\n")
+    assert read_templates(str(tt)) == read_templates(str(tj))
+    tt.write_text("a photo\n")
+    with pytest.raises(DataError, match="does not name the class"):
+        read_templates(str(tt))
 
 
 def test_csv_label_column_by_name_and_by_index(tmp_path):
