@@ -36,15 +36,24 @@ REFERENCE = "finetune"
 class Plan:
     """``base``: TrainConfig keys shared by every cell; ``grid``: method -> knob values (an
     empty list: the method at the base config); ``reference``: finetune's knob value the
-    paired differences are taken against (default: the base config's)."""
+    paired differences are taken against (default: the base config's); ``metric``: what
+    learning and retention are read from, ``r1`` (mean R@1 of both directions) or
+    ``zero_shot:TASK`` (zero-shot top-1 accuracy of a labelled task, e.g. ``zero_shot:class``
+    for an ImageFolder evaluation set)."""
 
     name: str
     base: dict
     seeds: list[int]
     grid: dict[str, list]
     reference: float | None = None
+    metric: str = "r1"
 
     def __post_init__(self):
+        if not (self.metric == "r1" or (isinstance(self.metric, str)
+                                        and self.metric.startswith("zero_shot:")
+                                        and self.metric.removeprefix("zero_shot:"))):
+            raise ConfigError(f"metric = {self.metric!r}: use \"r1\" or \"zero_shot:TASK\" "
+                              "(a labelled task of the evaluation sets, e.g. zero_shot:class)")
         if not isinstance(self.seeds, list) or not all(
                 isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in self.seeds):
             raise ConfigError(f"seeds must be a list of non-negative integers (seeds = [0, 1, "
@@ -116,16 +125,17 @@ class Cell:
 def load_plan(path) -> Plan:
     path = Path(path)
     d = read_toml(path, "study plan")
-    unknown = sorted(set(d) - {"base", "seeds", "grid", "reference", "name", "launcher"})
+    unknown = sorted(set(d) - {"base", "seeds", "grid", "reference", "name", "launcher",
+                               "metric"})
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in {path}; a plan has name, base, seeds, "
-                          "grid, reference and launcher")
+                          "grid, reference, metric and launcher")
     base = d.get("base", {})
     bad = sorted(set(flatten(base, f"[base] of {path}")) - set(FIELDS))
     if bad:
         raise ConfigError(f"unknown training key {bad[0]!r} in [base] of {path}")
     return Plan(d.get("name", path.stem), base, d.get("seeds", [0]), d.get("grid", {}),
-                d.get("reference"))
+                d.get("reference"), d.get("metric", "r1"))
 
 
 @contextlib.contextmanager
@@ -272,6 +282,8 @@ def _same_training(plan: Plan, out: Path) -> None:
                   if k in TRAINING_KEYS and old_base.get(k) != new_base.get(k))
     if old.get("reference") not in (None, plan.reference):
         keys.append("reference")
+    if old.get("metric", "r1") != plan.metric:  # the cells are the same; the reading is not
+        keys.append("metric")
     if keys:
         raise ConfigError(f"{out} holds a study trained with other settings ({', '.join(keys)} "
                           "differ from its plan.json); its cells would be reused as they are: "

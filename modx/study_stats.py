@@ -33,26 +33,47 @@ from .frontier import LEVEL, MIN_SEEDS, frontier_gap, frontier_verdict, t_interv
 METRICS = ("retention", "learning", "final_avg", "max_drop")
 
 
-def cell_metrics(report: RunReport, method: str) -> dict:
-    """A cell's numbers from its run report: old-domain retention, new-domain learning, final
-    average, the old domain's largest drop, phase 0's R@1, and the geometry of the last phase
+def metric_matrix(rep, metric: str = "r1") -> np.ndarray:
+    """The (phase x evaluation set) matrix a study reads: ``r1`` or ``zero_shot:TASK`` (NaN
+    where a set does not carry the task); set 0, the old domain, must carry it."""
+    if metric == "r1":
+        return np.asarray(rep.r1, dtype=np.float64)
+    task = metric.removeprefix("zero_shot:")
+    if task not in rep.zero_shot:
+        raise ConfigError(f"metric {metric}: the run has no zero-shot task {task!r} (it has "
+                          f"{', '.join(sorted(rep.zero_shot)) or 'none'}); give one of its "
+                          "labelled tasks or metric = \"r1\"")
+    m = np.asarray([[np.nan if x is None else x for x in row] for row in rep.zero_shot[task]],
+                   dtype=np.float64)
+    if np.isnan(m[:, 0]).any():
+        raise ConfigError(f"metric {metric}: the first evaluation set ({rep.sets[0]}), the old "
+                          "domain, carries no such labels; put a set with them first")
+    return m
+
+
+def cell_metrics(report: RunReport, method: str, metric: str = "r1") -> dict:
+    """A cell's numbers from its run report, read on ``metric`` (:func:`metric_matrix`):
+    old-domain retention, new-domain learning (over the sets carrying the metric), final
+    average, the old domain's largest drop, phase 0's row, and the geometry of the last phase
     against phase 0 on the old-domain probe."""
     rep = report.methods[method]
-    r = np.asarray(rep.r1, dtype=np.float64)
+    r = metric_matrix(rep, metric)
     last = r.shape[0] - 1
     square = r.shape[0] == r.shape[1]
     new = range(1, r.shape[1])
     if square:
-        learning = float(np.mean([r[k, k] - r[0, k] for k in new])) if r.shape[1] > 1 else 0.0
+        gains = [r[k, k] - r[0, k] for k in new]
     else:
-        learning = float(np.mean(r[last, 1:] - r[0, 1:])) if r.shape[1] > 1 else 0.0
+        gains = list(r[last, 1:] - r[0, 1:])
+    gains = [g for g in gains if not np.isnan(g)]
+    learning = float(np.mean(gains)) if gains else 0.0
     g = rep.geometry[-1].vs_phase0 if rep.geometry else None
     old = (g.get("per_set") or {}).get(rep.sets[0], g) if g else None
     out = {
-        "phase0_r1": r[0].tolist(),  # every evaluation set, after phase 0
+        "phase0_r1": [None if np.isnan(x) else float(x) for x in r[0]],  # after phase 0
         "retention": float(r[last, 0] - r[0, 0]),
         "learning": learning,
-        "final_avg": float(r[last].mean()),
+        "final_avg": float(np.nanmean(r[last])),
         "max_drop": float(np.max(r[0, 0] - r[:, 0])),
     }
     if old is not None:
@@ -71,13 +92,16 @@ def cell_metrics(report: RunReport, method: str) -> dict:
 
 
 def _collect(plan, out: Path, partial: bool = False) -> list[dict]:
+    metric = getattr(plan, "metric", "r1")
     rows = []
     for c in plan.cells():
         path = RunDir(c.run_dir(out)).report_path
         if partial and not path.is_file():
             continue
         try:
-            metrics = cell_metrics(RunReport.read(path), c.method)
+            metrics = cell_metrics(RunReport.read(path), c.method, metric)
+        except ConfigError:
+            raise
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise ConfigError(f"cell {c.index} ({c.run_dir(out)}): its report.json is damaged "
                               f"({type(exc).__name__}: {exc}); delete that cell's folder and "

@@ -61,3 +61,31 @@ def test_null_trade_off_rarely_holds_and_a_real_effect_is_found():
     assert null.count("holds") <= 0.05 * n
     real = [_study(rng, 2.0)["verdict"] for _ in range(n)]
     assert real.count("holds") >= 0.8 * n
+
+
+def test_a_study_reads_zero_shot_accuracy_when_its_plan_says_so():
+    """metric = "zero_shot:TASK": learning and retention come from that task's accuracy
+    matrix (sets without the task left out), not from R@1; a task the runs lack, or an old
+    domain without labels, is a one-line error."""
+    from types import SimpleNamespace
+
+    from modx.errors import ConfigError
+    from modx.study import Plan
+    from modx.study_stats import cell_metrics
+
+    r1 = [[50.0, 10.0, 10.0], [40.0, 60.0, 12.0], [30.0, 50.0, 70.0]]
+    zs = [[80.0, 20.0, None], [70.0, 90.0, None], [65.0, 85.0, None]]
+    rep = SimpleNamespace(r1=r1, zero_shot={"class": zs}, sets=["a", "b", "c"], geometry=[])
+    report = SimpleNamespace(methods={"m": rep})
+    by_r1 = cell_metrics(report, "m")
+    assert (by_r1["retention"], by_r1["learning"]) == (-20.0, (50.0 + 60.0) / 2)
+    by_zs = cell_metrics(report, "m", "zero_shot:class")
+    assert by_zs["retention"] == -15.0 and by_zs["learning"] == 70.0  # set c carries no labels
+    assert by_zs["max_drop"] == 15.0 and by_zs["phase0_r1"] == [80.0, 20.0, None]
+    with pytest.raises(ConfigError, match="no zero-shot task 'shape'.*it has class"):
+        cell_metrics(report, "m", "zero_shot:shape")
+    rep.zero_shot["class"] = [[None, *row[1:]] for row in zs]
+    with pytest.raises(ConfigError, match="old domain, carries no such labels"):
+        cell_metrics(report, "m", "zero_shot:class")
+    with pytest.raises(ConfigError, match="use \"r1\" or \"zero_shot:TASK\""):
+        Plan("p", {"steps": 1}, [0], {"finetune": []}, metric="top1")
