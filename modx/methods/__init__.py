@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 
 from modx.errors import ConfigError
 
-from .base import METHODS, Strategy, make, register, styles
+from .base import METHODS, Features, Strategy, Trainer, make, register, styles
 
 ENTRY_POINTS = "modx.methods"
 _loaded: set[str] = set()
@@ -53,4 +53,5 @@ def __getattr__(name: str):
 
 discover()
 
-__all__ = ["ENTRY_POINTS", "METHODS", "Strategy", "discover", "make", "register", "styles"]
+__all__ = ["ENTRY_POINTS", "METHODS", "Features", "Strategy", "Trainer", "discover", "make",
+           "register", "styles"]

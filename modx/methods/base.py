@@ -31,12 +31,68 @@ batch; False for a method whose teacher sees other data, so no cache is built),
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, Protocol
+
 import numpy as np
 import torch
 
 from modx.errors import ConfigError
 
 METHODS: dict[str, type] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Features:
+    """One micro-batch's features as :meth:`Strategy.loss` receives them: this rank's rows,
+    L2-normalised, ``(B, D)``. ``img``/``txt``: the model being trained (with gradient);
+    ``img_old``/``txt_old``: the method's teacher on the same rows (no gradient), None when the
+    method has no teacher or declares ``uses_teacher_features = False``. ``feats["img"]``
+    still reads a field, for methods written against the earlier dict."""
+
+    img: torch.Tensor
+    txt: torch.Tensor
+    img_old: torch.Tensor | None = None
+    txt_old: torch.Tensor | None = None
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        value = getattr(self, key, None) if key in self.__dataclass_fields__ else None
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.__dataclass_fields__ and getattr(self, key) is not None
+
+
+class Trainer(Protocol):
+    """What a method's hooks may use of the trainer (``modx.train.Trainer`` provides it).
+
+    ``model``: the model being trained; ``device``; ``world``: processes under torchrun;
+    ``phases``: the phases' data (None for a phase 0 given by ``init``);
+    ``resumed_mid_phase``: this phase continues from ``last.pt``; during a phase's steps,
+    ``phase_t`` (the phase), ``phase_forward(x, tokens) -> (img, txt, logit_scale)`` (the
+    forward pass, synchronised under torchrun) and ``phase_teacher`` (the frozen teacher or
+    None); ``named_params()``: the trainable parameters by name; ``tensors(t[, data])``: a
+    phase's (or any data's) images and tokens by index; ``fisher_diagonal(t, batches)``: the
+    diagonal Fisher information on phase t's data.
+    """
+
+    model: torch.nn.Module
+    device: torch.device
+    world: int
+    phases: list
+    resumed_mid_phase: bool
+    phase_t: int
+    phase_teacher: torch.nn.Module | None
+
+    def phase_forward(self, x: torch.Tensor, tokens: torch.Tensor) -> Any: ...
+
+    def named_params(self) -> Any: ...
+
+    def tensors(self, t: int, data: Any = None) -> Any: ...
+
+    def fisher_diagonal(self, t: int, batches: int) -> dict: ...
 
 
 def register(cls):
@@ -98,35 +154,41 @@ class Strategy:
         """Refuse settings the method cannot use (a one-line ConfigError)."""
 
     def phase_data(self, t: int, phases: list):
+        """What phase t trains on (default: its own data; cumulative: the union so far)."""
         return phases[t]
 
-    def begin_phase(self, trainer, t: int) -> None:
-        pass
+    def begin_phase(self, trainer: Trainer, t: int) -> None:
+        """Before phase t's first step (after a mid-phase resume too: keep what is set up)."""
 
-    def end_phase(self, trainer, t: int) -> None:
-        pass
+    def end_phase(self, trainer: Trainer, t: int) -> None:
+        """After phase t's last step, before its checkpoint is written: weight surgery here."""
 
-    def after_step(self, trainer, t: int, step: int) -> None:
-        pass
+    def after_step(self, trainer: Trainer, t: int, step: int) -> None:
+        """After each optimizer step of phase t (running averages, buffers)."""
 
-    def extra_batch(self, trainer, t: int, step: int) -> np.ndarray | None:
-        """Extra (phase, image, caption) rows to train on in this step, or None."""
+    def extra_batch(self, trainer: Trainer, t: int, step: int) -> np.ndarray | None:
+        """Extra ``(phase, image, caption)`` index rows mixed into this step's batch (replay),
+        or None."""
         return None
 
-    def loss(self, trainer, feats: dict) -> tuple[torch.Tensor | None, dict]:
+    def loss(self, trainer: Trainer, feats: Features) -> tuple[torch.Tensor | None, dict]:
+        """A term added to the CLIP loss of each micro-batch (exact under accumulation), and
+        the values to log (``log_keys``); ``(None, {})`` for none."""
         return None, {}
 
-    def penalty(self, trainer) -> tuple[torch.Tensor | None, dict]:
+    def penalty(self, trainer: Trainer) -> tuple[torch.Tensor | None, dict]:
+        """A term on the weights added once per step (EWC), and the values to log."""
         return None, {}
 
     def state_dict(self) -> dict:
+        """What later phases or a resume need (saved as ``strategy.pt`` and in ``last.pt``)."""
         return {}
 
     def load_state_dict(self, st: dict) -> None:
-        pass
+        """Restore :meth:`state_dict`'s output (on ``--resume``)."""
 
 
-def teacher_feats(feats):
+def teacher_feats(feats: Features):
     from sdtools.dist import gather
 
     return gather(feats["img_old"], with_grad=False), gather(feats["txt_old"], with_grad=False)

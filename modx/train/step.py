@@ -19,6 +19,7 @@ import torch
 from modx.errors import TrainingError
 
 from ..losses import clip_loss
+from ..methods.base import Features
 
 LOGIT_MAX = math.log(100.0)
 
@@ -82,9 +83,7 @@ def assemble(ctx: PhaseContext, rows, step: int):
 def _loss(ctx: PhaseContext, img, txt, scale, old, with_penalty: bool):
     loss = clip_loss(img, txt, scale)
     logs = {"clip": float(loss.detach())}
-    feats = {"img": img, "txt": txt}
-    if old is not None:
-        feats["img_old"], feats["txt_old"] = old
+    feats = Features(img, txt, *(old if old is not None else (None, None)))
     term, extra = ctx.strategy.loss(ctx.trainer, feats)
     if term is not None:
         loss = loss + term

@@ -118,3 +118,19 @@ def test_declared_needs_are_read_by_the_stream_and_the_trainer():
         check_streamed(SimpleNamespace(methods=["finetune", "ewc"], phases="shards:2",
                                        epochs=None))
     check_streamed(SimpleNamespace(methods=["finetune", "zscl"], phases="shards:2", epochs=None))
+
+
+def test_a_loss_hook_receives_typed_features_that_still_read_as_a_dict():
+    import torch
+
+    from modx.methods import Features
+
+    img, txt = torch.ones(2, 3), torch.zeros(2, 3)
+    f = Features(img, txt)
+    assert f.img is img and f["txt"] is txt and "img" in f and "img_old" not in f
+    with pytest.raises(KeyError):
+        f["img_old"]  # no teacher: absent, as in the earlier dict
+    with pytest.raises(KeyError):
+        f["nope"]
+    g = Features(img, txt, img + 1, txt + 1)
+    assert torch.equal(g["img_old"], img + 1) and "txt_old" in g
