@@ -165,7 +165,7 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
                                 n_boot=n_boot, ci_seed=seed, clusters=groups),
             procrustes=procrustes(xa, xb, residuals=True, ci=ci, n_boot=n_boot, ci_seed=seed,
                                   precision=precision),
-            topology=topology_kept(xa, xb, seed=seed),
+            topology=topology_kept(xa, xb, seed=seed, groups=groups),
             linear_cka=_cka(xa, xb), knn_k=k, knn_n=len(knn_idx),
             mutual_knn=mutual_knn(xa[knn_idx], xb[knn_idx], k=k))
     return RotationReport(**out)

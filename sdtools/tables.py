@@ -41,8 +41,11 @@ def rotation_table(rep, title: str, console) -> None:
     row("rigidity (0 jitter, 1 rotation)", lambda r: "– (below precision)"
         if r.procrustes.rigidity is None else f"{r.procrustes.rigidity:.3f}"
         + _ci(r.procrustes.rigidity_ci, "{:.3f}"))
-    row("topology kept (0 jitter, 1 rotation)", lambda r: "–"
+    row("topology kept (0 jitter, 1 rotation or order kept)", lambda r: "–"
         if r.topology.topology_kept is None else f"{r.topology.topology_kept:.3f}"
+        + f" (rank corr {r.topology.rank_corr:.4f} vs null {r.topology.rank_corr_null:.4f})")
+    row("topology kept, metric (cone changes read < 0)", lambda r: "–"
+        if r.topology.metric_kept is None else f"{r.topology.metric_kept:.3f}"
         + f" (SAM {r.topology.drift:.2f} vs null {r.topology.null:.2f} deg)")
     row("residual angle mean (deg)",
         lambda r: f"{float(r.procrustes.residual_angles_deg.mean()):.2f}")
