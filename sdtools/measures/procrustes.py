@@ -24,7 +24,7 @@ from .checks import (
     to_numpy,
     value_precision,
 )
-from .crosscov import GROUPS_PER_FOLD, cross_covariance, prepare, rows
+from .crosscov import GROUPS_PER_FOLD, blocks, cross_covariance, prepare, rows, split_by
 from .rotations import (
     MIN_ROWS_PER_DIM,
     fit_folds,
@@ -143,7 +143,7 @@ class ProcrustesResult:
 
 def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int = 3,
                seed: int = 0, ci: bool = True, n_boot: int = BOOT_N, ci_seed: int = BOOT_SEED,
-               precision: str | None = None) -> ProcrustesResult:
+               precision: str | None = None, groups=None) -> ProcrustesResult:
     """Fit the orthogonal map that best takes A onto B (rows L2-normalised first).
 
     ``R* = U V^T`` with ``U S V^T = svd(A^T B)`` inside the determined subspace (float64 D x D
@@ -158,7 +158,10 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     embeddings were computed or stored in (``bfloat16``, ``float16``, ``float32``); by default
     read from the values. A change whose RMS angle is under ``PRECISION_FACTOR`` machine
     epsilons of that format is rounding, not a rotation: ``rigidity`` is then None, with a
-    warning.
+    warning. ``groups``: a label per item for items that change together (a class, a domain, an
+    image's captions): folds and bootstrap groups then hold whole labels, and the jitter null
+    shares the measured part of the change that a label's items share (a drift per class is
+    jitter, not a rotation, and reads rigidity about 0).
 
     Parameters
     ----------
@@ -176,6 +179,8 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
         Bootstrap 95% intervals (``n_boot`` resamples, ``ci_seed``).
     precision : str, optional
         Float format of the embeddings (default: read from the values).
+    groups : array (N,), optional
+        A label per item; items of one label are held out and resampled together.
 
     Returns
     -------
@@ -210,7 +215,8 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
         raise InputError(f"precision must be one of {', '.join(PRECISION_EPS)}, got "
                          f"{precision!r}")
     fmt = coarsest(precision, value_precision(A), value_precision(B))
-    cc = cross_covariance(prep, folds, GROUPS_PER_FOLD)  # the same folds with or without ci
+    split = None if groups is None else split_by(groups, n, folds, GROUPS_PER_FOLD, seed)
+    cc = cross_covariance(prep, folds, GROUPS_PER_FOLD, split)  # the same folds with or without ci
     M = cc.total
     base = cc.base
     exact = base < 1e-3 * n  # a tiny change: sums of squares lose digits; take differences
@@ -228,7 +234,9 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
             base, left, ho_left = base2, left2, ho2
     explained = 1.0 if base == 0.0 else 1.0 - left / base
     heldout = 1.0 if base == 0.0 else 1.0 - ho_left / base
-    null = jitter_null(fit.s, cc.n, base, r, seed, center=center) if base > 0 else 0.0
+    null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=cc.group_share,
+                       per_group=n / cc.labels if cc.labels else 1.0,
+                       spread=cc.group_spread) if base > 0 else 0.0
     floor = PRECISION_FACTOR * PRECISION_EPS[fmt]
     resolved = base > 0 and math.sqrt(base / n) >= floor
     rigidity = ((heldout - null) / (1.0 - null) if null < 1.0 else 0.0) if resolved else None
@@ -319,19 +327,17 @@ def _second_pass(prep, R, fold_R, cc, exact):
     def sq(x):
         return float((torch.linalg.vector_norm(x, dim=1).double() ** 2).sum())
 
-    for i, s in enumerate(range(0, n, cc.block)):
-        e = min(s + cc.block, n)
-        g = i % groups
+    for g, s, e in blocks(n, k, GROUPS_PER_FOLD, cc.split)[3]:  # the blocks of the first pass
         ac, bc = rows(*prep, s, e)
         ar = ac @ Rt
         if exact:
             per[0, g] += sq(ac - bc)
             per[1, g] += sq(ar - bc)
-            per[2, g] += sq(ac @ fold_Rt[i % k] - bc) if fold_Rt is not None else sq(ar - bc)
+            per[2, g] += sq(ac @ fold_Rt[g % k] - bc) if fold_Rt is not None else sq(ar - bc)
         if prep[5] is not None:  # centred rows are not unit: compare directions
             ar, bc = normalize(ar), normalize(bc)
         d_ = torch.linalg.vector_norm(ar - bc, dim=1)
         sm = torch.linalg.vector_norm(ar + bc, dim=1)
-        resid[s:e] = torch.rad2deg(2.0 * torch.atan2(d_, sm))
+        resid[s.to(dev) if e is None else slice(s, e)] = torch.rad2deg(2.0 * torch.atan2(d_, sm))
     base, left, ho = (float(x) for x in per.sum(1))
     return base, left, ho, to_numpy(resid).astype(np.float64), (per[0], per[1], per[2])

@@ -248,7 +248,8 @@ def heldout_left(Ms: torch.Tensor, aa, bb, rotations) -> float:
 
 
 def jitter_null(s: torch.Tensor, n: torch.Tensor, base: float, r: int, seed: int = 0,
-                center: bool = False, max_dim: int = 32, draws: int = 2) -> float:
+                center: bool = False, max_dim: int = 32, draws: int = 2, share: float = 0.0,
+                per_group: float = 1.0, spread: float = 0.0) -> float:
     """Held-out explained share expected when B is A plus isotropic jitter of the same size.
 
     A scaled-down simulation with the same N/r and D/r ratios, no pass over the data: the
@@ -260,6 +261,13 @@ def jitter_null(s: torch.Tensor, n: torch.Tensor, base: float, r: int, seed: int
     as ``r`` of D: the rule itself depends on N, which the simulation scales down) and scored,
     averaged over ``draws``. Jitter with no rotation explains about 0 in sample's expectation
     and less out of sample, by what the fits pick up from noise at this N and r.
+
+    With ``share`` > 0 (items in groups of ``per_group`` rows on average that share that part
+    of their change, as measured on the probe) the simulated rows fall in groups of that size,
+    each row's direction mixes a direction its group shares (``share`` of the energy) with its
+    own, and the folds hold whole groups, as the probe's do: a drift per group is jitter. The
+    groups are as clustered as the probe's labels (``spread``: the share of the variance
+    between groups).
     """
     N = float(n.sum())
     d = s.numel()
@@ -283,17 +291,26 @@ def jitter_null(s: torch.Tensor, n: torch.Tensor, base: float, r: int, seed: int
     std = torch.cat([head, tail]).clamp(min=0).sqrt()
     gen = torch.Generator().manual_seed(seed)
     eps = torch.finfo(torch.float64).eps
+    share = min(max(float(share), 0.0), 1.0)
+    g2 = max(k, int(round(n2 / max(per_group, 1.0)))) if share > 0 else n2
+    grp = torch.arange(n2) % g2
+    folds = grp % k  # whole groups held out, as the probe's folds hold whole labels
     out = []
     for _ in range(draws):
         X = torch.randn(n2, d2, generator=gen, dtype=torch.float64) * std
+        if share > 0 and spread > 0:
+            Z = torch.randn(g2, d2, generator=gen, dtype=torch.float64) * std
+            X = math.sqrt(1.0 - spread) * X + math.sqrt(spread) * Z[grp]
         X = X / torch.linalg.vector_norm(X, dim=1, keepdim=True)
         E = torch.randn(n2, d2, generator=gen, dtype=torch.float64)
+        if share > 0:
+            Eg = torch.randn(g2, d2, generator=gen, dtype=torch.float64)
+            E = math.sqrt(1.0 - share) * E + math.sqrt(share) * Eg[grp]
         E = E - (E * X).sum(1, keepdim=True) * X
         E = E / torch.linalg.vector_norm(E, dim=1, keepdim=True)
         Y = cos * X + sin * E
         if center:
             X, Y = X - X.mean(0), Y - Y.mean(0)
-        folds = torch.arange(n2) % k
         Ms = torch.stack([X[folds == f].T @ Y[folds == f] for f in range(k)])
         aa = torch.stack([(X[folds == f] ** 2).sum() for f in range(k)])
         bb = torch.stack([(Y[folds == f] ** 2).sum() for f in range(k)])
