@@ -41,6 +41,7 @@ class CrossCov:
     group_share: float = 0.0  # share of the change shared by the items of one label
     group_spread: float = 0.0  # share of A's variance between labels (how clustered they are)
     labels: int = 0  # distinct labels (0: items independent)
+    sum_a: torch.Tensor | None = None  # (D,) float64: the sum of A's rows as read
 
     @property
     def total(self) -> torch.Tensor:
@@ -151,6 +152,7 @@ def cross_covariance(prep, k: int, per_fold: int = 1, split: Split | None = None
     k, groups, block, it = blocks(n, k, per_fold, split)
     Gm = torch.zeros(groups, d, d, dtype=a.dtype, device=a.device)
     stats = torch.zeros(4, groups, dtype=torch.float64)
+    sum_a = torch.zeros(d, dtype=torch.float64, device=a.device)
     if split is not None:
         S = torch.zeros(split.n_labels, d, dtype=torch.float64, device=a.device)
         Q = torch.zeros(split.n_labels, dtype=torch.float64, device=a.device)
@@ -169,6 +171,7 @@ def cross_covariance(prep, k: int, per_fold: int = 1, split: Split | None = None
             stats[1, g] += float((bc * bc).sum(dtype=torch.float64))
         stats[2, g] += float(torch.linalg.vecdot(ac, bc).sum(dtype=torch.float64))
         stats[3, g] += m
+        sum_a += ac.sum(0, dtype=torch.float64)
         if split is not None:
             diff = (bc - ac).double()
             S.index_add_(0, lab[s.to(a.device)], diff)
@@ -196,5 +199,5 @@ def cross_covariance(prep, k: int, per_fold: int = 1, split: Split | None = None
     return CrossCov(Ms.double().cpu(), *folded, block=block,
                     group_M=Gm if groups > k else None, group_stats=stats,
                     eps=float(torch.finfo(a.dtype).eps), split=split, group_share=share,
-                    group_spread=spread,
+                    group_spread=spread, sum_a=sum_a.cpu(),
                     labels=0 if split is None else split.n_labels)

@@ -236,7 +236,8 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     heldout = 1.0 if base == 0.0 else 1.0 - ho_left / base
     null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=cc.group_share,
                        per_group=n / cc.labels if cc.labels else 1.0,
-                       spread=cc.group_spread) if base > 0 else 0.0
+                       spread=cc.group_spread,
+                       mean_share=float((cc.sum_a / n).square().sum())) if base > 0 else 0.0
     floor = PRECISION_FACTOR * PRECISION_EPS[fmt]
     resolved = base > 0 and math.sqrt(base / n) >= floor
     rigidity = ((heldout - null) / (1.0 - null) if null < 1.0 else 0.0) if resolved else None
