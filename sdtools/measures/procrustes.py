@@ -21,6 +21,7 @@ from .checks import (
     check_seed,
     coarsest,
     normalize,
+    repeated_rows,
     to_numpy,
     value_precision,
 )
@@ -30,6 +31,7 @@ from .rotations import (
     fit_folds,
     heldout_left,
     jitter_null,
+    numerical_rank,
     principal_angles,
 )
 from .summary import (
@@ -64,8 +66,11 @@ class ProcrustesResult:
     - ``null_heldout``: ``explained_heldout`` expected under isotropic jitter of the same
       size at the same N, D, rank (centred when the data are); ``rigidity = (explained_heldout
       - null_heldout) / (1 - null_heldout)``: about 0 for jitter, 1 for a rotation with little
-      noise; None when the change is below ``precision_floor_deg`` (the RMS angle that
-      rounding to ``precision``, the inputs' float format, can make), with a warning.
+      noise; None (and ``explained_heldout`` None) when the change is below
+      ``precision_floor_deg`` (the RMS angle that rounding to ``precision``, the inputs' float
+      format, can make) or A or B spans a single direction (a collapsed space), with a warning.
+    - ``n``: distinct probe items; items whose rows repeat another's in both A and B (an image
+      listed once per caption) are counted once, with a warning.
     - ``residual_angles_deg``: per-sample ``angle(A_i R*, B_i)``, with ``residuals=True``.
     - ``explained_ci``, ``explained_heldout_ci``, ``rigidity_ci``: percentile bootstrap
       intervals over probe items, resampled in ``ci_groups`` groups (each fold's rows dealt into
@@ -92,7 +97,7 @@ class ProcrustesResult:
     rank: int
     angles_deg: np.ndarray
     explained: float
-    explained_heldout: float
+    explained_heldout: float | None
     null_heldout: float
     rigidity: float | None
     folds: int
@@ -215,6 +220,22 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
         raise InputError(f"precision must be one of {', '.join(PRECISION_EPS)}, got "
                          f"{precision!r}")
     fmt = coarsest(precision, value_precision(A), value_precision(B))
+    repeats = repeated_rows(prep[0], prep[1])
+    n_all = n
+    if repeats is not None:  # each distinct item once: repeats would count as evidence
+        keep = torch.as_tensor(repeats[0], device=prep[0].device)
+        prep = prepare(prep[0][keep], prep[1][keep], center)
+        n = prep[0].shape[0]
+        if groups is not None:
+            groups = np.asarray(groups.detach().cpu() if isinstance(groups, torch.Tensor)
+                                else groups)
+            if groups.shape != (n_all,):
+                raise InputError(f"groups must hold one label per item ({n_all}), got shape "
+                                 f"{groups.shape}")
+            groups = groups[repeats[0]]
+        if n < 2 * folds:
+            raise InputError(f"only {n} distinct probe items (of {n_all}) for {folds} folds; "
+                             f"give at least {2 * folds} distinct items")
     split = None if groups is None else split_by(groups, n, folds, GROUPS_PER_FOLD, seed)
     cc = cross_covariance(prep, folds, GROUPS_PER_FOLD, split)  # the same folds with or without ci
     M = cc.total
@@ -239,7 +260,8 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
                        spread=cc.group_spread,
                        mean_share=float((cc.sum_a / n).square().sum())) if base > 0 else 0.0
     floor = PRECISION_FACTOR * PRECISION_EPS[fmt]
-    resolved = base > 0 and math.sqrt(base / n) >= floor
+    collapsed = numerical_rank(fit.s, cc.eps) <= 1  # one space (or both) spans one direction
+    resolved = base > 0 and math.sqrt(base / n) >= floor and not collapsed
     rigidity = ((heldout - null) / (1.0 - null) if null < 1.0 else 0.0) if resolved else None
     cis = {}
     if ci:
@@ -247,6 +269,13 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
             per_group = _group_values(cc, R, fold_R)
         cis = _intervals(*per_group, null, n_boot, ci_seed, resolved)
     warns = []
+    if repeats is not None:
+        warns.append(f"{n_all - n} of {n_all} probe items repeat another item in both A and B "
+                     "(e.g. an image listed once per caption); each distinct item is counted "
+                     f"once (N = {n})")
+    if collapsed:
+        warns.append("A or B spans a single direction (a collapsed space): there is no "
+                     "rotation to judge; rigidity and explained_heldout are not given")
     if n < MIN_ROWS_PER_DIM * d:
         warns.append(f"only {n} probe items for {d} dimensions: every direction with spread is "
                      "kept, none can be judged against the noise; use at least "
@@ -258,13 +287,16 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     if r < d:
         warns.append(f"the probe determines {r} of {d} dimensions; the rotation is reported "
                      "there only (the identity elsewhere)")
-    if not resolved:
+    if not resolved and not collapsed:
         warns.append("no change above the resolution of the inputs' precision "
                      f"({fmt}: RMS angle under {math.degrees(floor):.2g} degrees): rounding, "
-                     "not a rotation; rigidity is not given")
+                     "not a rotation; rigidity and explained_heldout are not given")
+    if resid is not None and repeats is not None:
+        resid = resid[repeats[1]]  # every input item, repeats included
     return ProcrustesResult(
         rotation=R.numpy(), det=det, reflection=reflect, rank=r, angles_deg=angles,
-        explained=float(explained), explained_heldout=float(heldout), null_heldout=float(null),
+        explained=float(explained), explained_heldout=float(heldout) if resolved else None,
+        null_heldout=float(null),
         rigidity=None if rigidity is None else float(rigidity), folds=k, n=n,
         residual_angles_deg=None if resid is None or not residuals else resid,
         centered=center, warnings=tuple(warns), precision=fmt,
@@ -305,7 +337,7 @@ def _intervals(base, left, ho, null, n_boot, seed, resolved=True) -> dict:
     def iv(x):
         return Interval(*percentile_ci(x), n_boot=n_boot, seed=seed)
 
-    return {"explained_ci": iv(ex), "explained_heldout_ci": iv(hs),
+    return {"explained_ci": iv(ex), "explained_heldout_ci": iv(hs) if resolved else None,
             "rigidity_ci": iv(rig) if resolved else None,
             "ci_groups": groups}
 
