@@ -52,7 +52,7 @@ from .checks import check_seed, normalize
 from .summary import jsonable
 
 PAIRS = 200_000  # sampled pairs (every pair when there are fewer)
-BATCH = 65536  # pairs per batch: memory flat in N
+ROWS = 8192  # rows of the pair order per block: memory flat in N
 GROUP_DRAWS = 8  # null draws averaged when donors are drawn by group (few groups: a noisy null)
 
 
@@ -164,33 +164,49 @@ def _donors(moved: np.ndarray, labels: np.ndarray | None, rng) -> np.ndarray:
     return donor
 
 
-def _pairs(n: int, max_pairs: int, gen) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Every pair when there are at most ``max_pairs``, else ``max_pairs`` distinct pairs
-    ``(p_k, p_{k+s})`` of a random order ``p`` for shifts s = 1, 2, ... (every item in as many
-    pairs, so rows are read in whole permuted blocks)."""
+def _pairs(n: int, max_pairs: int, gen) -> tuple[torch.Tensor, int, int, bool]:
+    """``(order, shifts, pairs, exact)``: pairs ``(order[k], order[k + s])`` for shifts s = 1 ..
+    ``shifts``. Every pair when there are at most ``max_pairs`` (the identity order, k + s <
+    n), else ``max_pairs`` distinct pairs of a random order, wrapping around (every item in as
+    many pairs, and a block of the order with the next ``shifts`` rows holds all its pairs)."""
     total = n * (n - 1) // 2
     if total <= max_pairs:
-        i, j = torch.triu_indices(n, n, offset=1)
-        return i, j, True
-    p = torch.randperm(n, generator=gen)
-    shifts = -(-max_pairs // n)
-    i = p.repeat(shifts)[:max_pairs]
-    j = torch.cat([torch.roll(p, -s) for s in range(1, shifts + 1)])[:max_pairs]
-    return i, j, False
+        return torch.arange(n), n - 1, total, True
+    return torch.randperm(n, generator=gen), -(-max_pairs // n), max_pairs, False
+
+
+def _exact_start(n: int, s: int) -> int:
+    """Where shift s's pairs start when every pair is used (shift t holds n - t of them)."""
+    return (s - 1) * n - (s - 1) * s // 2
+
+
+def _block(a, b, idx, donors) -> list[torch.Tensor]:
+    """Unit rows ``idx`` of a, of b and of each null draw (rows turned by their own angle in
+    their donor's direction): memory in the block's rows, not in N."""
+    ai, bi = normalize(a[idx]), normalize(b[idx])
+    theta, _ = _tangent(ai, bi)
+    theta = torch.where(theta > 64 * torch.finfo(a.dtype).eps, theta, torch.zeros_like(theta))
+    out = [ai, bi]
+    for donor in donors:
+        d = donor[idx]
+        ad = normalize(a[d])
+        _, td = _tangent(ad, normalize(b[d]))
+        out.append(_null_rows(ai, theta, ad, td))
+    return out
 
 
 def _angle(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Row-wise angle between unit rows (radians), ``2 atan2(|x - y|, |x + y|)``, accurate near
-    0 (and near pi to the square root of the rounding; ``|x + y|^2 = 4 - |x - y|^2``)."""
-    d2 = ((x - y) ** 2).sum(1)
-    return 2.0 * torch.atan2(d2.sqrt(), (4.0 - d2).clamp(min=0).sqrt())
+    """Row-wise angle between unit rows (radians) from one fused product; its rounding,
+    ``eps / sin(angle)``, matters only for rows nearly equal or opposite, where both
+    checkpoints' angles round alike."""
+    return torch.acos(torch.linalg.vecdot(x, y).clamp(-1.0, 1.0))
 
 
 def _ranks(x: np.ndarray) -> np.ndarray:
     """Average ranks (ties share one), centred."""
-    from scipy.stats import rankdata
-
-    r = rankdata(x)
+    _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    mid = np.cumsum(counts) - (counts - 1) / 2.0  # the average 1-based rank of each value
+    r = mid[inv.ravel()]
     return r - r.mean()
 
 
@@ -239,28 +255,35 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0,
             or max_pairs < 1:
         raise InputError(f"max_pairs must be an integer of at least 1, got {max_pairs!r}")
     seed = check_seed(seed)
-    a, b = pair_of(A, B)  # float32 or float64, as given
+    a, b = pair_of(A, B)  # float32 or float64, as given; rows normalised block by block
     n = a.shape[0]
     labels = _labels(groups, n)
-    a, b = normalize(a), normalize(b)
-    theta, t = _tangent(a, b)
+    theta = torch.cat([_tangent(normalize(a[s : s + ROWS]), normalize(b[s : s + ROWS]))[0]
+                       for s in range(0, n, ROWS)])
     # a row moved when its angle is above the rounding of unit rows in this dtype
     moved = (theta > 64 * torch.finfo(a.dtype).eps).cpu().numpy()
     rng = np.random.default_rng(seed)
-    theta = torch.where(torch.as_tensor(moved, device=a.device), theta, torch.zeros_like(theta))
-    draws = 1 if labels is None else GROUP_DRAWS
-    nulls = []
-    for _ in range(draws):
-        donor = torch.as_tensor(_donors(moved, labels, rng), device=a.device)
-        nulls.append(_null_rows(a, theta, a[donor], t[donor]))
+    donors = [torch.as_tensor(_donors(moved, labels, rng), device=a.device)
+              for _ in range(1 if labels is None else GROUP_DRAWS)]
     gen = torch.Generator().manual_seed(seed)
-    i, j, exact = _pairs(n, max_pairs, gen)
-    m = i.numel()
-    ang = np.empty((2 + draws, m))
-    for s in range(0, m, BATCH):
-        bi, bj = i[s : s + BATCH].to(a.device), j[s : s + BATCH].to(a.device)
-        for row, x in enumerate((a, b, *nulls)):
-            ang[row, s : s + bi.numel()] = _angle(x[bi], x[bj]).double().cpu().numpy()
+    order, shifts, m, exact = _pairs(n, max_pairs, gen)
+    ang = np.empty((2 + len(donors), m))
+    span = shifts if exact else shifts + 1
+    for c0 in range(0, n, ROWS):  # a block of the order and the rows its pairs reach
+        c1 = min(c0 + ROWS, n)
+        idx = order[torch.arange(c0, c1 + span - 1) % n].to(a.device)
+        mats = _block(a, b, idx, donors)
+        for s in range(1, shifts + 1):
+            # pairs (order[k], order[k + s]): all pairs i < j in order when exact, else
+            # shift s gives pairs (s - 1) n .. s n - 1, wrapping around
+            lo, hi = c0, (c1 if not exact else min(c1, n - s))
+            start = (s - 1) * n if not exact else _exact_start(n, s)
+            hi = min(hi, c0 + max(0, m - start - c0))
+            if hi <= lo:
+                continue
+            for row, x in enumerate(mats):
+                ang[row, start + lo : start + hi] = _angle(
+                    x[lo - c0 : hi - c0], x[lo - c0 + s : hi - c0 + s]).double().cpu().numpy()
     drift = math.degrees(float(np.abs(ang[0] - ang[1]).mean()))
     null = math.degrees(float(np.abs(ang[0] - ang[2:]).mean()))
     tiny = math.degrees(8 * torch.finfo(a.dtype).eps)
