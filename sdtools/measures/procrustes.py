@@ -237,6 +237,8 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
             raise InputError(f"only {n} distinct probe items (of {n_all}) for {folds} folds; "
                              f"give at least {2 * folds} distinct items")
     split = None if groups is None else split_by(groups, n, folds, GROUPS_PER_FOLD, seed)
+    if split is not None and split.n_labels == n:
+        split = None  # every item its own label: the usual blocks
     cc = cross_covariance(prep, folds, GROUPS_PER_FOLD, split)  # the same folds with or without ci
     M = cc.total
     base = cc.base

@@ -258,6 +258,8 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0,
     a, b = pair_of(A, B)  # float32 or float64, as given; rows normalised block by block
     n = a.shape[0]
     labels = _labels(groups, n)
+    if labels is not None and np.unique(labels).size == n:
+        labels = None  # every item its own group: items independently
     theta = torch.cat([_tangent(normalize(a[s : s + ROWS]), normalize(b[s : s + ROWS]))[0]
                        for s in range(0, n, ROWS)])
     # a row moved when its angle is above the rounding of unit rows in this dtype
