@@ -82,23 +82,21 @@ def relative_null(fv, ft, P: torch.Tensor) -> np.ndarray:
     """Per split, the principal angles (degrees, descending) the relative rotation reads when
     both modalities turn in step, at this probe's sizes, spectra and noise: on ``P`` (the
     directions both fits determine), the halves of one modality disagree by
-    ``R_1 R_2^T``, whose angles are about twice one full fit's error (two halves, each with
-    twice its variance); an in-step relative rotation carries the errors of two full fits, so
-    each angle's null is ``sqrt(a_V^2 + a_T^2) / 2``. Shape (splits, angles)."""
-    from .rotations import principal_angles
-
+    ``Q = P^T R_1 R_2^T P``, whose angles are about twice one full fit's error (two halves,
+    each with twice its variance); an in-step relative rotation carries the errors of two
+    full fits, so each angle's null is ``sqrt(a_V^2 + a_T^2) / 2``. The angles of a small
+    rotation are the arcsines of the singular values of ``(Q - Q^T) / 2`` (one per plane,
+    each twice): one symmetric eigenvalue problem, no vectors. Shape (splits, angles)."""
     out = []
     for (v1, v2), (t1, t2) in zip(fv, ft, strict=True):
-        a = [principal_angles(_polar(P.T @ r1 @ r2.T @ P))[0] for r1, r2 in ((v1, v2), (t1, t2))]
-        m = min(x.size for x in a)
-        out.append(np.sqrt(a[0][:m] ** 2 + a[1][:m] ** 2) / 2.0)
-    m = min(x.size for x in out)
-    return np.stack([x[:m] for x in out])
-
-
-def _polar(X: torch.Tensor) -> torch.Tensor:
-    U, _, Vt = torch.linalg.svd(X)
-    return U @ Vt
+        a = []
+        for r1, r2 in ((v1, v2), (t1, t2)):
+            Q = P.T @ r1 @ r2.T @ P
+            S = (Q - Q.T) / 2.0
+            sin2 = torch.linalg.eigvalsh(S.T @ S).clamp(0.0, 1.0).flip(0).numpy()
+            a.append(np.degrees(np.arcsin(np.sqrt(sin2[0 : 2 * (sin2.size // 2) : 2]))))
+        out.append(np.sqrt(a[0] ** 2 + a[1] ** 2) / 2.0)
+    return np.stack(out)
 
 
 def cross_null(grouped, splits: int, eps: float, P: torch.Tensor | None = None) -> dict | None:
