@@ -10,7 +10,8 @@ change     what is planted                                       invariants (tol
 =========  ====================================================  ===========================
 rotation   a rotation of 1-8 planes, 5-90 degrees each, in the   topology_kept and
            strongest or weakest directions, no noise             metric_kept 1 (1e-3);
-                                                                 rigidity 1 (1e-3)
+                                                                 rigidity 1 (1e-3, at N/D
+                                                                 >= 3)
 order      the cone's axis scaled by 0.7-1.4 (every angle         topology_kept 1 (1e-3)
            reshaped monotonically; on data with a cone)
 jitter     each row turned 2-30 degrees, independently (sizes     topology_kept, metric_kept
@@ -158,7 +159,8 @@ def check(kind: str, X, B, groups, s: Shape, seed: int = 0) -> list[tuple]:
     elif kind == "rotation":
         near("topology_kept", top.topology_kept, 1.0, 1e-3)
         near("metric_kept", top.metric_kept, 1.0, 1e-3)
-        near("rigidity", procrustes(X, B, ci=False, groups=groups).rigidity, 1.0, 1e-3)
+        if ratio >= 3:  # below, fold fits barely determine the weak directions
+            near("rigidity", procrustes(X, B, ci=False, groups=groups).rigidity, 1.0, 1e-3)
     elif kind == "order":
         near("topology_kept", top.topology_kept, 1.0, 1e-3)
     else:  # jitter and partial changes: no agreement between the samples' moves

@@ -299,13 +299,14 @@ def jitter_null(s: torch.Tensor, n: torch.Tensor, base: float, r: int, seed: int
     gen = torch.Generator().manual_seed(seed)
     eps = torch.finfo(torch.float64).eps
     share = min(max(float(share), 0.0), 1.0)
-    g2 = max(k, int(round(n2 / max(per_group, 1.0)))) if share > 0 else n2
+    grouped = share > 0 or spread > 0  # labels given: folds hold whole (clustered) groups
+    g2 = max(k, int(round(n2 / max(per_group, 1.0)))) if grouped else n2
     grp = torch.arange(n2) % g2
     folds = grp % k  # whole groups held out, as the probe's folds hold whole labels
     out = []
     for _ in range(draws):
         X = torch.randn(n2, d2, generator=gen, dtype=torch.float64) * std
-        if share > 0 and spread > 0:
+        if spread > 0:
             Z = torch.randn(g2, d2, generator=gen, dtype=torch.float64) * std
             X = math.sqrt(1.0 - spread) * X + math.sqrt(spread) * Z[grp]
         X[:, 0] += math.sqrt(offset)

@@ -67,3 +67,17 @@ def test_groups_are_checked():
         sdtools.procrustes(X, X, groups=np.zeros(59))
     with pytest.raises(sdtools.UserError, match="3 folds need at least 3"):
         sdtools.procrustes(X, X, groups=np.arange(60) % 2)
+
+
+def test_torch_inputs_and_labels_read_as_numpy_ones():
+    import torch
+
+    A, B, lab, _ = class_drift(5, n=900, d=16, classes=12)
+    ref = sdtools.procrustes(A, B, groups=lab, ci=False)
+    fit = sdtools.procrustes(torch.from_numpy(A), torch.from_numpy(B),
+                             groups=torch.from_numpy(lab), ci=False)
+    assert fit.rigidity == pytest.approx(ref.rigidity, abs=1e-9)
+    top = sdtools.topology_kept(torch.from_numpy(A), torch.from_numpy(B),
+                                groups=torch.from_numpy(lab))
+    assert top.topology_kept == pytest.approx(
+        sdtools.topology_kept(A, B, groups=lab).topology_kept, abs=1e-9)
