@@ -11,11 +11,11 @@ from sdtools.measures import properties
 def test_drawn_shapes_and_changes_keep_every_stated_invariant():
     misses = []
     kinds = set()
-    for s, kind, detail, rows in properties.draws(6, seed=1, max_d=48, budget=15_000):
+    for s, kind, detail, rows in properties.draws(6, seed=0, max_d=40, budget=8_000):
         kinds.add(kind)
         misses += [(s.text(), kind, detail, r) for r in rows if not r[-1]]
     assert not misses, misses
-    assert len(kinds) >= 3  # the draws cover several kinds of change
+    assert len(kinds) >= 4  # the draws cover several kinds of change
 
 
 def test_generated_shapes_are_what_they_say():
