@@ -166,11 +166,14 @@ def repeated_rows(*mats: torch.Tensor) -> tuple[np.ndarray, np.ndarray] | None:
     gen = torch.Generator().manual_seed(0)
     keys = []
     for m in mats:
-        u = normalize(m.double())
-        for _ in range(2):
-            p = torch.randn(m.shape[1], generator=gen, dtype=torch.float64).to(m.device)
-            keys.append((u * p).sum(1).cpu().numpy())
-    _, keep, inverse = np.unique(np.stack(keys, 1), axis=0, return_index=True,
+        p = torch.randn(m.shape[1], 2, generator=gen, dtype=torch.float64).to(m.device)
+        for s in range(0, m.shape[0], 65536):  # in blocks: memory flat in N
+            u = normalize(m[s : s + 65536].double())
+            keys.append(torch.stack([(u * p[:, c]).sum(1) for c in range(2)], 1).cpu().numpy())
+    n = mats[0].shape[0]
+    step = -(-n // 65536)  # blocks per matrix
+    keys = [np.concatenate(keys[i * step : (i + 1) * step]) for i in range(len(mats))]
+    _, keep, inverse = np.unique(np.concatenate(keys, 1), axis=0, return_index=True,
                                  return_inverse=True)
     if keep.size == mats[0].shape[0]:
         return None

@@ -48,7 +48,7 @@ import torch
 
 from ..errors import InputError
 from .angles import pair_of
-from .checks import check_seed, normalize
+from .checks import check_seed, normalize, repeated_rows
 from .summary import jsonable
 
 PAIRS = 200_000  # sampled pairs (every pair when there are fewer)
@@ -81,6 +81,9 @@ class TopologyResult:
         Items that moved beyond rounding (the others stay put in the null too).
     groups : int
         Groups the null's donors were drawn by (0: items independently).
+    n_items : int
+        Distinct items used: an item whose rows repeat another's in both A and B (an image
+        listed once per caption) is counted once, with a warning in ``warnings``.
     seed : int
         Seed of the pairs and of the null move.
 
@@ -104,6 +107,8 @@ class TopologyResult:
     rank_corr_null: float = 1.0
     n_moved: int = 0
     groups: int = 0
+    n_items: int = 0
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return jsonable(dataclasses.asdict(self))
@@ -258,6 +263,17 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0,
     a, b = pair_of(A, B)  # float32 or float64, as given; rows normalised block by block
     n = a.shape[0]
     labels = _labels(groups, n)
+    warns = []
+    repeats = repeated_rows(a, b)
+    if repeats is not None:  # a repeated pair reads angle 0 under both: kept, for nothing
+        keep = torch.as_tensor(repeats[0], device=a.device)
+        a, b = a[keep], b[keep]
+        labels = None if labels is None else labels[repeats[0]]
+        warns.append(f"{n - keep.numel()} of {n} items repeat another item in both A and B; "
+                     f"each distinct item is counted once ({keep.numel()} items)")
+        n = a.shape[0]
+        if n < 2:
+            raise InputError("A and B hold a single distinct item; pairs need two")
     if labels is not None and np.unique(labels).size == n:
         labels = None  # every item its own group: items independently
     theta = torch.cat([_tangent(normalize(a[s : s + ROWS]), normalize(b[s : s + ROWS]))[0]
@@ -300,7 +316,8 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0,
     return TopologyResult(drift=drift, null=null, topology_kept=kept, n_pairs=int(m),
                           exact=exact, seed=int(seed), metric_kept=metric, rank_corr=rho,
                           rank_corr_null=rho0, n_moved=int(moved.sum()),
-                          groups=0 if labels is None else int(np.unique(labels).size))
+                          groups=0 if labels is None else int(np.unique(labels).size),
+                          n_items=n, warnings=tuple(warns))
 
 
 def _labels(groups, n: int) -> np.ndarray | None:

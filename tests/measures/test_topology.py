@@ -102,3 +102,13 @@ def test_groups_must_label_every_item():
     X = unit(np.random.default_rng(3).standard_normal((20, 4)))
     with pytest.raises(sdtools.UserError, match="one label per item"):
         sdtools.topology_kept(X, X, groups=np.zeros(19))
+
+
+def test_repeated_items_are_counted_once(cone_data):
+    """Rows listed once per caption read as pairs kept exactly (angle 0 under both)."""
+    X, _ = cone_data
+    B = jitter(X, 10.0, np.random.default_rng(24))
+    rep = np.repeat(np.arange(len(X)), 5)
+    once, five = sdtools.topology_kept(X, B), sdtools.topology_kept(X[rep], B[rep])
+    assert five.n_items == len(X) and "repeat another item" in five.warnings[0]
+    assert five.topology_kept == pytest.approx(once.topology_kept, abs=1e-9)
