@@ -221,7 +221,55 @@ def bench_rotation_large(n: int = 500_000, d: int = 512) -> dict:
     }
 
 
+def bench_measures_coco(n_img: int = 5_000, per_image: int = 5, d: int = 512,
+                        pairs: int = 2_000_000) -> dict:
+    """topology_kept (captions, grouped by image), sampled sam_drift and deviation on a
+    COCO-5K-shaped probe (cone 0.5, power-law spectrum, 10-degree jitter), each against its
+    floor timed in the same run: the float64 cross products and SVDs the fits need (both
+    modalities), for pair measures a blocked Gram of the same number of pairs, and for
+    deviation also the two image-caption similarity products its ranks need."""
+    import sdtools
+    from sdtools.measures.planted import captions, clip_like, jitter
+
+    rng = np.random.default_rng(7)
+    V, _ = clip_like(rng, n_img, d, "power", 0.5)
+    T, iot = captions(rng, V, (per_image, per_image))
+    Vb, Tb = jitter(V, 10.0, rng), jitter(T, 10.0, rng)
+    V, T, Vb, Tb = (torch.from_numpy(x.astype(np.float32)) for x in (V, T, Vb, Tb))
+
+    def fits():
+        for a, b in ((V, Vb), (T, Tb)):
+            torch.linalg.svd(a.double().T @ b.double())
+
+    def gram():
+        side = int(pairs**0.5)
+        for x in (T, Tb):
+            x[:side] @ x[side : 2 * side].T
+
+    def sims():
+        for a, b in ((V, T), (Vb, Tb)):
+            a @ b.T
+
+    floor_fit = measure(fits, repeat=1)["seconds"]
+    floor_gram = measure(gram, repeat=1)["seconds"]
+    floor_sim = measure(sims, repeat=1)["seconds"]
+    topo = measure(lambda: sdtools.topology_kept(T, Tb, groups=iot), repeat=1)["seconds"]
+    sam = measure(lambda: sdtools.sam_drift(T, Tb, max_pairs=pairs), repeat=1)["seconds"]
+    dev = measure(lambda: sdtools.deviation(V, T, Vb, Tb, iot), repeat=1, warmup=0)["seconds"]
+    return {
+        "name": f"measures at COCO-5K size: {n_img:,} images x {iot.size:,} captions, D={d}",
+        "floor_fits_s": floor_fit, "floor_gram_s": floor_gram, "floor_similarity_s": floor_sim,
+        "topology_kept_s": topo, "topology_vs_fits": round(topo / floor_fit, 2),
+        "sam_drift_s": sam, "sam_vs_gram": round(sam / floor_gram, 2),
+        "deviation_s": dev, "deviation_vs_fits": round(dev / floor_fit, 2),
+        "deviation_vs_fits_and_similarity": round(dev / (floor_fit + floor_sim), 2),
+        "target": "each within 3x of its floor",
+        "pass": max(topo / floor_fit, sam / floor_gram, dev / (floor_fit + floor_sim)) <= 3,
+    }
+
+
 BENCHES = {
+    "measures_coco": bench_measures_coco,
     "rotation_large": bench_rotation_large,
     "bootstrap": bench_bootstrap,
     "sam_drift_exact": bench_sam_drift_exact,

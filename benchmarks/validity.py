@@ -2,6 +2,8 @@
 
     python -m benchmarks.validity            # print the table and append it to RESULTS.md
     python -m benchmarks.validity --quick    # the smaller grid (what the tests run), no record
+    python -m benchmarks.validity --properties 1000   # drawn shapes and changes against each
+                                             # measure's invariants; misses and worst cases
 
 Data: isotropic and power-law spectra (variance ~ 1/k) and a cone of mean cosine 0.8
 (:mod:`sdtools.measures.planted`); rotations of [80, 45, 20] degrees in the strongest or the
@@ -210,10 +212,55 @@ def markdown(rows) -> str:
     return "\n".join(out)
 
 
+def property_table(n_draws: int, seed: int = 0, max_d: int = 1024,
+                   budget: int = 3_000_000) -> tuple[str, int, int]:
+    """Draws of :mod:`sdtools.measures.properties`: per measure and kind of change, the draws,
+    the misses and the worst case (largest distance from the expected value in tolerances).
+    Returns the markdown, the invariants checked and the misses."""
+    from sdtools.measures.properties import draws
+
+    stats: dict[tuple[str, str], list] = {}
+    for s, kind, detail, rows in draws(n_draws, seed, max_d, budget):
+        for measure, want, got, tol, ok in rows:
+            try:
+                dist = abs(float(got) - float(want)) / float(tol.split()[-1])
+            except ValueError:  # None expected or read
+                dist = 0.0 if ok else math.inf
+            st = stats.setdefault((measure, kind), [0, 0, -1.0, ""])
+            st[0] += 1
+            st[1] += 0 if ok else 1
+            if dist > st[2]:
+                st[2], st[3] = dist, f"{s.text()}; {detail}: read {got}, want {want} {tol}"
+        print(f"{s.text()} | {kind} | {detail} | "
+              + ", ".join(f"{m} {g}{'' if ok else ' MISS'}" for m, _, g, _, ok in rows),
+              flush=True)
+    out = ["| measure | change | draws | misses | worst case (distance in tolerances) |",
+           "| --- | --- | --- | --- | --- |"]
+    for (m, kind), (n, bad, dist, case) in sorted(stats.items()):
+        out.append(f"| {m} | {kind} | {n} | {bad} | {dist:.2f}: {case} |")
+    checked = sum(v[0] for v in stats.values())
+    missed = sum(v[1] for v in stats.values())
+    return "\n".join(out), checked, missed
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--properties", type=int, default=0, metavar="DRAWS",
+                    help="draw shapes and changes and check every invariant instead")
+    ap.add_argument("--budget", type=int, default=3_000_000, help="largest N x D of a draw")
     args = ap.parse_args(argv)
+    if args.properties:
+        from .harness import ROOT, commit, machine, today
+
+        text, checked, missed = property_table(args.properties, budget=args.budget)
+        print(text)
+        print(f"\n{checked - missed} of {checked} invariants hold")
+        with open(ROOT / "benchmarks" / "RESULTS.md", "a") as fh:
+            fh.write(f"\n## {today()} · commit {commit()} · {machine()} · property harness, "
+                     f"{args.properties} draws (N x D at most {args.budget:,})\n\n{text}\n\n"
+                     f"{checked - missed} of {checked} invariants hold.\n")
+        return 0 if missed == 0 else 1
     rows = table(args.quick)
     text = markdown(rows)
     print(text)

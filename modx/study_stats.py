@@ -80,8 +80,9 @@ def cell_metrics(report: RunReport, method: str, metric: str = "r1") -> dict:
         for mod in ("image", "text"):
             p = old[mod]["procrustes"]
             out[f"rigidity_{mod}"] = p.get("rigidity")
-            out[f"heldout_gain_{mod}"] = (p.get("explained_heldout", 0.0)
-                                          - p.get("null_heldout", 0.0))
+            held = p.get("explained_heldout")  # None: withheld, never averaged
+            out[f"heldout_gain_{mod}"] = (None if held is None
+                                          else held - p.get("null_heldout", 0.0))
             top = (old[mod].get("topology") or {}).get("topology_kept")
             out[f"topology_kept_{mod}"] = top
         cross = old["deviation"].get("cross_residual", {})

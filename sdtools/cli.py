@@ -265,7 +265,10 @@ def deviation(
     t.add_row("relative rotation R_V^T R_T max / geodesic (deg)",
               f"{d['relative_rotation']['max_angle']:.2f} / "
               f"{d['relative_rotation']['geodesic_deg']:.2f} "
-              f"(in {d['relative_rotation']['rank']} shared dims)")
+              f"(in {d['relative_rotation']['rank']} shared dims)"
+              + (f"; in-step null of the largest {d['relative_rotation']['null_high_deg'][0]:.2f}"
+                 f" ({'above' if d['relative_rotation']['max_above_null'] else 'within'})"
+                 if d["relative_rotation"].get("null_high_deg") else ""))
     t.add_row("cross-applied residual, captions / images", cross_text(d["cross_residual"]))
     for k in ("t2i", "i2t"):
         tp = d["top1"][k]

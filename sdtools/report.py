@@ -109,8 +109,9 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
 
     ``ci``: bootstrap intervals (``n_boot`` resamples, ``seed``) of the RAD mean and shares,
     the exact SAM drift mean, and Procrustes' explained shares and rigidity; captions are
-    resampled with their image. The precision floor of rigidity is the coarser of the two
-    embeddings' recorded precision (``meta["precision"]``) and what their values show.
+    resampled with their image, and Procrustes' folds and null and topology's null hold an
+    image's captions together (``groups``). The precision floor of rigidity is the coarser of
+    the two embeddings' recorded precision (``meta["precision"]``) and what their values show.
 
     Parameters
     ----------
@@ -164,8 +165,8 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
             sam_drift=sam_drift(xa, xb, max_pairs=max_pairs, progress=progress, ci=ci,
                                 n_boot=n_boot, ci_seed=seed, clusters=groups),
             procrustes=procrustes(xa, xb, residuals=True, ci=ci, n_boot=n_boot, ci_seed=seed,
-                                  precision=precision),
-            topology=topology_kept(xa, xb, seed=seed),
+                                  precision=precision, groups=groups),
+            topology=topology_kept(xa, xb, seed=seed, groups=groups),
             linear_cka=_cka(xa, xb), knn_k=k, knn_n=len(knn_idx),
             mutual_knn=mutual_knn(xa[knn_idx], xb[knn_idx], k=k))
     return RotationReport(**out)

@@ -145,7 +145,7 @@ def _geometry_lines(r: MethodReport) -> list[str]:
         lines.append(
             f"| {name} | {rad['mean']:.1f}{interval_text(rad.get('mean_ci'), '{:.1f}')} | "
             f"{pro.get('rank', '–')} | "
-            f"{pro['explained']:.2f} / {pro.get('explained_heldout', float('nan')):.2f}"
+            f"{pro['explained']:.2f} / {_fmt(pro.get('explained_heldout'))}"
             f"{interval_text(pro.get('explained_heldout_ci'))} | "
             f"{_fmt(pro.get('rigidity'))}{interval_text(pro.get('rigidity_ci'))} | "
             f"{_fmt(p['image'].get('topology', {}).get('topology_kept'))} | "

@@ -36,13 +36,18 @@ def rotation_table(rep, title: str, console) -> None:
     row("reflection (significant)", lambda r: "yes" if r.procrustes.reflection else "no")
     row("rotation explains, in sample", lambda r: f"{100 * r.procrustes.explained:.1f}%"
         + _ci(r.procrustes.explained_ci, "{:.1f}", 100))
-    row("rotation explains, held out", lambda r: f"{100 * r.procrustes.explained_heldout:.1f}%"
+    row("rotation explains, held out", lambda r: "– (below precision)"
+        if r.procrustes.explained_heldout is None
+        else f"{100 * r.procrustes.explained_heldout:.1f}%"
         + _ci(r.procrustes.explained_heldout_ci, "{:.1f}", 100))
     row("rigidity (0 jitter, 1 rotation)", lambda r: "– (below precision)"
         if r.procrustes.rigidity is None else f"{r.procrustes.rigidity:.3f}"
         + _ci(r.procrustes.rigidity_ci, "{:.3f}"))
-    row("topology kept (0 jitter, 1 rotation)", lambda r: "–"
+    row("topology kept (0 jitter, 1 rotation or order kept)", lambda r: "–"
         if r.topology.topology_kept is None else f"{r.topology.topology_kept:.3f}"
+        + f" (rank corr {r.topology.rank_corr:.4f} vs null {r.topology.rank_corr_null:.4f})")
+    row("topology kept, metric (cone changes read < 0)", lambda r: "–"
+        if r.topology.metric_kept is None else f"{r.topology.metric_kept:.3f}"
         + f" (SAM {r.topology.drift:.2f} vs null {r.topology.null:.2f} deg)")
     row("residual angle mean (deg)",
         lambda r: f"{float(r.procrustes.residual_angles_deg.mean()):.2f}")
@@ -57,8 +62,12 @@ def rotation_table(rep, title: str, console) -> None:
 def cross_text(c: dict) -> str:
     """The cross-applied residuals beside their in-step null (range over halvings)."""
     if c["mean"] is None:
-        return "– (no direction determined by both)"
-    out = f"{c['text_by_image']:.3f} / {c['image_by_text']:.3f}"
+        return f"– ({c.get('withheld') or 'no direction determined by both'})"
+
+    def num(x):
+        return "–" if x is None else f"{x:.3f}"
+
+    out = f"{num(c['text_by_image'])} / {num(c['image_by_text'])}"
     null = c.get("null")
     if null:
         m = null["mean"]

@@ -157,6 +157,32 @@ def stable_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.rad2deg(2.0 * torch.atan2(d, s))
 
 
+def repeated_rows(*mats: torch.Tensor) -> tuple[np.ndarray, np.ndarray] | None:
+    """Items whose rows repeat an earlier item's in every matrix (directions compared, e.g. an
+    image listed once per caption): ``(keep, inverse)`` with ``keep`` the first of each distinct
+    item and ``inverse`` each item's place among them, or None when every item is distinct.
+    Rows are keyed by two seeded random projections of each matrix's unit rows (row by row, in
+    float64: equal rows give equal keys)."""
+    gen = torch.Generator().manual_seed(0)
+    keys = []
+    for m in mats:
+        p = torch.randn(m.shape[1], 2, generator=gen, dtype=torch.float64).to(m.device)
+        for s in range(0, m.shape[0], 65536):  # in blocks: memory flat in N
+            u = normalize(m[s : s + 65536].double())
+            keys.append(torch.stack([(u * p[:, c]).sum(1) for c in range(2)], 1).cpu().numpy())
+    n = mats[0].shape[0]
+    step = -(-n // 65536)  # blocks per matrix
+    keys = [np.concatenate(keys[i * step : (i + 1) * step]) for i in range(len(mats))]
+    _, keep, inverse = np.unique(np.concatenate(keys, 1), axis=0, return_index=True,
+                                 return_inverse=True)
+    if keep.size == mats[0].shape[0]:
+        return None
+    order = np.argsort(keep)  # distinct items in their first appearance's order
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return keep[order], rank[inverse.ravel()]
+
+
 def to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().numpy()
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
 
+from ..errors import InputError
 from .checks import checked_with_norms, common, same_shape
 
 BLOCK = 1024  # rows per block at most; block b belongs to group b % G and fold b % k
@@ -35,6 +37,11 @@ class CrossCov:
     group_M: torch.Tensor | None = None  # (G, D, D)
     group_stats: torch.Tensor | None = None  # (4, G)
     eps: float = float(torch.finfo(torch.float32).eps)  # of the dtype M was accumulated in
+    split: Split | None = None  # how rows fall into groups (None: contiguous blocks)
+    group_share: float = 0.0  # share of the change shared by the items of one label
+    group_spread: float = 0.0  # share of A's variance between labels (how clustered they are)
+    labels: int = 0  # distinct labels (0: items independent)
+    sum_a: torch.Tensor | None = None  # (D,) float64: the sum of A's rows as read
 
     @property
     def total(self) -> torch.Tensor:
@@ -63,11 +70,13 @@ def prepare(A, B, center: bool):
     return a, b, ia, ib, unit, ma, mb
 
 
-def rows(a, b, ia, ib, unit, ma, mb, s: int, e: int):
-    """Rows s:e of A and B, unit (and centred when asked); no copy when already unit."""
+def rows(a, b, ia, ib, unit, ma, mb, s, e=None):
+    """Rows s:e of A and B (or the rows indexed by ``s``, a LongTensor, with ``e`` None), unit
+    (and centred when asked); no copy when contiguous and already unit."""
+    sel = slice(s, e) if e is not None else s
     if unit and ma is None:
-        return a[s:e], b[s:e]
-    ac, bc = a[s:e] * ia[s:e], b[s:e] * ib[s:e]
+        return a[sel], b[sel]
+    ac, bc = a[sel] * ia[sel], b[sel] * ib[sel]
     if ma is not None:
         ac = ac - ma
         bc = bc - mb
@@ -82,29 +91,113 @@ def layout(n: int, k: int, per_fold: int = 1) -> tuple[int, int, int]:
     return k, groups, BLOCK if n >= groups * BLOCK else max(1, n // groups)
 
 
-def cross_covariance(prep, k: int, per_fold: int = 1) -> CrossCov:
-    """One pass: fold (and, with ``per_fold`` > 1, group) cross-covariances and norms."""
+@dataclasses.dataclass
+class Split:
+    """Rows dealt into ``groups`` groups (group g in fold g % k) by label: all rows of one
+    label in one group, labels dealt at random (``seed``). ``index[g]``: the rows of group g;
+    ``label``: each row's label as 0..L-1."""
+
+    k: int
+    groups: int
+    index: list[torch.Tensor]
+    label: np.ndarray
+    n_labels: int
+
+    def blocks(self):
+        """(group, row indices) in blocks of at most ``BLOCK`` rows."""
+        for g, idx in enumerate(self.index):
+            for s in range(0, idx.numel(), BLOCK):
+                yield g, idx[s : s + BLOCK]
+
+
+def split_by(labels, n: int, k: int, per_fold: int = 1, seed: int = 0) -> Split:
+    """:class:`Split` of ``n`` rows by ``labels`` (one per row) into k folds and ``per_fold``
+    groups a fold (fewer when there are fewer labels)."""
+    g = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
+    if g.ndim != 1 or g.size != n:
+        raise InputError(f"groups must hold one label per item ({n}), got shape {g.shape}")
+    _, lab = np.unique(g, return_inverse=True)
+    n_labels = int(lab.max()) + 1
+    if n_labels < k:
+        raise InputError(f"groups has {n_labels} distinct label(s); {k} folds need at least {k} "
+                         "(items that change together are held out together): give finer "
+                         "groups or fewer folds")
+    groups = k * max(1, min(per_fold, n_labels // k))
+    unit_of = np.empty(n_labels, dtype=np.int64)
+    unit_of[np.random.default_rng(seed).permutation(n_labels)] = np.arange(n_labels) % groups
+    unit = unit_of[lab]
+    order = np.argsort(unit, kind="stable")
+    bounds = np.searchsorted(unit[order], np.arange(groups + 1))
+    index = [torch.as_tensor(order[bounds[i] : bounds[i + 1]]) for i in range(groups)]
+    return Split(k, groups, index, lab, n_labels)
+
+
+def blocks(n: int, k: int, per_fold: int, split: Split | None):
+    """``(k, G, block, iterator of (group, s, e))``: the blocks every pass reads, contiguous
+    (``e`` an int) or by label (``s`` a LongTensor of rows, ``e`` None)."""
+    if split is not None:
+        return split.k, split.groups, BLOCK, ((g, idx, None) for g, idx in split.blocks())
+    k, groups, block = layout(n, k, per_fold)
+    return k, groups, block, ((i % groups, s, min(s + block, n))
+                              for i, s in enumerate(range(0, n, block)))
+
+
+def cross_covariance(prep, k: int, per_fold: int = 1, split: Split | None = None) -> CrossCov:
+    """One pass: fold (and, with ``per_fold`` > 1, group) cross-covariances and norms. With
+    ``split`` the rows fall into groups by label, and the share of the change that the rows of
+    one label share (``group_share``, unbiased for independent moves) is measured too."""
     a = prep[0]
     unit = prep[4] and prep[5] is None
     n, d = a.shape
-    k, groups, block = layout(n, k, per_fold)
+    k, groups, block, it = blocks(n, k, per_fold, split)
     Gm = torch.zeros(groups, d, d, dtype=a.dtype, device=a.device)
     stats = torch.zeros(4, groups, dtype=torch.float64)
-    for i, s in enumerate(range(0, n, block)):
-        e = min(s + block, n)
-        g = i % groups
+    sum_a = torch.zeros(d, dtype=torch.float64, device=a.device)
+    if split is not None:
+        S = torch.zeros(split.n_labels, d, dtype=torch.float64, device=a.device)
+        Q = torch.zeros(split.n_labels, dtype=torch.float64, device=a.device)
+        Sa = torch.zeros(split.n_labels, d, dtype=torch.float64, device=a.device)
+        aa = torch.zeros((), dtype=torch.float64, device=a.device)
+        lab = torch.as_tensor(split.label, device=a.device)
+    for g, s, e in it:
         ac, bc = rows(*prep, s, e)
+        m = ac.shape[0]
         Gm[g].addmm_(ac.T, bc)
         if unit:  # unit rows: the squared norms are the row count
-            stats[0, g] += e - s
-            stats[1, g] += e - s
+            stats[0, g] += m
+            stats[1, g] += m
         else:
             stats[0, g] += float((ac * ac).sum(dtype=torch.float64))
             stats[1, g] += float((bc * bc).sum(dtype=torch.float64))
         stats[2, g] += float(torch.linalg.vecdot(ac, bc).sum(dtype=torch.float64))
-        stats[3, g] += e - s
+        stats[3, g] += m
+        sum_a += ac.sum(0, dtype=torch.float64)
+        if split is not None:
+            diff = (bc - ac).double()
+            S.index_add_(0, lab[s.to(a.device)], diff)
+            Q.index_add_(0, lab[s.to(a.device)], (diff * diff).sum(1))
+            Sa.index_add_(0, lab[s.to(a.device)], ac.double())
+            aa += (ac.double() ** 2).sum()
     Ms = Gm.view(groups // k, k, d, d).sum(0) if groups > k else Gm
     folded = stats.view(4, groups // k, k).sum(1)
+    share = spread = 0.0
+    if split is not None:
+        size = torch.bincount(lab, minlength=split.n_labels).double()
+        many = size > 1
+        # per label, (|sum of moves|^2 - sum |move|^2) / (n - 1) estimates n |shared move|^2
+        shared = float((((S * S).sum(1) - Q)[many] / (size[many] - 1)).sum())
+        total = float(Q.sum())
+        share = min(max(shared / total, 0.0), 1.0) if total > 0 else 0.0
+        # A's variance between labels, less what the labels' own noise puts there
+        grand = float((Sa.sum(0) ** 2).sum()) / n
+        var = float(aa) - grand
+        between = float(((Sa * Sa).sum(1) / size.clamp(min=1)).sum()) - grand
+        labels = split.n_labels
+        if var > 0 and n > labels:
+            between -= (labels - 1) / (n - labels) * (var - between)
+            spread = min(max(between / var, 0.0), 1.0)
     return CrossCov(Ms.double().cpu(), *folded, block=block,
                     group_M=Gm if groups > k else None, group_stats=stats,
-                    eps=float(torch.finfo(a.dtype).eps))
+                    eps=float(torch.finfo(a.dtype).eps), split=split, group_share=share,
+                    group_spread=spread, sum_a=sum_a.cpu(),
+                    labels=0 if split is None else split.n_labels)

@@ -78,7 +78,28 @@ def null_groups(va, vb, ta, tb, image_of_text, splits: int, seed: int):
             _group_matrices(ta, tb, lab_t, groups))
 
 
-def cross_null(grouped, splits: int, eps: float) -> dict | None:
+def relative_null(fv, ft, P: torch.Tensor) -> np.ndarray:
+    """Per split, the principal angles (degrees, descending) the relative rotation reads when
+    both modalities turn in step, at this probe's sizes, spectra and noise: on ``P`` (the
+    directions both fits determine), the halves of one modality disagree by
+    ``Q = P^T R_1 R_2^T P``, whose angles are about twice one full fit's error (two halves,
+    each with twice its variance); an in-step relative rotation carries the errors of two
+    full fits, so each angle's null is ``sqrt(a_V^2 + a_T^2) / 2``. The angles of a small
+    rotation are the arcsines of the singular values of ``(Q - Q^T) / 2`` (one per plane,
+    each twice): one symmetric eigenvalue problem, no vectors. Shape (splits, angles)."""
+    out = []
+    for (v1, v2), (t1, t2) in zip(fv, ft, strict=True):
+        a = []
+        for r1, r2 in ((v1, v2), (t1, t2)):
+            Q = P.T @ r1 @ r2.T @ P
+            S = (Q - Q.T) / 2.0
+            sin2 = torch.linalg.eigvalsh(S.T @ S).clamp(0.0, 1.0).flip(0).numpy()
+            a.append(np.degrees(np.arcsin(np.sqrt(sin2[0 : 2 * (sin2.size // 2) : 2]))))
+        out.append(np.sqrt(a[0] ** 2 + a[1] ** 2) / 2.0)
+    return np.stack(out)
+
+
+def cross_null(grouped, splits: int, eps: float, P: torch.Tensor | None = None) -> dict | None:
     """The cross-applied residual expected when both modalities turn in step, at this probe's
     sizes, spectra and noise.
 
@@ -90,8 +111,10 @@ def cross_null(grouped, splits: int, eps: float) -> dict | None:
     the spread of one full-probe fit's error (each half's error has twice its variance), so
     ``||T_a (R_1 - R_2)||^2 / 4`` measures each term with the probe's own spectra and noise.
     Divided by the captions' change, symmetrically for the images. ``grouped``: what
-    :func:`null_groups` returns. Returns the mean over splits and their range (``low``, ``high``)
-    per direction and for the mean, or None when the probe has fewer than 4 images.
+    :func:`null_groups` returns. With ``P`` also the relative rotation's per-angle null
+    (``relative_angles``, see :func:`relative_null`). Returns the mean over splits and their
+    range (``low``, ``high``) per direction and for the mean, or None when the probe has fewer
+    than 4 images.
     """
     if grouped is None:
         return None
@@ -114,5 +137,11 @@ def cross_null(grouped, splits: int, eps: float) -> dict | None:
     def rng_of(x):
         return {"value": float(x.mean()), "low": float(x.min()), "high": float(x.max())}
 
-    return {"text_by_image": rng_of(t_by_i), "image_by_text": rng_of(i_by_t),
-            "mean": rng_of(both), "splits": splits, "groups": groups}
+    # shares computed from sums of squares: rounding leaves about sqrt(eps) of them
+    out = {"text_by_image": rng_of(t_by_i), "image_by_text": rng_of(i_by_t),
+           "mean": rng_of(both), "splits": splits, "groups": groups,
+           "tolerance": float(np.sqrt(eps))}
+    if P is not None and P.shape[1] >= 2:
+        rel = relative_null(fv, ft, P)
+        out["relative_angles"] = {"value": rel.mean(0), "low": rel.min(0), "high": rel.max(0)}
+    return out

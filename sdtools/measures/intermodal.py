@@ -15,12 +15,15 @@ import torch
 
 from ..errors import InputError
 from .checks import (
+    PRECISION_EPS,
     as_embeddings,
     check_image_of_text,
+    coarsest,
     normalize,
     same_shape,
     stable_angle_deg,
     to_numpy,
+    value_precision,
 )
 from .crosscov import BLOCK, cross_covariance, prepare, rows
 from .crossnull import NULL_SPLITS, cross_null, null_groups
@@ -32,6 +35,7 @@ from .rotations import (
 )
 from .summary import Summary, jsonable, mean_interval
 
+PRECISION_FACTOR = 2.0  # as procrustes: a change under 2 machine epsilons of the format is rounding
 SHIFT_EDGES = tuple(float(x) for x in np.linspace(-1.0, 1.0, 21))
 UNSYNC_EDGES = tuple(float(x) for x in range(-90, 91, 10))
 
@@ -48,12 +52,20 @@ class DeviationResult:
       probe determines both fits (``relative_rank`` dimensions; see
       :func:`relative_rotation`): 0 when both modalities rotate by the same map, near 0 for a
       shared rotation with independent jitter.
+      ``to_dict()`` gives each angle beside its null: what the relative rotation reads when
+      both modalities turn in step at this probe's sizes and noise (from the same halvings
+      as the cross residual's null; ``null_angles_deg``, ``null_high_deg``, ``above_null``).
+      A turn out of one modality's span (a direction only captions cover) is outside the
+      shared subspace: the relative rotation cannot see it; the cross-applied residual does.
     - ``cross_text`` / ``cross_image``: the cross-applied residual, how much more of the
       change of the captions (images) is left when they are moved by the images' (captions')
       rotation instead of their own, as a share of that change: 0 in step, large out of step.
       None when no direction is determined by both fits. ``cross_null``: what it reads when
       both modalities turn in step at this probe's sizes and noise (see :func:`cross_null`);
-      only a residual above the null's range says "out of step".
+      only a residual above the null's range (by more than the null's ``tolerance``, the
+      rounding of the shares) says "out of step". All three are withheld (None, with
+      ``cross_withheld`` saying why) when either modality's change is below the precision floor
+      of the inputs' float format (as ``procrustes`` withholds rigidity): rounding has no step.
     - ``t2i_rank_a/b`` per caption, ``i2t_rank_a/b`` per image; top-1 hits lost and gained.
     - ``gap_a`` / ``gap_b``: modality gap ``||mean(V) - mean(T)||``.
 
@@ -89,6 +101,7 @@ class DeviationResult:
     gap_b: float
     cross_null: dict | None = None
     image_of_text: np.ndarray | None = None
+    cross_withheld: str | None = None
 
     @property
     def pos_shift(self) -> np.ndarray:
@@ -113,14 +126,30 @@ class DeviationResult:
         return out
 
     def _cross_dict(self) -> dict:
-        mean = (None if self.cross_text is None
-                else (self.cross_text + self.cross_image) / 2.0)
+        # both directions, or the one left when the other modality's change was rounding
+        given = [(v, key) for v, key in ((self.cross_text, "text_by_image"),
+                                         (self.cross_image, "image_by_text")) if v is not None]
+        mean = sum(v for v, _ in given) / len(given) if given else None
         out = {"text_by_image": self.cross_text, "image_by_text": self.cross_image,
                "mean": mean, "null": self.cross_null}
+        if self.cross_withheld:
+            out["withheld"] = self.cross_withheld
         if mean is not None and self.cross_null is not None:
-            out["excess"] = mean - self.cross_null["mean"]["value"]
-            out["above_null"] = bool(mean > self.cross_null["mean"]["high"])
+            ref = self.cross_null["mean" if len(given) == 2 else given[0][1]]
+            out["excess"] = mean - ref["value"]
+            out["above_null"] = bool(mean > ref["high"] + self.cross_null.get("tolerance", 0.0))
         return out
+
+    def _relative_null(self, rel: np.ndarray) -> dict:
+        """Each relative angle beside what it reads when both modalities turn in step (the
+        null's mean and range over halvings, per angle) and whether it is above that range."""
+        null = (self.cross_null or {}).get("relative_angles")
+        if null is None or not rel.size:
+            return {}
+        m = min(rel.size, len(null["high"]))
+        high = np.asarray(null["high"])[:m]
+        return {"null_angles_deg": np.asarray(null["value"])[:m], "null_high_deg": high,
+                "above_null": rel[:m] > high, "max_above_null": bool(rel[0] > high[0])}
 
     def to_dict(self) -> dict:
         rel = self.relative_angles_deg
@@ -142,6 +171,7 @@ class DeviationResult:
                     "geodesic_deg": float(np.sqrt(np.sum(rel**2))),
                     "reflection": self.relative_reflection,
                     "rank": self.relative_rank,
+                    **self._relative_null(rel),
                 },
                 "cross_residual": self._cross_dict(),
                 "t2i_mean_rank_a": float(self.t2i_rank_a.mean()),
@@ -198,6 +228,8 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
             f"V_a has dimension {va.shape[1]} but T_a has {ta.shape[1]}; image and text "
             "embeddings must share one space"
         )
+    fmt = coarsest(*(value_precision(x) for x in (V_a, V_b, T_a, T_b)))
+    floor = PRECISION_FACTOR * PRECISION_EPS[fmt]  # radians, as procrustes
     dtype = torch.promote_types(torch.promote_types(va.dtype, vb.dtype),
                                 torch.promote_types(ta.dtype, tb.dtype))
     dev = va.device
@@ -210,6 +242,20 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
     txt_ang = stable_angle_deg(ta, tb)
 
     rel, refl, rel_rank, cross_t, cross_i, null = relative_rotation(va, vb, ta, tb, iot)
+    withheld = None
+    still = [float(torch.sqrt(((x - y) ** 2).sum(1).mean())) < floor
+             for x, y in ((va, vb), (ta, tb))]
+    if cross_t is not None and any(still):
+        # a share of a change below the precision floor is a share of rounding: withheld; the
+        # other direction (the moving modality against the still one's map) still reads
+        which = "images and captions" if all(still) else "images" if still[0] else "captions"
+        withheld = (f"the {which} moved less than the resolution of the inputs' precision "
+                    f"({fmt}: RMS angle under {math.degrees(floor):.2g} degrees): rounding, "
+                    "not a step to compare")
+        cross_i = None if still[0] else cross_i
+        cross_t = None if still[1] else cross_t
+        if all(still):
+            null = None
 
     i2t_a, t2i_a = ranks(va, ta, iot, chunk_size=chunk_size)
     i2t_b, t2i_b = ranks(vb, tb, iot, chunk_size=chunk_size)
@@ -227,6 +273,7 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
         cross_text=cross_t,
         cross_image=cross_i,
         cross_null=null,
+        cross_withheld=withheld,
         image_of_text=to_numpy(iot),
         t2i_rank_a=to_numpy(t2i_a),
         t2i_rank_b=to_numpy(t2i_b),
@@ -310,7 +357,7 @@ def relative_rotation(va, vb, ta, tb, image_of_text, null_splits: int = NULL_SPL
     vsum = (float(ccv.bb.sum()), ccv.base)
     text_by_image = _cross(ft.R, PP @ fv.R + (eye - PP) @ ft.R, cct.total, Gt, *tsum)
     image_by_text = _cross(fv.R, PP @ ft.R + (eye - PP) @ fv.R, ccv.total, Gv, *vsum)
-    null = cross_null(grouped, null_splits, float(torch.finfo(va.dtype).eps))
+    null = cross_null(grouped, null_splits, float(torch.finfo(va.dtype).eps), P)
     return rel, refl, k, text_by_image, image_by_text, null
 
 

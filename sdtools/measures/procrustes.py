@@ -21,15 +21,17 @@ from .checks import (
     check_seed,
     coarsest,
     normalize,
+    repeated_rows,
     to_numpy,
     value_precision,
 )
-from .crosscov import GROUPS_PER_FOLD, cross_covariance, prepare, rows
+from .crosscov import GROUPS_PER_FOLD, blocks, cross_covariance, prepare, rows, split_by
 from .rotations import (
     MIN_ROWS_PER_DIM,
     fit_folds,
     heldout_left,
     jitter_null,
+    numerical_rank,
     principal_angles,
 )
 from .summary import (
@@ -64,8 +66,11 @@ class ProcrustesResult:
     - ``null_heldout``: ``explained_heldout`` expected under isotropic jitter of the same
       size at the same N, D, rank (centred when the data are); ``rigidity = (explained_heldout
       - null_heldout) / (1 - null_heldout)``: about 0 for jitter, 1 for a rotation with little
-      noise; None when the change is below ``precision_floor_deg`` (the RMS angle that
-      rounding to ``precision``, the inputs' float format, can make), with a warning.
+      noise; None (and ``explained_heldout`` None) when the change is below
+      ``precision_floor_deg`` (the RMS angle that rounding to ``precision``, the inputs' float
+      format, can make) or A or B spans a single direction (a collapsed space), with a warning.
+    - ``n``: distinct probe items; items whose rows repeat another's in both A and B (an image
+      listed once per caption) are counted once, with a warning.
     - ``residual_angles_deg``: per-sample ``angle(A_i R*, B_i)``, with ``residuals=True``.
     - ``explained_ci``, ``explained_heldout_ci``, ``rigidity_ci``: percentile bootstrap
       intervals over probe items, resampled in ``ci_groups`` groups (each fold's rows dealt into
@@ -92,7 +97,7 @@ class ProcrustesResult:
     rank: int
     angles_deg: np.ndarray
     explained: float
-    explained_heldout: float
+    explained_heldout: float | None
     null_heldout: float
     rigidity: float | None
     folds: int
@@ -143,7 +148,7 @@ class ProcrustesResult:
 
 def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int = 3,
                seed: int = 0, ci: bool = True, n_boot: int = BOOT_N, ci_seed: int = BOOT_SEED,
-               precision: str | None = None) -> ProcrustesResult:
+               precision: str | None = None, groups=None) -> ProcrustesResult:
     """Fit the orthogonal map that best takes A onto B (rows L2-normalised first).
 
     ``R* = U V^T`` with ``U S V^T = svd(A^T B)`` inside the determined subspace (float64 D x D
@@ -158,7 +163,10 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     embeddings were computed or stored in (``bfloat16``, ``float16``, ``float32``); by default
     read from the values. A change whose RMS angle is under ``PRECISION_FACTOR`` machine
     epsilons of that format is rounding, not a rotation: ``rigidity`` is then None, with a
-    warning.
+    warning. ``groups``: a label per item for items that change together (a class, a domain, an
+    image's captions): folds and bootstrap groups then hold whole labels, and the jitter null
+    shares the measured part of the change that a label's items share (a drift per class is
+    jitter, not a rotation, and reads rigidity about 0).
 
     Parameters
     ----------
@@ -176,6 +184,8 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
         Bootstrap 95% intervals (``n_boot`` resamples, ``ci_seed``).
     precision : str, optional
         Float format of the embeddings (default: read from the values).
+    groups : array (N,), optional
+        A label per item; items of one label are held out and resampled together.
 
     Returns
     -------
@@ -210,7 +220,26 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
         raise InputError(f"precision must be one of {', '.join(PRECISION_EPS)}, got "
                          f"{precision!r}")
     fmt = coarsest(precision, value_precision(A), value_precision(B))
-    cc = cross_covariance(prep, folds, GROUPS_PER_FOLD)  # the same folds with or without ci
+    repeats = repeated_rows(prep[0], prep[1])
+    n_all = n
+    if repeats is not None:  # each distinct item once: repeats would count as evidence
+        keep = torch.as_tensor(repeats[0], device=prep[0].device)
+        prep = prepare(prep[0][keep], prep[1][keep], center)
+        n = prep[0].shape[0]
+        if groups is not None:
+            groups = np.asarray(groups.detach().cpu() if isinstance(groups, torch.Tensor)
+                                else groups)
+            if groups.shape != (n_all,):
+                raise InputError(f"groups must hold one label per item ({n_all}), got shape "
+                                 f"{groups.shape}")
+            groups = groups[repeats[0]]
+        if n < 2 * folds:
+            raise InputError(f"only {n} distinct probe items (of {n_all}) for {folds} folds; "
+                             f"give at least {2 * folds} distinct items")
+    split = None if groups is None else split_by(groups, n, folds, GROUPS_PER_FOLD, seed)
+    if split is not None and split.n_labels == n:
+        split = None  # every item its own label: the usual blocks
+    cc = cross_covariance(prep, folds, GROUPS_PER_FOLD, split)  # the same folds with or without ci
     M = cc.total
     base = cc.base
     exact = base < 1e-3 * n  # a tiny change: sums of squares lose digits; take differences
@@ -228,9 +257,13 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
             base, left, ho_left = base2, left2, ho2
     explained = 1.0 if base == 0.0 else 1.0 - left / base
     heldout = 1.0 if base == 0.0 else 1.0 - ho_left / base
-    null = jitter_null(fit.s, cc.n, base, r, seed, center=center) if base > 0 else 0.0
+    null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=cc.group_share,
+                       per_group=n / cc.labels if cc.labels else 1.0,
+                       spread=cc.group_spread,
+                       mean_share=float((cc.sum_a / n).square().sum())) if base > 0 else 0.0
     floor = PRECISION_FACTOR * PRECISION_EPS[fmt]
-    resolved = base > 0 and math.sqrt(base / n) >= floor
+    collapsed = numerical_rank(fit.s, cc.eps) <= 1  # one space (or both) spans one direction
+    resolved = base > 0 and math.sqrt(base / n) >= floor and not collapsed
     rigidity = ((heldout - null) / (1.0 - null) if null < 1.0 else 0.0) if resolved else None
     cis = {}
     if ci:
@@ -238,6 +271,13 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
             per_group = _group_values(cc, R, fold_R)
         cis = _intervals(*per_group, null, n_boot, ci_seed, resolved)
     warns = []
+    if repeats is not None:
+        warns.append(f"{n_all - n} of {n_all} probe items repeat another item in both A and B "
+                     "(e.g. an image listed once per caption); each distinct item is counted "
+                     f"once (N = {n})")
+    if collapsed:
+        warns.append("A or B spans a single direction (a collapsed space): there is no "
+                     "rotation to judge; rigidity and explained_heldout are not given")
     if n < MIN_ROWS_PER_DIM * d:
         warns.append(f"only {n} probe items for {d} dimensions: every direction with spread is "
                      "kept, none can be judged against the noise; use at least "
@@ -249,13 +289,16 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     if r < d:
         warns.append(f"the probe determines {r} of {d} dimensions; the rotation is reported "
                      "there only (the identity elsewhere)")
-    if not resolved:
+    if not resolved and not collapsed:
         warns.append("no change above the resolution of the inputs' precision "
                      f"({fmt}: RMS angle under {math.degrees(floor):.2g} degrees): rounding, "
-                     "not a rotation; rigidity is not given")
+                     "not a rotation; rigidity and explained_heldout are not given")
+    if resid is not None and repeats is not None:
+        resid = resid[repeats[1]]  # every input item, repeats included
     return ProcrustesResult(
         rotation=R.numpy(), det=det, reflection=reflect, rank=r, angles_deg=angles,
-        explained=float(explained), explained_heldout=float(heldout), null_heldout=float(null),
+        explained=float(explained), explained_heldout=float(heldout) if resolved else None,
+        null_heldout=float(null),
         rigidity=None if rigidity is None else float(rigidity), folds=k, n=n,
         residual_angles_deg=None if resid is None or not residuals else resid,
         centered=center, warnings=tuple(warns), precision=fmt,
@@ -296,7 +339,7 @@ def _intervals(base, left, ho, null, n_boot, seed, resolved=True) -> dict:
     def iv(x):
         return Interval(*percentile_ci(x), n_boot=n_boot, seed=seed)
 
-    return {"explained_ci": iv(ex), "explained_heldout_ci": iv(hs),
+    return {"explained_ci": iv(ex), "explained_heldout_ci": iv(hs) if resolved else None,
             "rigidity_ci": iv(rig) if resolved else None,
             "ci_groups": groups}
 
@@ -319,19 +362,17 @@ def _second_pass(prep, R, fold_R, cc, exact):
     def sq(x):
         return float((torch.linalg.vector_norm(x, dim=1).double() ** 2).sum())
 
-    for i, s in enumerate(range(0, n, cc.block)):
-        e = min(s + cc.block, n)
-        g = i % groups
+    for g, s, e in blocks(n, k, GROUPS_PER_FOLD, cc.split)[3]:  # the blocks of the first pass
         ac, bc = rows(*prep, s, e)
         ar = ac @ Rt
         if exact:
             per[0, g] += sq(ac - bc)
             per[1, g] += sq(ar - bc)
-            per[2, g] += sq(ac @ fold_Rt[i % k] - bc) if fold_Rt is not None else sq(ar - bc)
+            per[2, g] += sq(ac @ fold_Rt[g % k] - bc) if fold_Rt is not None else sq(ar - bc)
         if prep[5] is not None:  # centred rows are not unit: compare directions
             ar, bc = normalize(ar), normalize(bc)
         d_ = torch.linalg.vector_norm(ar - bc, dim=1)
         sm = torch.linalg.vector_norm(ar + bc, dim=1)
-        resid[s:e] = torch.rad2deg(2.0 * torch.atan2(d_, sm))
+        resid[s.to(dev) if e is None else slice(s, e)] = torch.rad2deg(2.0 * torch.atan2(d_, sm))
     base, left, ho = (float(x) for x in per.sum(1))
     return base, left, ho, to_numpy(resid).astype(np.float64), (per[0], per[1], per[2])

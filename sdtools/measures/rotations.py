@@ -248,18 +248,28 @@ def heldout_left(Ms: torch.Tensor, aa, bb, rotations) -> float:
 
 
 def jitter_null(s: torch.Tensor, n: torch.Tensor, base: float, r: int, seed: int = 0,
-                center: bool = False, max_dim: int = 32, draws: int = 2) -> float:
+                center: bool = False, max_dim: int = 64, draws: int = 2, share: float = 0.0,
+                per_group: float = 1.0, spread: float = 0.0, mean_share: float = 0.0) -> float:
     """Held-out explained share expected when B is A plus isotropic jitter of the same size.
 
     A scaled-down simulation with the same N/r and D/r ratios, no pass over the data: the
-    probe's spectrum (``M``'s singular values, sampled at ``max_dim`` quantiles of the
-    determined ones, the rest spread evenly) gives Gaussian unit rows; each is turned by the
+    probe's spectrum (``M``'s singular values: the determined ones summed in ``max_dim`` runs
+    of consecutive ones, the rest spread evenly) gives Gaussian unit rows; each is turned by the
     mean change ``theta`` (``cos theta = 1 - base / 2N``) towards a random perpendicular
     direction; with ``center`` both are then centred, as the data were; the result is fitted
     with the same folds at the real fit's share of determined directions (``r2`` of ``d2``,
     as ``r`` of D: the rule itself depends on N, which the simulation scales down) and scored,
     averaged over ``draws``. Jitter with no rotation explains about 0 in sample's expectation
     and less out of sample, by what the fits pick up from noise at this N and r.
+
+    With ``share`` > 0 (items in groups of ``per_group`` rows on average that share that part
+    of their change, as measured on the probe) the simulated rows fall in groups of that size,
+    each row's direction mixes a direction its group shares (``share`` of the energy) with its
+    own, and the folds hold whole groups, as the probe's do: a drift per group is jitter. The
+    groups are as clustered as the probe's labels (``spread``: the share of the variance
+    between groups). ``mean_share``: ``|mean row|^2`` of unit rows (a cone's mean cosine):
+    that part of the top direction's energy is simulated as the constant offset it is, not as
+    spread along the axis.
     """
     N = float(n.sum())
     d = s.numel()
@@ -276,24 +286,40 @@ def jitter_null(s: torch.Tensor, n: torch.Tensor, base: float, r: int, seed: int
     n2 = max(int(round(N * scale)), 2 * k)
     d2 = max(r2, int(round(d * scale)))
     lam = (s / total).double()
-    pick = torch.linspace(0, r - 1, r2).round().long()
-    head = lam[pick] * float(lam[:r].sum()) / float(lam[pick].sum())
+    # each simulated direction carries the summed share of its own run of r / r2 consecutive
+    # determined directions: the simulated rows spread their variance as the data do at any D
+    # (sampling single points overweighted the top one: a cone axis got 97% for 50%)
+    edges = torch.linspace(0, r, r2 + 1).round().long()
+    head = torch.stack([lam[edges[i] : edges[i + 1]].sum() for i in range(r2)])
     rest = max(1.0 - float(head.sum()), 0.0)
     tail = torch.full((d2 - r2,), rest / max(d2 - r2, 1), dtype=torch.float64)
+    offset = min(max(float(mean_share), 0.0), float(head[0]))
+    head[0] -= offset  # the mean's energy: a constant offset along the top direction
     std = torch.cat([head, tail]).clamp(min=0).sqrt()
     gen = torch.Generator().manual_seed(seed)
     eps = torch.finfo(torch.float64).eps
+    share = min(max(float(share), 0.0), 1.0)
+    grouped = share > 0 or spread > 0  # labels given: folds hold whole (clustered) groups
+    g2 = max(k, int(round(n2 / max(per_group, 1.0)))) if grouped else n2
+    grp = torch.arange(n2) % g2
+    folds = grp % k  # whole groups held out, as the probe's folds hold whole labels
     out = []
     for _ in range(draws):
         X = torch.randn(n2, d2, generator=gen, dtype=torch.float64) * std
+        if spread > 0:
+            Z = torch.randn(g2, d2, generator=gen, dtype=torch.float64) * std
+            X = math.sqrt(1.0 - spread) * X + math.sqrt(spread) * Z[grp]
+        X[:, 0] += math.sqrt(offset)
         X = X / torch.linalg.vector_norm(X, dim=1, keepdim=True)
         E = torch.randn(n2, d2, generator=gen, dtype=torch.float64)
+        if share > 0:
+            Eg = torch.randn(g2, d2, generator=gen, dtype=torch.float64)
+            E = math.sqrt(1.0 - share) * E + math.sqrt(share) * Eg[grp]
         E = E - (E * X).sum(1, keepdim=True) * X
         E = E / torch.linalg.vector_norm(E, dim=1, keepdim=True)
         Y = cos * X + sin * E
         if center:
             X, Y = X - X.mean(0), Y - Y.mean(0)
-        folds = torch.arange(n2) % k
         Ms = torch.stack([X[folds == f].T @ Y[folds == f] for f in range(k)])
         aa = torch.stack([(X[folds == f] ** 2).sum() for f in range(k)])
         bb = torch.stack([(Y[folds == f] ** 2).sum() for f in range(k)])

@@ -283,25 +283,33 @@ def sam_drift(
     return acc.result(n, bin_edges, quantiles, n_boot, ci_seed, clusters)
 
 
+SAMPLE_BLOCK = 128  # rows a side of a sampled Gram block: pairs come 16,384 at a time
+
+
 def _sam_drift_sampled(a, b, max_pairs, seed, bin_edges, quantiles) -> SamDriftResult:
+    """``max_pairs`` pairs in Gram blocks: each block pairs ``SAMPLE_BLOCK`` random rows with
+    as many other random rows (disjoint, so i != j), one matrix product per checkpoint, so the
+    cost is that of a blocked Gram of the same number of pairs; every pair is uniform over the
+    unordered pairs. Pairs of one block share rows, so the standard error is taken from the
+    spread of the block means."""
     n = a.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     inv_a = 1.0 / torch.linalg.vector_norm(a, dim=1)
     inv_b = 1.0 / torch.linalg.vector_norm(b, dim=1)
     out = torch.empty(max_pairs, dtype=a.dtype)
-    batch = 1 << 17
+    side = max(1, min(SAMPLE_BLOCK, n // 2))
+    means, sizes = [], []
     done = 0
     while done < max_pairs:
-        m = min(batch, max_pairs - done)
-        i = torch.randint(0, n, (2 * m,), generator=gen)
-        j = torch.randint(0, n, (2 * m,), generator=gen)
-        keep = i != j  # uniform over unordered pairs i != j (ordered draw, then drop i == j)
-        i, j = i[keep][:m], j[keep][:m]
-        k = i.numel()
-        i, j = i.to(a.device), j.to(a.device)
-        ca = (a[i] * a[j]).sum(1) * inv_a[i] * inv_a[j]
-        cb = (b[i] * b[j]).sum(1) * inv_b[i] * inv_b[j]
-        out[done : done + k] = _drift_rad(ca, cb).mul_(180.0 / math.pi).cpu()
+        rows = torch.randperm(n, generator=gen)[: 2 * side].to(a.device)
+        i, j = rows[:side], rows[side:]
+        ca = (a[i] @ a[j].T) * inv_a[i][:, None] * inv_a[j][None, :]
+        cb = (b[i] @ b[j].T) * inv_b[i][:, None] * inv_b[j][None, :]
+        d = _drift_rad(ca.reshape(-1), cb.reshape(-1)).mul_(180.0 / math.pi)
+        k = min(d.numel(), max_pairs - done)
+        out[done : done + k] = d[:k].cpu()
+        means.append(float(d[:k].double().mean()))
+        sizes.append(k)
         done += k
     s = Summary.of(out.numpy(), bin_edges=bin_edges, quantiles=quantiles, thresholds=())
     return SamDriftResult(
@@ -310,7 +318,8 @@ def _sam_drift_sampled(a, b, max_pairs, seed, bin_edges, quantiles) -> SamDriftR
         exact=False,
         mean=s.mean,
         std=s.std,
-        stderr=s.std / math.sqrt(max_pairs),
+        stderr=_block_stderr(np.asarray(means), np.asarray(sizes, dtype=np.float64), s.std,
+                             max_pairs),
         median=s.median,
         max=s.max,
         quantiles=s.quantiles,
@@ -319,3 +328,15 @@ def _sam_drift_sampled(a, b, max_pairs, seed, bin_edges, quantiles) -> SamDriftR
     )
 
 
+
+
+def _block_stderr(means: np.ndarray, sizes: np.ndarray, std: float, pairs: int) -> float:
+    """Standard error of the mean of block-sampled pairs: from the spread of the block means
+    (weighted by their pairs) when there are several blocks, never below the iid value."""
+    iid = std / math.sqrt(pairs)
+    if means.size < 2:
+        return iid
+    w = sizes / sizes.sum()
+    mu = float(w @ means)
+    var = float(w @ (means - mu) ** 2) / (means.size - 1) * means.size
+    return max(iid, math.sqrt(var / means.size))

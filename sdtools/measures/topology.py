@@ -1,15 +1,41 @@
 """The paper's criterion for rotation with its null: per-sample angles large while the angles
-between samples are kept.
+between samples are kept, read two ways.
 
-SAM drift alone has no scale: for pure jitter its ratio to the RAD ranges from about 0.05 to
-0.35 depending on the data's shape and the jitter's, so no fixed threshold means anything.
-The null here is jitter of exactly the observed size and kind: each sample ``i`` is turned by
-its own observed angle ``theta_i``, in the direction another sample ``pi(i)`` moved (its
-tangent direction, carried to ``i`` by parallel transport along the great circle). That
-keeps the per-sample angles, their spread and the anisotropy of the changes, and destroys
-only what a rotation has: the agreement between the samples' moves.
-``topology_kept = 1 - drift / null``: 1 when the angles between samples are kept exactly (a
-rotation), about 0 when they change as much as under jitter of the same size.
+The null is jitter of exactly the observed size and kind: each sample ``i`` that moved is
+turned by its own observed angle ``theta_i``, in the direction another moved sample ``pi(i)``
+moved (its tangent direction, carried to ``i`` by parallel transport along the great circle).
+Samples that did not move stay where they are in the null too, and only samples that moved
+lend their direction (a donor that did not move has no direction to lend). With ``groups``
+(items that change together: a class, a domain, an image's captions) the donors are drawn a
+group at a time: every item of group ``g`` borrows from members of one other group ``pi(g)``,
+so a move shared by a group stays shared in the null, and only the agreement *between* groups
+is what the null destroys (averaged over ``GROUP_DRAWS`` draws: few groups make a noisy
+null). The null keeps the per-sample angles, their spread and the anisotropy of the changes,
+and destroys only what a rotation has: the agreement between the samples' moves.
+
+Two readings of the same pairs of samples:
+
+- ``topology_kept`` (**the paper's criterion**: the order of the angles between samples kept):
+  ``1 - sqrt((1 - rho) / (1 - rho_null))``, where ``rho`` is the rank (Spearman) correlation of
+  the pairs' angles under a and b and ``rho_null`` the same under a and the null. ``1 - rho``
+  grows with the square of a perturbation's size, so the square root puts the ratio on the
+  scale of the change's size: 0.9 means the order of the angles moved a tenth as much as
+  under jitter of the same per-sample sizes. It reads 1 for a rotation and for any change that
+  keeps the order of the angles (a cone tightening or widening, which is a monotone reshaping
+  of every angle; a rotation with one), about 0 for jitter of any structure (with ``groups``
+  for moves shared by a group), in between for a rotation with jitter, and part-way for linear
+  reshapings that keep most but not all of the order (a few directions scaled). Below 0: the
+  order of the angles is scrambled more than by jitter of the same per-sample sizes, e.g. a
+  change that moves few items far across the others, such as a shear that moves each item
+  along one axis by its coordinate on another (near 0, sampling noise).
+- ``metric_kept``: ``1 - drift / null``, the mean self-angle drift (SAM) against the null's.
+  1 for a rotation, about 0 for jitter; it also counts coherent changes of the angles'
+  *sizes*: a cone that tightens shrinks every angle and reads far below 0 although every
+  neighbourhood is kept. Below 0: the angles between samples changed more, on average, than
+  under jitter of the same per-sample sizes, i.e. a coherent reshaping (cone, scale) or, with
+  ``topology_kept`` also below 0, disorder beyond jitter.
+
+Both are None when nothing moved beyond rounding.
 """
 
 from __future__ import annotations
@@ -17,32 +43,47 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import numpy as np
 import torch
 
 from ..errors import InputError
 from .angles import pair_of
-from .checks import check_seed, normalize
+from .checks import check_seed, normalize, repeated_rows
 from .summary import jsonable
 
 PAIRS = 200_000  # sampled pairs (every pair when there are fewer)
-BATCH = 8192  # pairs per batch: memory flat in N
+ROWS = 8192  # rows of the pair order per block: memory flat in N
+GROUP_DRAWS = 8  # null draws averaged when donors are drawn by group (few groups: a noisy null)
 
 
 @dataclasses.dataclass(frozen=True)
 class TopologyResult:
-    """``drift``: mean self-angle drift (degrees) over the pairs used; ``null``: the same for
-    the null move (module docstring); ``topology_kept = 1 - drift / null`` (None when nothing
-    moved beyond rounding); ``n_pairs`` pairs (``exact``: all of them), ``seed`` of the pairs
-    and the null.
+    """The paper's criterion against its null, as a rank and as a metric reading (module
+    docstring).
 
     Attributes
     ----------
+    topology_kept : float or None
+        The paper's criterion: ``1 - sqrt((1 - rho) / (1 - rho_null))`` (rank correlation of
+        the pairs' angles under a and b, and under a and the null). 1 for a rotation or an
+        order-preserving change, about 0 for jitter, below 0 when the order is scrambled more
+        than by jitter. None when nothing moved beyond rounding.
+    metric_kept : float or None
+        ``1 - drift / null``: also counts coherent changes of the angles' sizes (a cone change
+        reads below 0).
     drift, null : float
         Mean self-angle drift of the change and of its null move (degrees).
-    topology_kept : float or None
-        ``1 - drift / null``: 1 for a rotation, about 0 for a change no better than the null.
+    rank_corr, rank_corr_null : float
+        ``rho`` and ``rho_null``.
     n_pairs : int
         Pairs used; ``exact``: all of them.
+    n_moved : int
+        Items that moved beyond rounding (the others stay put in the null too).
+    groups : int
+        Groups the null's donors were drawn by (0: items independently).
+    n_items : int
+        Distinct items used: an item whose rows repeat another's in both A and B (an image
+        listed once per caption) is counted once, with a warning in ``warnings``.
     seed : int
         Seed of the pairs and of the null move.
 
@@ -61,6 +102,13 @@ class TopologyResult:
     n_pairs: int
     exact: bool
     seed: int
+    metric_kept: float | None = None
+    rank_corr: float = 1.0
+    rank_corr_null: float = 1.0
+    n_moved: int = 0
+    groups: int = 0
+    n_items: int = 0
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         return jsonable(dataclasses.asdict(self))
@@ -77,12 +125,10 @@ def _tangent(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return theta, t
 
 
-def _null_rows(a, b, ap, bp) -> torch.Tensor:
-    """Rows a turned by their own angle (to b) in the direction another sample moved (ap to
-    bp), carried to a's tangent plane by parallel transport along the great circle from ap
-    to a (a rotation in their plane, so nothing of that direction is lost)."""
-    theta, _ = _tangent(a, b)
-    _, tp = _tangent(ap, bp)
+def _null_rows(a, theta, ap, tp) -> torch.Tensor:
+    """Rows ``a`` turned by their own angle ``theta`` in the direction ``tp`` another sample
+    (at ``ap``) moved, carried to a's tangent plane by parallel transport along the great
+    circle from ap to a (a rotation in their plane, so nothing of that direction is lost)."""
     c = (ap * a).sum(1, keepdim=True)
     t = tp - (a * tp).sum(1, keepdim=True) / (1.0 + c).clamp(min=1e-12) * (ap + a)
     norm = torch.linalg.vector_norm(t, dim=1, keepdim=True)
@@ -90,23 +136,99 @@ def _null_rows(a, b, ap, bp) -> torch.Tensor:
     return torch.cos(theta)[:, None] * a + torch.sin(theta)[:, None] * t
 
 
-def _pairs(n: int, max_pairs: int, gen) -> tuple[torch.Tensor, torch.Tensor, bool]:
+def _donors(moved: np.ndarray, labels: np.ndarray | None, rng) -> np.ndarray:
+    """For every item, another item that moved whose direction it borrows: a derangement of
+    the moved items, or with ``labels`` a derangement of the groups with moved items, each
+    item taking a random moved member of its group's partner. Items that did not move get a
+    donor too (their angle is 0, so it is never used)."""
+    n = moved.size
+    idx = np.flatnonzero(moved)
+    donor = np.zeros(n, dtype=np.int64)
+    if idx.size == 0:
+        return donor
+    if labels is None:
+        perm = rng.permutation(idx.size)
+        fixed = perm == np.arange(idx.size)
+        perm[fixed] = (perm[fixed] + 1) % idx.size
+        donor[:] = idx[rng.integers(0, idx.size, n)]
+        donor[idx] = idx[perm]
+        return donor
+    _, lab = np.unique(labels, return_inverse=True)
+    live = np.unique(lab[idx])  # groups with a moved member
+    perm = rng.permutation(live.size)
+    fixed = perm == np.arange(live.size)
+    perm[fixed] = (perm[fixed] + 1) % live.size
+    partner = np.full(int(lab.max()) + 1, -1, dtype=np.int64)
+    partner[live] = live[perm]
+    partner[partner < 0] = live[rng.integers(0, live.size, int((partner < 0).sum()))]
+    order = idx[np.argsort(lab[idx], kind="stable")]  # moved items by group
+    starts = np.searchsorted(lab[order], np.arange(int(lab.max()) + 2))
+    p = partner[lab]
+    lo, hi = starts[p], starts[p + 1]
+    donor[:] = order[lo + (rng.random(n) * (hi - lo)).astype(np.int64)]
+    return donor
+
+
+def _pairs(n: int, max_pairs: int, gen) -> tuple[torch.Tensor, int, int, bool]:
+    """``(order, shifts, pairs, exact)``: pairs ``(order[k], order[k + s])`` for shifts s = 1 ..
+    ``shifts``. Every pair when there are at most ``max_pairs`` (the identity order, k + s <
+    n), else ``max_pairs`` distinct pairs of a random order, wrapping around (every item in as
+    many pairs, and a block of the order with the next ``shifts`` rows holds all its pairs)."""
     total = n * (n - 1) // 2
     if total <= max_pairs:
-        i, j = torch.triu_indices(n, n, offset=1)
-        return i, j, True
-    i = torch.randint(0, n, (max_pairs,), generator=gen)
-    j = torch.randint(0, n - 1, (max_pairs,), generator=gen)
-    j = j + (j >= i).long()  # uniform over j != i
-    return i, j, False
+        return torch.arange(n), n - 1, total, True
+    return torch.randperm(n, generator=gen), -(-max_pairs // n), max_pairs, False
 
 
-def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0) -> TopologyResult:
-    """The paper's criterion (per-sample angles large, self-angles kept) against its null.
+def _exact_start(n: int, s: int) -> int:
+    """Where shift s's pairs start when every pair is used (shift t holds n - t of them)."""
+    return (s - 1) * n - (s - 1) * s // 2
+
+
+def _block(a, b, idx, donors) -> list[torch.Tensor]:
+    """Unit rows ``idx`` of a, of b and of each null draw (rows turned by their own angle in
+    their donor's direction): memory in the block's rows, not in N."""
+    ai, bi = normalize(a[idx]), normalize(b[idx])
+    theta, _ = _tangent(ai, bi)
+    theta = torch.where(theta > 64 * torch.finfo(a.dtype).eps, theta, torch.zeros_like(theta))
+    out = [ai, bi]
+    for donor in donors:
+        d = donor[idx]
+        ad = normalize(a[d])
+        _, td = _tangent(ad, normalize(b[d]))
+        out.append(_null_rows(ai, theta, ad, td))
+    return out
+
+
+def _angle(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Row-wise angle between unit rows (radians) from one fused product; its rounding,
+    ``eps / sin(angle)``, matters only for rows nearly equal or opposite, where both
+    checkpoints' angles round alike."""
+    return torch.acos(torch.linalg.vecdot(x, y).clamp(-1.0, 1.0))
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share one), centred."""
+    _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
+    mid = np.cumsum(counts) - (counts - 1) / 2.0  # the average 1-based rank of each value
+    r = mid[inv.ravel()]
+    return r - r.mean()
+
+
+def _corr(rx: np.ndarray, ry: np.ndarray) -> float:
+    """Correlation of two centred rank vectors (Spearman's rho); 1 when both are constant."""
+    den = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    return float(rx @ ry) / den if den > 0 else 1.0
+
+
+def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0,
+                  groups=None) -> TopologyResult:
+    """The paper's criterion (per-sample angles large, angles between samples kept) against
+    its null, as a rank reading (``topology_kept``) and a metric one (``metric_kept``).
 
     ``A``, ``B``: (N, D) embeddings of the same samples under checkpoints a and b (rows
-    L2-normalised first). One pass over at most ``max_pairs`` pairs (every pair when there
-    are fewer), in batches; no N x N matrix. See the module docstring.
+    L2-normalised first). At most ``max_pairs`` pairs (every pair when there are fewer); no
+    N x N matrix. See the module docstring for the null and what each value means.
 
     Parameters
     ----------
@@ -116,11 +238,14 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0) -> TopologyResult
         Pairs sampled (every pair when there are fewer).
     seed : int
         Seed of the pairs and of the null move.
+    groups : array (N,), optional
+        A label per item for items that change together (a class, a domain, an image's
+        captions): the null borrows moves a group at a time.
 
     Returns
     -------
     TopologyResult
-        The drift, its null and ``topology_kept``.
+        ``topology_kept`` (the criterion), ``metric_kept``, the drift and its null.
 
     Examples
     --------
@@ -131,38 +256,78 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0) -> TopologyResult
     >>> round(sdtools.topology_kept(A, A @ Q).topology_kept, 6)
     1.0
     """
-    if max_pairs < 1:
-        raise InputError(f"max_pairs must be at least 1, got {max_pairs}")
+    if isinstance(max_pairs, bool) or not isinstance(max_pairs, (int, np.integer)) \
+            or max_pairs < 1:
+        raise InputError(f"max_pairs must be an integer of at least 1, got {max_pairs!r}")
     seed = check_seed(seed)
-    a, b = pair_of(A, B)  # float32 or float64, as given; rows normalised batch by batch
+    a, b = pair_of(A, B)  # float32 or float64, as given; rows normalised block by block
     n = a.shape[0]
-    gen = torch.Generator().manual_seed(int(seed))
-    perm = torch.randperm(n, generator=gen)
-    fixed = perm == torch.arange(n)  # another sample's move, never the sample's own
-    perm[fixed] = (perm[fixed] + 1) % n
-    i, j, exact = _pairs(n, max_pairs, gen)
-    drift = null = 0.0
-    for s in range(0, i.numel(), BATCH):
-        bi, bj = i[s : s + BATCH].to(a.device), j[s : s + BATCH].to(a.device)
-        ai, aj, b_i, b_j = (normalize(x[k]) for x, k in ((a, bi), (a, bj), (b, bi), (b, bj)))
-        ang_a = _angle(ai, aj)
-        drift += float((ang_a - _angle(b_i, b_j)).abs().sum(dtype=torch.float64))
-        pi, pj = perm[bi.cpu()].to(a.device), perm[bj.cpu()].to(a.device)
-        ni = _null_rows(ai, b_i, normalize(a[pi]), normalize(b[pi]))
-        nj = _null_rows(aj, b_j, normalize(a[pj]), normalize(b[pj]))
-        null += float((ang_a - _angle(ni, nj)).abs().sum(dtype=torch.float64))
-    m = i.numel()
-    drift, null = math.degrees(drift / m), math.degrees(null / m)
-    # nothing moved beyond rounding: there is nothing to judge
-    kept = None if null <= math.degrees(8 * torch.finfo(a.dtype).eps) else 1.0 - drift / null
+    labels = _labels(groups, n)
+    warns = []
+    repeats = repeated_rows(a, b)
+    if repeats is not None:  # a repeated pair reads angle 0 under both: kept, for nothing
+        keep = torch.as_tensor(repeats[0], device=a.device)
+        a, b = a[keep], b[keep]
+        labels = None if labels is None else labels[repeats[0]]
+        warns.append(f"{n - keep.numel()} of {n} items repeat another item in both A and B; "
+                     f"each distinct item is counted once ({keep.numel()} items)")
+        n = a.shape[0]
+        if n < 2:
+            raise InputError("A and B hold a single distinct item; pairs need two")
+    if labels is not None and np.unique(labels).size == n:
+        labels = None  # every item its own group: items independently
+    theta = torch.cat([_tangent(normalize(a[s : s + ROWS]), normalize(b[s : s + ROWS]))[0]
+                       for s in range(0, n, ROWS)])
+    # a row moved when its angle is above the rounding of unit rows in this dtype
+    moved = (theta > 64 * torch.finfo(a.dtype).eps).cpu().numpy()
+    rng = np.random.default_rng(seed)
+    donors = [torch.as_tensor(_donors(moved, labels, rng), device=a.device)
+              for _ in range(1 if labels is None else GROUP_DRAWS)]
+    gen = torch.Generator().manual_seed(seed)
+    order, shifts, m, exact = _pairs(n, max_pairs, gen)
+    ang = np.empty((2 + len(donors), m))
+    span = shifts if exact else shifts + 1
+    for c0 in range(0, n, ROWS):  # a block of the order and the rows its pairs reach
+        c1 = min(c0 + ROWS, n)
+        idx = order[torch.arange(c0, c1 + span - 1) % n].to(a.device)
+        mats = _block(a, b, idx, donors)
+        for s in range(1, shifts + 1):
+            # pairs (order[k], order[k + s]): all pairs i < j in order when exact, else
+            # shift s gives pairs (s - 1) n .. s n - 1, wrapping around
+            lo, hi = c0, (c1 if not exact else min(c1, n - s))
+            start = (s - 1) * n if not exact else _exact_start(n, s)
+            hi = min(hi, c0 + max(0, m - start - c0))
+            if hi <= lo:
+                continue
+            for row, x in enumerate(mats):
+                ang[row, start + lo : start + hi] = _angle(
+                    x[lo - c0 : hi - c0], x[lo - c0 + s : hi - c0 + s]).double().cpu().numpy()
+    drift = math.degrees(float(np.abs(ang[0] - ang[1]).mean()))
+    null = math.degrees(float(np.abs(ang[0] - ang[2:]).mean()))
+    tiny = math.degrees(8 * torch.finfo(a.dtype).eps)
+    rho = rho0 = 1.0
+    kept = metric = None
+    if int(moved.sum()) and null > tiny:  # else nothing moved beyond rounding: nothing to judge
+        metric = 1.0 - drift / null
+        ra = _ranks(ang[0])
+        rho = _corr(ra, _ranks(ang[1]))
+        rho0 = float(np.mean([_corr(ra, _ranks(x)) for x in ang[2:]]))
+        kept = 1.0 - math.sqrt(max(1.0 - rho, 0.0) / (1.0 - rho0)) if rho0 < 1.0 else None
     return TopologyResult(drift=drift, null=null, topology_kept=kept, n_pairs=int(m),
-                          exact=exact, seed=int(seed))
+                          exact=exact, seed=int(seed), metric_kept=metric, rank_corr=rho,
+                          rank_corr_null=rho0, n_moved=int(moved.sum()),
+                          groups=0 if labels is None else int(np.unique(labels).size),
+                          n_items=n, warnings=tuple(warns))
 
 
-def _angle(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Row-wise angle between unit rows (radians), accurate near 0 and pi."""
-    return 2.0 * torch.atan2(torch.linalg.vector_norm(x - y, dim=1),
-                             torch.linalg.vector_norm(x + y, dim=1))
+def _labels(groups, n: int) -> np.ndarray | None:
+    """``groups`` as an (N,) array of labels, checked; None when not given."""
+    if groups is None:
+        return None
+    g = groups.detach().cpu().numpy() if isinstance(groups, torch.Tensor) else np.asarray(groups)
+    if g.ndim != 1 or g.size != n:
+        raise InputError(f"groups must hold one label per item ({n}), got shape {g.shape}")
+    return g
 
 
 __all__ = ["TopologyResult", "topology_kept"]

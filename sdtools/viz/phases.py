@@ -93,7 +93,7 @@ def fig_procrustes(report, out) -> list[Path]:
         for k, g in enumerate(geo):
             p = g.vs_phase0["image"]["procrustes"]
             ang = np.asarray(p["angles_deg"], dtype=float)
-            held = 100 * p.get("explained_heldout", p["explained"])
+            held = 100 * as_float(p.get("explained_heldout"))
             ax.plot(np.arange(1, ang.size + 1), ang, color=cmap(k / max(len(geo) - 1, 1)),
                     label=f"ph {g.phase}: {held:.0f}% held out, "
                           f"rig. {as_float(p.get('rigidity')):.2f}")
@@ -309,7 +309,7 @@ def fig_domains(report, out) -> list[Path]:
                                 marker="o", ms=3, color=method_colour(report, m), label=m,
                                 capsize=2)
             pro = [p["image"]["procrustes"] for p in parts]
-            held = np.asarray([p.get("explained_heldout", np.nan) for p in pro])
+            held = np.asarray([as_float(p.get("explained_heldout")) for p in pro])
             axes[1, j].errorbar(ph, held, marker="o", ms=3, color=method_colour(report, m),
                                 capsize=2,
                                 yerr=_yerr(held, [p.get("explained_heldout_ci") for p in pro]))

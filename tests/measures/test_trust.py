@@ -52,7 +52,8 @@ def test_identical_inputs_give_zero_relative_rotation(rng):
     T = V[iot] + rng.standard_normal((1000, 512))
     d = sdtools.deviation(V, T, V, T, iot).to_dict()
     assert d["relative_rotation"]["max_angle"] < 1e-6
-    assert d["cross_residual"]["mean"] == 0.0
+    # nothing moved: the cross residual is a share of rounding, withheld (it read 0.0)
+    assert d["cross_residual"]["mean"] is None and "withheld" in d["cross_residual"]
 
 
 @pytest.mark.parametrize("jitter", [15.0, 30.0])
