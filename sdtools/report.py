@@ -110,8 +110,10 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
     ``ci``: bootstrap intervals (``n_boot`` resamples, ``seed``) of the RAD mean and shares,
     the exact SAM drift mean, and Procrustes' explained shares and rigidity; captions are
     resampled with their image, and Procrustes' folds and null and topology's null hold an
-    image's captions together (``groups``). The precision floor of rigidity is the coarser of
-    the two embeddings' recorded precision (``meta["precision"]``) and what their values show.
+    image's captions together (``groups``), and the images of one class together where the
+    probe records a single labelled task's classes (:func:`image_groups`). The precision floor
+    of rigidity is the coarser of the two embeddings' recorded precision
+    (``meta["precision"]``) and what their values show.
 
     Parameters
     ----------
@@ -156,7 +158,9 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
         if modality not in (mod, "both"):
             continue
         xa, xb = getattr(a, mod), getattr(b, mod)
-        groups = a.image_of_text if mod == "text" else None
+        groups = image_groups(a)
+        if mod == "text":  # a caption changes with its image (and with its image's class)
+            groups = a.image_of_text if groups is None else groups[a.image_of_text]
         k = min(knn_k, xa.shape[0] - 1)
         knn_idx = _knn_subset(xa.shape[0], seed)
         out[mod] = ModalityRotation(
@@ -170,6 +174,24 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
             linear_cka=_cka(xa, xb), knn_k=k, knn_n=len(knn_idx),
             mutual_knn=mutual_knn(xa[knn_idx], xb[knn_idx], k=k))
     return RotationReport(**out)
+
+
+def image_groups(e: Embeddings) -> np.ndarray | None:
+    """Images that change together: the classes of the probe's labelled task when its meta
+    records exactly one (``class_groups``, written by a run for its labelled evaluation sets;
+    an image of a set without labels is a group of its own), else None (every image alone).
+    Two or more tasks (a synthetic set's shapes and colours) cross each other, so no one
+    grouping is taken."""
+    cg = e.meta.get("class_groups") or {}
+    if not isinstance(cg, dict) or len(cg) != 1:
+        return None
+    g = np.asarray(next(iter(cg.values())), dtype=np.int64)
+    if g.shape != (e.n_images,) or not (g >= 0).any():
+        return None
+    out = g.copy()
+    lone = np.flatnonzero(g < 0)
+    out[lone] = g.max() + 1 + np.arange(lone.size)
+    return out
 
 
 KNN_MAX_ITEMS = 20_000  # mutual kNN on a random subset above this (all pairs of items)

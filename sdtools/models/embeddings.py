@@ -85,6 +85,9 @@ class Embeddings:
         keep = np.flatnonzero(remap[self.image_of_text] >= 0)
         meta = {k: v for k, v in self.meta.items()
                 if k not in ("set_of_image", "domains", "probe")}
+        if isinstance(meta.get("class_groups"), dict):  # one group per image: keep those kept
+            meta["class_groups"] = {t: [g[i] for i in images.tolist()]
+                                    for t, g in meta["class_groups"].items()}
         return Embeddings(self.image[images], self.text[keep], remap[self.image_of_text[keep]],
                           meta)
 

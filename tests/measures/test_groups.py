@@ -81,3 +81,23 @@ def test_torch_inputs_and_labels_read_as_numpy_ones():
                                 groups=torch.from_numpy(lab))
     assert top.topology_kept == pytest.approx(
         sdtools.topology_kept(A, B, groups=lab).topology_kept, abs=1e-9)
+
+
+def test_a_probes_single_labelled_task_groups_its_images_and_their_captions():
+    """A run's probe records its labelled sets' classes (class_groups): with one task, the
+    images of a class are a group (an unlabelled image alone) and captions go with their
+    image's class; two crossed tasks give no grouping; a subset keeps its images' groups."""
+    from sdtools.models.embeddings import Embeddings
+    from sdtools.report import image_groups
+
+    rng = np.random.default_rng(0)
+    V = rng.standard_normal((6, 4)).astype(np.float32)
+    iot = np.repeat(np.arange(6), 2)
+    T = V[iot]
+    e = Embeddings(V, T, iot, {"class_groups": {"class": [0, 0, 1, 1, -1, -1]}})
+    np.testing.assert_array_equal(image_groups(e), [0, 0, 1, 1, 2, 3])
+    sub = e.subset([5, 2, 3])
+    assert sub.meta["class_groups"] == {"class": [-1, 1, 1]}
+    np.testing.assert_array_equal(image_groups(sub), [2, 1, 1])
+    two = Embeddings(V, T, iot, {"class_groups": {"shape": [0] * 6, "colour": [1] * 6}})
+    assert image_groups(two) is None and image_groups(Embeddings(V, T, iot)) is None
