@@ -132,3 +132,66 @@ def test_example_shift_plan_is_the_shift_preset():
 
     path = Path(__file__).resolve().parents[2] / "examples" / "study_shift.toml"
     assert load_plan(path).to_dict() == study_plan("shift").to_dict()
+
+
+def _fake_rows(plan, point):
+    """Cells of a plan without training: ``point(cell) -> (learning, retention, max_drop)``."""
+    rows = []
+    for c in plan.cells():
+        learning, retention, drop = point(c)
+        rows.append({"cell": c.index, "seed": c.seed, "method": c.method, "value": c.value,
+                     "learning": learning, "retention": retention, "max_drop": drop,
+                     "area_old": retention / 2, "final_avg": 50.0 + learning / 10})
+    return rows
+
+
+def test_study_classifies_every_seed_and_reads_each_stability_measure(tmp_path):
+    """Known answers: Mod-X learns more than every fine-tuning rate and keeps 2-2.8 points
+    more than the fastest: dominating in every seed, (d) holds on its lower bound; on the
+    largest drop it is worse than the fastest rate's, so there it does not dominate."""
+    from modx.demo import study_plan
+    from modx.study_stats import claims, figure_gaps, frontier_table
+    from sdtools.viz.study import plasticity_figure
+
+    plan = study_plan("quick")
+    assert len(plan.grid["lwf"]) > 1  # claim (e) needs LwF's curve
+    ft = {1e-4: (5.0, -1.0), 5e-4: (10.0, -5.0), 2e-3: (15.0, -9.0)}
+    lwf = {0.3: (8.0, -3.0), 1.0: (10.0, -4.0), 3.0: (12.0, -6.0)}
+
+    def point(c):
+        level = 0.3 * c.seed
+        if c.method == "finetune":
+            x, r = ft[c.value]
+            return x + c.seed, r + level, -r - level
+        if c.method == "lwf":
+            x, r = lwf[c.value]
+            return x + c.seed, r + level, -r - level
+        if c.method == "modx":
+            return 16.0 + c.seed, -7.0 + 0.4 * c.seed + level, 12.0
+        return 30.0, 0.0, 0.0
+
+    rows = _fake_rows(plan, point)
+    out = claims(rows, plan)
+    d = out["d_modx_vs_finetune"]
+    assert d["verdict"] == "holds" and d["value"] == 3.0 and d["classes"]["dominating"] == 3
+    assert d["lower"]["mean"] == pytest.approx(2.4)  # 2.0, 2.4, 2.8
+    assert d["family"] == ["3.0"]
+    drop = d["by_measure"]["max_drop"]
+    assert drop["verdict"] == "inconclusive" and drop["classes"]["incomparable"] == 3
+    assert set(d["by_measure"]) == {"retention", "max_drop", "area_old"}
+    assert out["e_modx_vs_lwf"]["family"] == ["3.0"]
+    table = frontier_table(rows, plan)
+    assert {g["measure"] for g in table} == {"retention", "max_drop", "area_old"}
+    seeds = next(g for g in table if g["method"] == "modx" and g["measure"] == "retention")
+    assert seeds["per_seed"]["1"]["below"] == [16.0, -8.7] and seeds["per_seed"]["1"]["class"] \
+        == "dominating"
+    md = markdown({"plan": plan.to_dict(), "cells": rows, "claims": out, "paired": [],
+                   "frontier": table})
+    assert "| modx | 3.0 | 1 | dominating |" in md
+    assert "the same, on minus the largest drop" in md
+    gaps = figure_gaps(table)
+    assert [s["class"] for s in gaps[0]["seeds"]] == ["dominating"] * 3
+    curves = {"finetune": [{"knob": 1e-4, "learning": {"mean": 5.0},
+                            "retention": {"mean": -1.0}}]}
+    files = plasticity_figure(curves, tmp_path, gaps, baseline="finetune")
+    assert all(p.is_file() for p in files)
