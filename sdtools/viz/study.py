@@ -75,8 +75,7 @@ def _verdict_panel(ax, gaps, styles, baseline):
                 s["class"], s["lower"] if s["lower"] is not None else s["upper"])
             if y is None or s["class"] not in MARKERS:
                 continue
-            ax.plot([x], [y], MARKERS[s["class"]], color=c, ms=3.5,
-                    label=None if s["class"] in seen else s["class"])
+            ax.plot([x], [y], MARKERS[s["class"]], color=c, ms=3.5)
             seen.add(s["class"])
         m = g["lower"]
         if m.get("mean") is not None:
@@ -87,4 +86,8 @@ def _verdict_panel(ax, gaps, styles, baseline):
     ax.set_xticks(range(len(gaps)), labels, rotation=45, ha="right", fontsize=6)
     ax.set(ylabel=f"gap to {baseline}'s curve (R@1 points)",
            title=f"Per seed: bounds on the gap to {baseline} (paired)")
-    ax.legend(frameon=False, fontsize=6, loc="best")
+    for k in MARKERS:  # the classes' markers, in grey: colours are the methods'
+        if k in seen:
+            ax.plot([], [], MARKERS[k], color="#666", ms=3.5, label=k)
+    ax.plot([], [], "_", color="black", ms=6, label="mean lower bound, 95% CI")
+    ax.legend(frameon=False, fontsize=6, loc="upper left", bbox_to_anchor=(1.0, 1.0))
