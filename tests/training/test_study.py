@@ -195,3 +195,20 @@ def test_study_classifies_every_seed_and_reads_each_stability_measure(tmp_path):
                             "retention": {"mean": -1.0}}]}
     files = plasticity_figure(curves, tmp_path, gaps, baseline="finetune")
     assert all(p.is_file() for p in files)
+
+
+def test_cell_metrics_read_stability_three_ways():
+    """Relearning at the end: end-of-stream retention -5, the largest drop 10, the area under
+    the old-domain curve -7.5 (mean of -10 and -5)."""
+    from types import SimpleNamespace
+
+    from modx.study_stats import STABILITY, cell_metrics
+
+    r1 = [[80.0, 10.0, 10.0], [70.0, 50.0, 12.0], [75.0, 48.0, 60.0]]
+    rep = SimpleNamespace(methods={"finetune": SimpleNamespace(r1=r1, geometry=[],
+                                                               sets=["d0", "d1", "d2"])})
+    m = cell_metrics(rep, "finetune")
+    assert (m["retention"], m["max_drop"], m["area_old"]) == (-5.0, 10.0, -7.5)
+    assert m["learning"] == 45.0
+    assert [STABILITY[k](m) for k in ("retention", "max_drop", "area_old")] == [-5.0, -10.0,
+                                                                                 -7.5]
