@@ -145,7 +145,7 @@ def _fake_rows(plan, point):
     return rows
 
 
-def test_study_classifies_every_seed_and_reads_each_stability_measure(tmp_path):
+def test_study_classifies_every_seed_and_reads_each_stability_measure(tmp_path, monkeypatch):
     """Known answers: Mod-X learns more than every fine-tuning rate and keeps 2-2.8 points
     more than the fastest: dominating in every seed, (d) holds on its lower bound; on the
     largest drop it is worse than the fastest rate's, so there it does not dominate."""
@@ -195,6 +195,20 @@ def test_study_classifies_every_seed_and_reads_each_stability_measure(tmp_path):
                             "retention": {"mean": -1.0}}]}
     files = plasticity_figure(curves, tmp_path, gaps, baseline="finetune")
     assert all(p.is_file() for p in files)
+    # the whole aggregation on these cells: study.json, report.md and the figure
+    import modx.study_stats as ss
+
+    monkeypatch.setattr(ss, "_collect", lambda plan, out, partial=False: rows)
+    study = ss.aggregate(plan, tmp_path / "study")
+    saved = json.loads((tmp_path / "study" / "study.json").read_text())
+    d = saved["claims"]["d_modx_vs_finetune"]
+    assert d["verdict"] == "holds" and d["classes"]["dominating"] == 3
+    per_seed = next(g for g in saved["frontier"] if g["method"] == "modx"
+                    and g["measure"] == "retention")["per_seed"]
+    assert {s["class"] for s in per_seed.values()} == {"dominating"}
+    assert study["claims"]["d_modx_vs_finetune"]["verdict"] == "holds"
+    assert "dominating" in (tmp_path / "study" / "report.md").read_text()
+    assert (tmp_path / "study" / "figures" / "stability_plasticity.png").is_file()
 
 
 def test_cell_metrics_read_stability_three_ways():
