@@ -61,6 +61,11 @@ MIN_SEEDS = 3
 CLASSES = ("matched", "dominating", "dominated", "incomparable")
 
 
+def _spread(v: np.ndarray) -> bool:
+    """Values that differ by more than rounding (a spread of 1e-15 is no evidence either)."""
+    return v.size >= 2 and v.std(ddof=1) > 1e-9 * max(1.0, float(np.abs(v).max()))
+
+
 def t_interval(values, level: float = LEVEL) -> dict:
     """Mean and two-sided t interval of the mean (``ci`` None with fewer than 2 values or
     none between them: zero spread is no evidence of certainty)."""
@@ -68,7 +73,7 @@ def t_interval(values, level: float = LEVEL) -> dict:
     if v.size == 0:
         return {"mean": None, "ci": None, "n_seeds": 0}
     mean = float(v.mean())
-    if v.size < 2 or not v.std(ddof=1) > 0:  # one seed, or no spread: no interval to form
+    if not _spread(v):  # one seed, or no spread: no interval to form
         return {"mean": mean, "ci": None, "n_seeds": int(v.size)}
     half = float(stats.t.ppf((1 + level) / 2, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
     return {"mean": mean, "ci": [mean - half, mean + half], "n_seeds": int(v.size)}
@@ -88,7 +93,7 @@ def verdict(ci, threshold: float = 0.0, side: str = ">") -> str:
 def t_p(values, side: str = ">") -> float | None:
     """One-sided p of the one-sample t test of "mean {side} 0" (None without spread)."""
     v = np.asarray(values, dtype=np.float64)
-    if v.size < 2 or not v.std(ddof=1) > 0:
+    if not _spread(v):
         return None
     t = v.mean() / (v.std(ddof=1) / np.sqrt(v.size))
     return float(stats.t.sf(t if side == ">" else -t, v.size - 1))

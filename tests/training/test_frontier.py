@@ -100,3 +100,12 @@ def test_a_planted_effect_is_found_with_dense_brackets():
     """+2 points on a concave curve bracketed every 2 learning points: mostly "holds"."""
     r = rates(np.random.default_rng(1), "concave", "dense", 0.5, 2.0, 150)
     assert r["holds"] >= 0.7
+
+
+def test_rounding_is_no_spread():
+    """Bounds equal up to float rounding (-4 + 0.3 s minus -5 + 0.3 s) give no p value."""
+    from modx.frontier import t_interval, t_p
+
+    v = [(-4.0 + 0.3 * s) - (-5.0 + 0.3 * s) for s in range(3)]
+    assert len(set(v)) > 1  # they do differ in the last bits
+    assert t_p(v) is None and t_interval(v)["ci"] is None
