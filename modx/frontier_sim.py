@@ -7,7 +7,9 @@ sampled at the learning of each swept learning rate of a study preset (read from
 each, shared by the seed's runs, as a phase-0 model is), measurement noise ``noise`` on
 retention and ``noise / 2`` on learning. The method sits at one position along the sweep
 (uniform over the swept learning range and 10% beyond its top), on the same curve plus
-``effect``. Shapes (all non-increasing, the rule's assumption):
+``effect``. The baseline's points include its curve's start, without noise, as a study's do
+for fine-tuning (lr -> 0 is the phase-0 model: learning and retention exactly 0). Shapes
+(all non-increasing, the rule's assumption):
 
 - ``linear``: a straight line (chords unbiased);
 - ``concave``: forgetting accelerates with learning, ``u**2``;
@@ -54,8 +56,10 @@ def curve(shape: str, learning, top: float, drop: float):
 
 
 def simulate(rng, shape: str, preset: str, noise: float, effect: float = 0.0,
-             drop: float = 20.0, seeds: int | None = None) -> dict:
-    """One simulated study's verdict (:func:`modx.frontier.frontier_verdict` of one value)."""
+             drop: float = 20.0, seeds: int | None = None, anchor: bool = True) -> dict:
+    """One simulated study's verdict (:func:`modx.frontier.frontier_verdict` of one value).
+    ``anchor``: the baseline's points include its curve's start without noise (what a study
+    adds for fine-tuning: lr -> 0 is the phase-0 model)."""
     xs, n = sweep_learning(preset)
     n = seeds or n
     top = SPACING["domains" if preset == DENSE else preset][1]
@@ -67,6 +71,8 @@ def simulate(rng, shape: str, preset: str, noise: float, effect: float = 0.0,
         lb = xs + rng.normal(0, noise / 2, xs.size)
         rb = level + curve(shape, xs, top, drop) + rng.normal(0, noise, xs.size)
         base[s] = list(zip((lb + shift).tolist(), rb.tolist(), strict=True))
+        if anchor:
+            base[s].append((float(shift), float(level)))
         rm = level + curve(shape, pos, top, drop) + effect + rng.normal(0, noise)
         method[s] = (float(pos + shift + rng.normal(0, noise / 2)), float(rm))
     g = frontier_gap(method, base)

@@ -124,12 +124,20 @@ def _points(rows, method: str, value, measure: str = "retention") -> dict:
             for s, r in _by(rows, method, value).items()}
 
 
+# fine-tuning at lr -> 0 is the phase-0 model: learning 0 and every stability measure 0, exactly
+ANCHOR = (0.0, 0.0)
+
+
 def _front(rows, plan, baseline: str, measure: str = "retention") -> dict:
-    """``{seed: [(learning, stability) per knob value]}`` of a swept baseline."""
+    """``{seed: [(learning, stability) per knob value]}`` of a swept baseline; fine-tuning's
+    points include :data:`ANCHOR` (the end of its curve that needs no run)."""
     out: dict = {}
     for v in plan.grid.get(baseline) or [None]:
         for s, pt in _points(rows, baseline, v, measure).items():
             out.setdefault(s, []).append(pt)
+    if baseline == "finetune":
+        for pts in out.values():
+            pts.append(ANCHOR)
     return out
 
 
@@ -332,7 +340,8 @@ def markdown(study: dict) -> str:
              "points under a monotone trade-off (a baseline run that learns more keeps no "
              "more): the method's gap at its own learning is at least `lower` (its stability "
              "minus that of the baseline point learning next less) and at most `upper` (minus "
-             "the point learning next more); dominating when lower > 0, dominated when "
+             "the point learning next more; fine-tuning's points include (0, 0), lr -> 0); "
+             "dominating when lower > 0, dominated when "
              "upper < 0, matched inside the baseline's learning range, else incomparable. "
              "Claims (d) and (e) test the mean lower bound above 0 (t, Holm over the planned "
              f"values) and need at least {MIN_SEEDS} seeds with spread.", "", "## Claims", "",

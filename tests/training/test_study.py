@@ -171,6 +171,11 @@ def test_study_classifies_every_seed_and_reads_each_stability_measure(tmp_path, 
         return 30.0, 0.0, 0.0
 
     rows = _fake_rows(plan, point)
+    from modx.study_stats import _front
+
+    assert all(pts[-1] == (0.0, 0.0) and len(pts) == 4  # lr -> 0: the phase-0 model
+               for pts in _front(rows, plan, "finetune").values())
+    assert all(len(pts) == 3 for pts in _front(rows, plan, "lwf").values())
     out = claims(rows, plan)
     d = out["d_modx_vs_finetune"]
     assert d["verdict"] == "holds" and d["value"] == 3.0 and d["classes"]["dominating"] == 3
