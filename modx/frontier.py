@@ -7,29 +7,34 @@ sweep (of learning rates, or anything else that moves it along its trade-off): p
 of (learning, stability) points, where stability is end-of-stream retention, minus the largest
 drop, or the area under the old-domain curve (see :mod:`modx.study_stats`).
 
-**The assumption.** Per seed, the baseline's true trade-off ``r(l)`` is non-increasing: a
-baseline run that learns more does not keep more. Nothing else is assumed about its shape
-(it may be straight, concave, convex or saturating), so the rule does not interpolate for its
-verdict: it uses **bounds** (partial identification). For a method at ``(l_m, r_m)``:
+**The reference** is the baseline's best trade-off: ``F(l)``, the highest stability a
+baseline run reaches while learning ``l`` or more, non-increasing by construction. From the
+seed's points, ``E(l) = max{r_i : l_i >= l}`` (the observed envelope). **The assumption**:
+the sweep sees ``F`` at its own points (no baseline setting learning at least ``l_i`` keeps
+more than the best swept one, ``F(l_i) = E(l_i)``). Nothing is assumed about the curve's shape
+between points (straight, concave, convex or saturating), so the verdict does not
+interpolate: it uses **bounds** (partial identification). For a method at ``(l_m, r_m)``:
 
-- ``below``: the baseline point of largest learning ``<= l_m``; since ``r(l_m) <= r(below)``,
-  the method's gap ``r_m - r(l_m)`` is **at least** ``lower = r_m - r_below``;
-- ``above``: the baseline point of smallest learning ``>= l_m``; the gap is **at most**
-  ``upper = r_m - r_above``.
+- ``lower = r_m - E(l_below)``, ``l_below`` the largest baseline learning ``<= l_m``: since
+  ``F(l_m) <= F(l_below)``, the method's gap ``r_m - F(l_m)`` is **at least** ``lower``
+  (needs the assumption);
+- ``upper = r_m - E(l_m)``: a swept run learns at least ``l_m`` and keeps ``E(l_m)``, so the
+  gap is **at most** ``upper`` (needs no assumption).
 
-A method learning more than every baseline point has only a lower bound; one learning less
-than every point only an upper bound. Each seed is classified:
+``below`` and ``above`` name the points these read. A method learning more than every
+baseline point has only a lower bound; one learning less than every point only an upper
+bound. Each seed is classified:
 
-- ``dominating``: ``lower > 0`` (it learns at least as much as ``below`` and keeps more);
+- ``dominating``: ``lower > 0`` (it learns at least as much as ``below`` and keeps more than
+  every point learning that much or more);
 - ``dominated``: ``upper < 0`` (``above`` learns at least as much and keeps more);
 - ``matched``: neither, inside the baseline's learning range; ``gap`` is read off the chord
-  between ``below`` and ``above`` (descriptive only: a chord is biased where the curve bends);
+  between the neighbouring points (descriptive only: a chord is biased where the curve bends);
 - ``incomparable``: neither, outside the range (learns more and keeps less than every point,
   or learns less and keeps more): no bound has the sign to decide.
 
-Ties: of baseline points with equal learning, a bound takes the one that makes it weaker (the
-higher stability below the method, the lower above it); the chord takes their mean. Nothing
-is dropped.
+Ties: points of equal learning are all kept; the envelope takes the best of them, the chord
+their mean. A point beaten on both axes is kept as well, and reads through the envelope.
 
 **The verdict** of "the method keeps more than the baseline's curve" over its planned knob
 values: per value a one-sided t test that the mean over seeds of ``lower`` exceeds 0; Holm
@@ -110,8 +115,9 @@ def sign_flip_p(values, side: str = ">") -> float | None:
     return float(np.mean(means >= v.sum() - 1e-12 * max(1.0, np.abs(v).sum())))
 
 
-def _ties(points, learning, pick):
-    return pick(r for x, r in points if x == learning)
+def _best(points, learning):
+    """The point of highest stability among those learning at least ``learning``."""
+    return list(max((p for p in points if p[0] >= learning), key=lambda p: (p[1], -p[0])))
 
 
 def classify(point, baseline) -> dict:
@@ -128,11 +134,11 @@ def classify(point, baseline) -> dict:
     highs = [x for x, _ in pts if x >= lm]
     if lows:
         xb = max(lows)
-        out["below"] = [xb, _ties(pts, xb, max)]
+        out["below"] = _best(pts, xb)
         out["lower"] = rm - out["below"][1]
     if highs:
         xa = min(highs)
-        out["above"] = [xa, _ties(pts, xa, min)]
+        out["above"] = _best(pts, lm)
         out["upper"] = rm - out["above"][1]
     if lows and highs:
         mean = lambda x: float(np.mean([r for p, r in pts if p == x]))  # noqa: E731

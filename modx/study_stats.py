@@ -337,12 +337,12 @@ def markdown(study: dict) -> str:
              f"Seeds {study['plan']['seeds']}; cells {len(study['cells'])}; intervals: 95% t "
              "over seeds; one alpha, one-sided "
              f"{ALPHA:g}, for every claim. Methods are placed per seed against the baseline's "
-             "points under a monotone trade-off (a baseline run that learns more keeps no "
-             "more): the method's gap at its own learning is at least `lower` (its stability "
-             "minus that of the baseline point learning next less) and at most `upper` (minus "
-             "the point learning next more; fine-tuning's points include (0, 0), lr -> 0); "
-             "dominating when lower > 0, dominated when "
-             "upper < 0, matched inside the baseline's learning range, else incomparable. "
+             "best trade-off: with E(l) the best stability of a baseline run learning l or "
+             "more, the method's gap at its own learning is at least `lower` (its stability "
+             "minus E at the baseline learning next below its own) and at most `upper` (minus "
+             "E at its own learning; fine-tuning's points include (0, 0), lr -> 0); "
+             "dominating when lower > 0, dominated when upper < 0, matched inside the "
+             "baseline's learning range, else incomparable. "
              "Claims (d) and (e) test the mean lower bound above 0 (t, Holm over the planned "
              f"values) and need at least {MIN_SEEDS} seeds with spread.", "", "## Claims", "",
              "| claim | statistic | mean | 95% CI | seeds | verdict |",

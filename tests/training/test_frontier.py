@@ -27,12 +27,23 @@ def test_each_seed_is_classified_with_its_bounds():
     assert classify((4.0, 1.0), [])["class"] == "no data"
 
 
-def test_ties_are_kept_and_bounds_take_the_weaker_one():
-    """Of equal learning, the lower bound takes the higher stability, the upper the lower, the
-    chord their mean: nothing is dropped."""
+def test_ties_are_kept_and_the_envelope_takes_the_best():
+    """Of equal learning, the envelope reads the point that keeps more, the chord their mean:
+    a method at the same learning keeping less than one of them is dominated by it."""
     c = classify((5.0, -0.5), [(5.0, 0.0), (5.0, -1.0), (10.0, -5.0)])
-    assert c["lower"] == -0.5 and c["upper"] == 0.5 and c["gap"] == pytest.approx(0.0)
-    assert c["class"] == "matched"
+    assert c["lower"] == -0.5 and c["upper"] == -0.5 and c["gap"] == pytest.approx(0.0)
+    assert c["class"] == "dominated" and c["above"] == [5.0, 0.0]
+
+
+def test_a_point_beaten_on_both_axes_reads_through_the_envelope():
+    """Slow fine-tuning that learns less and forgets more than fast fine-tuning (the domains
+    stream): a method between them is not credited against the weak slow point; the fast
+    point learns more and keeps more, so the method is dominated."""
+    base = [(10.0, -38.0), (20.0, -30.0), (35.0, -25.0), (60.0, -15.0)]
+    c = classify((29.0, -16.0), base)
+    assert c["lower"] == -1.0 and c["upper"] == -1.0 and c["class"] == "dominated"
+    assert c["below"] == [60.0, -15.0] and c["above"] == [60.0, -15.0]
+    assert c["gap"] == pytest.approx(-16.0 - (-30.0 + 9 / 15 * 5.0))  # the chord, descriptive
 
 
 def test_dominating_method_holds_on_its_bound_and_dominated_does_not():
