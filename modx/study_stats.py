@@ -126,15 +126,21 @@ def _points(rows, method: str, value, measure: str = "retention") -> dict:
 
 # fine-tuning at lr -> 0 is the phase-0 model: learning 0 and every stability measure 0, exactly
 ANCHOR = (0.0, 0.0)
+# methods whose cells are points of a baseline's curve (another sweep axis of the same training)
+CURVE_OF = {"finetune": ("finetune", "finetune_steps")}
 
 
 def _front(rows, plan, baseline: str, measure: str = "retention") -> dict:
-    """``{seed: [(learning, stability) per knob value]}`` of a swept baseline; fine-tuning's
-    points include :data:`ANCHOR` (the end of its curve that needs no run)."""
+    """``{seed: [(learning, stability) per knob value]}`` of a swept baseline, every sweep axis
+    of it (:data:`CURVE_OF`); fine-tuning's points include :data:`ANCHOR` (the end of its curve
+    that needs no run)."""
     out: dict = {}
-    for v in plan.grid.get(baseline) or [None]:
-        for s, pt in _points(rows, baseline, v, measure).items():
-            out.setdefault(s, []).append(pt)
+    for method in CURVE_OF.get(baseline, (baseline,)):
+        if method not in plan.grid:
+            continue
+        for v in plan.grid[method] or [None]:
+            for s, pt in _points(rows, method, v, measure).items():
+                out.setdefault(s, []).append(pt)
     if baseline == "finetune":
         for pts in out.values():
             pts.append(ANCHOR)
@@ -148,7 +154,7 @@ def frontier_table(rows, plan, baseline: str = "finetune") -> list[dict]:
     for measure in STABILITY:
         front = _front(rows, plan, baseline, measure)
         for method, values in plan.grid.items():
-            if method == baseline:
+            if method in CURVE_OF.get(baseline, (baseline,)):
                 continue
             for v in values or [None]:
                 out.append({"method": method, "knob": v, "against": baseline,

@@ -231,3 +231,27 @@ def test_cell_metrics_read_stability_three_ways():
     assert m["learning"] == 45.0
     assert [STABILITY[k](m) for k in ("retention", "max_drop", "area_old")] == [-5.0, -10.0,
                                                                                  -7.5]
+
+
+def test_a_second_sweep_axis_joins_finetunes_curve():
+    """``finetune_steps`` (fine-tuning over steps per phase) brackets where the learning rates
+    do not: a method between two lr points far apart is matched with a tight bracket."""
+    from modx.study import Plan
+    from modx.study_stats import _front, frontier_table
+
+    grid = {"finetune": [1e-4, 1e-3], "finetune_steps": [5, 20], "modx": [3.0]}
+    plan = Plan("two-axes", {"steps": 10, "log_every": 0}, [0, 1, 2], grid, reference=1e-4)
+    assert plan.config(0, "finetune_steps", 20).steps == 20
+    assert [c.name for c in plan.cells()[:4]] == ["finetune-lr0.0001", "finetune-lr0.001",
+                                                  "finetune_steps-steps5",
+                                                  "finetune_steps-steps20"]
+    pts = {("finetune", 1e-4): (5.0, -1.0), ("finetune", 1e-3): (40.0, -30.0),
+           ("finetune_steps", 5): (18.0, -6.0), ("finetune_steps", 20): (22.0, -9.0),
+           ("modx", 3.0): (20.0, -5.0)}
+    rows = _fake_rows(plan, lambda c: (*pts[(c.method, c.value)], 0.0))
+    assert sorted(_front(rows, plan, "finetune")[0]) == [(0.0, 0.0), (5.0, -1.0), (18.0, -6.0),
+                                                         (22.0, -9.0), (40.0, -30.0)]
+    table = [g for g in frontier_table(rows, plan) if g["measure"] == "retention"]
+    assert [g["method"] for g in table] == ["modx"]  # the steps axis is fine-tuning itself
+    seed = table[0]["per_seed"]["0"]
+    assert seed["class"] == "dominating" and seed["lower"] == 1.0 and seed["upper"] == 4.0
