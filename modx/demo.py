@@ -48,7 +48,8 @@ STUDY_PRESETS = {
                   phases="base+contiguous:3", phase0_steps=80, phase0_lr=2e-3, steps=12,
                   lr=5e-4, batch_size=32, alpha=3.0, log_every=0),
         seeds=[0, 1, 2],
-        grid={"finetune": [1e-4, 5e-4, 2e-3], "modx": [3.0], "lwf": [1.0], "joint": []},
+        grid={"finetune": [1e-4, 5e-4, 2e-3], "modx": [3.0], "lwf": [0.3, 1.0, 3.0],
+              "joint": []},  # LwF at three weights: claim (e) needs LwF's curve
     ),
     # the README's shift study: 5 seeds, fine-tuning's frontier, Mod-X at two alphas, LwF at
     # three weights, replay and joint

@@ -9,11 +9,19 @@ sets, set 0 the old/base domain):
 - ``learning``: how much the new sets gained: ``mean_k (R[k][k] - R[0][k])`` over k >= 1 when
   the sets are the phases' domains, else ``mean_k (R[T][k] - R[0][k])``;
 - ``final_avg``: ``mean_k R[T][k]``;
-- ``max_drop``: the old domain's largest drop below its level after phase 0 at any phase.
+- ``max_drop``: the old domain's largest drop below its level after phase 0 at any phase;
+- ``area_old``: the area under the old domain's curve, ``mean_{t>=1} (R[t][0] - R[0][0])``.
+
+Stability is read three ways (:data:`STABILITY`): end-of-stream ``retention`` (what the
+paper's tables read), minus ``max_drop`` (the largest drop, so that higher is better) and
+``area_old``; every method is placed against fine-tuning's points on each (per seed:
+matched, dominating, dominated or incomparable, with bounds; :mod:`modx.frontier`), and
+claims (d) and (e) are computed on each, the headline verdict on ``retention``.
 
 Intervals are two-sided 95% t intervals over seeds of the per-seed paired differences
 (``scipy.stats.t``); a verdict is ``holds`` when the interval lies on the claimed side of its
-threshold, ``does not hold`` when it lies on the other side, else ``inconclusive``.
+threshold, ``does not hold`` when it lies on the other side, else ``inconclusive``: one alpha,
+one-sided 2.5%, for every claim (:data:`modx.frontier.ALPHA`).
 """
 
 from __future__ import annotations
@@ -28,9 +36,22 @@ from sdtools.io import write_json, write_text
 from sdtools.run_report import RunReport
 from sdtools.runs import RunDir, environment
 
-from .frontier import LEVEL, MIN_SEEDS, frontier_gap, frontier_verdict, t_interval, verdict
+from .frontier import (
+    ALPHA,
+    CLASSES,
+    LEVEL,
+    MIN_SEEDS,
+    frontier_gap,
+    frontier_verdict,
+    t_interval,
+    verdict,
+)
 
-METRICS = ("retention", "learning", "final_avg", "max_drop")
+METRICS = ("retention", "learning", "final_avg", "max_drop", "area_old")
+# stability axes, higher is better: cell -> value
+STABILITY = {"retention": lambda r: r.get("retention"),
+             "max_drop": lambda r: None if r.get("max_drop") is None else -r["max_drop"],
+             "area_old": lambda r: r.get("area_old")}
 
 
 def metric_matrix(rep, metric: str = "r1") -> np.ndarray:
@@ -75,6 +96,7 @@ def cell_metrics(report: RunReport, method: str, metric: str = "r1") -> dict:
         "learning": learning,
         "final_avg": float(np.nanmean(r[last])),
         "max_drop": float(np.max(r[0, 0] - r[:, 0])),
+        "area_old": float(np.mean(r[1:, 0] - r[0, 0])) if last > 0 else 0.0,
     }
     if old is not None:
         for mod in ("image", "text"):
@@ -121,45 +143,77 @@ def _paired(a: dict, b: dict, metric: str) -> list[float]:
             if a[s].get(metric) is not None and b[s].get(metric) is not None]
 
 
-def _points(rows, method: str, value) -> dict:
-    """``{seed: (learning, retention)}`` of one method and knob value."""
-    return {s: (r["learning"], r["retention"]) for s, r in _by(rows, method, value).items()}
+def _points(rows, method: str, value, measure: str = "retention") -> dict:
+    """``{seed: (learning, stability)}`` of one method and knob value."""
+    return {s: (r["learning"], STABILITY[measure](r))
+            for s, r in _by(rows, method, value).items()}
 
 
-def _front(rows, plan, baseline: str) -> dict:
-    """``{seed: [(learning, retention) per knob value]}`` of a swept baseline."""
+# fine-tuning at lr -> 0 is the phase-0 model: learning 0 and every stability measure 0, exactly
+ANCHOR = (0.0, 0.0)
+# methods whose cells are points of a baseline's curve (another sweep axis of the same training)
+CURVE_OF = {"finetune": ("finetune", "finetune_steps")}
+
+
+def _front(rows, plan, baseline: str, measure: str = "retention") -> dict:
+    """``{seed: [(learning, stability) per knob value]}`` of a swept baseline, every sweep axis
+    of it (:data:`CURVE_OF`); fine-tuning's points include :data:`ANCHOR` (the end of its curve
+    that needs no run)."""
     out: dict = {}
-    for v in plan.grid.get(baseline) or [None]:
-        for s, pt in _points(rows, baseline, v).items():
-            out.setdefault(s, []).append(pt)
+    for method in CURVE_OF.get(baseline, (baseline,)):
+        if method not in plan.grid:
+            continue
+        for v in plan.grid[method] or [None]:
+            for s, pt in _points(rows, method, v, measure).items():
+                out.setdefault(s, []).append(pt)
+    if baseline == "finetune":
+        for pts in out.values():
+            pts.append(ANCHOR)
     return out
 
 
 def frontier_table(rows, plan, baseline: str = "finetune") -> list[dict]:
-    """Every other method and knob value against the baseline's frontier (see
-    :mod:`modx.frontier`): the per-seed retention difference at its own learning."""
-    front = _front(rows, plan, baseline)
+    """Every other method and knob value against the baseline's points (see
+    :mod:`modx.frontier`), on each stability measure: per seed its class and bounds."""
     out = []
-    for method, values in plan.grid.items():
-        if method == baseline:
-            continue
-        for v in values or [None]:
-            out.append({"method": method, "knob": v, "against": baseline,
-                        **frontier_gap(_points(rows, method, v), front)})
+    for measure in STABILITY:
+        front = _front(rows, plan, baseline, measure)
+        for method, values in plan.grid.items():
+            if method in CURVE_OF.get(baseline, (baseline,)):
+                continue
+            for v in values or [None]:
+                out.append({"method": method, "knob": v, "against": baseline,
+                            "measure": measure,
+                            **frontier_gap(_points(rows, method, v, measure), front)})
     return out
 
 
-def _against_frontier(rows, plan, method: str, baseline: str, claim: str) -> dict:
-    front = _front(rows, plan, baseline)
-    gaps = {v: frontier_gap(_points(rows, method, v), front)
-            for v in plan.grid.get(method) or [None]}
-    fv = frontier_verdict(gaps)
-    best = gaps.get(fv["best"]) if fv["best"] is not None else None
-    return {"claim": claim, "statistic": f"per-seed retention of {method} minus {baseline}'s "
-            f"frontier retention at the same learning (t interval; Holm over {method}'s "
-            "knob values)", "value": fv["best"], "against": baseline,
-            "retention": best or {"mean": None, "ci": None, "n_seeds": 0},
-            "by_value": {str(v): g for v, g in gaps.items()}, **fv}
+def _against_frontier(rows, plan, method: str, baseline: str, claim: str,
+                      measure: str = "retention") -> dict:
+    front = _front(rows, plan, baseline, measure)
+    values = plan.grid.get(method) or [None]
+    gaps = {v: frontier_gap(_points(rows, method, v, measure), front) for v in values}
+    fv = frontier_verdict(gaps)  # Holm over every planned value
+    value = next((v for v in values if str(v) == fv["best"]), None)
+    return {"claim": claim, "measure": measure,
+            "statistic": f"per-seed lower bound of {method}'s {measure} minus {baseline}'s at "
+            f"the same learning (monotone trade-off; t test, Holm over {method}'s planned "
+            f"values {values})", **fv, "value": value, "against": baseline,
+            "lower": gaps[value]["lower"], "classes": gaps[value]["classes"],
+            "by_value": {str(v): g for v, g in gaps.items()}}
+
+
+def _on_each_measure(rows, plan, method: str, baseline: str, claim: str) -> dict:
+    """The claim on end-of-stream retention, with the same claim on the other stability
+    measures beside it (``by_measure``: verdict, best value, its lower bound)."""
+    out = _against_frontier(rows, plan, method, baseline, claim)
+    out["by_measure"] = {}
+    for m in STABILITY:
+        c = out if m == "retention" else _against_frontier(rows, plan, method, baseline,
+                                                           claim, m)
+        out["by_measure"][m] = {k: c[k] for k in ("verdict", "value", "lower", "classes",
+                                                  "holm_p", "reason")}
+    return out
 
 
 def _verdict_n(interval: dict, threshold: float = 0.0, side: str = ">") -> str:
@@ -202,10 +256,10 @@ def claims(rows, plan) -> dict:
         "statistic": "cross_residual minus its null, finetune at the reference lr, old-domain "
                      "probe", **cr, "verdict": _verdict_n(cr)}
     if "modx" in plan.grid:
-        d = _against_frontier(rows, plan, "modx", "finetune",
-                              "Mod-X forgets less than fine-tuning at matched plasticity "
-                              "(against fine-tuning's frontier), with joint training above both "
-                              "(final average)")
+        d = _on_each_measure(rows, plan, "modx", "finetune",
+                             "Mod-X forgets less than fine-tuning at matched plasticity "
+                             "(against fine-tuning's trade-off curve), with joint training "
+                             "above both (final average)")
         if "joint" in plan.grid and d["value"] is not None:
             joint = _by(rows, "joint", None)
             above = [t_interval(_paired(joint, _by(rows, meth, val), "final_avg")) for meth, val
@@ -214,9 +268,9 @@ def claims(rows, plan) -> dict:
             d["joint_above_both"] = _all(_verdict_n(a) for a in above)
         out["d_modx_vs_finetune"] = d
         if "lwf" in plan.grid:
-            out["e_modx_vs_lwf"] = _against_frontier(
+            out["e_modx_vs_lwf"] = _on_each_measure(
                 rows, plan, "modx", "lwf", "Mod-X forgets less than LwF at matched plasticity "
-                "(against LwF's frontier over its weight)")
+                "(against LwF's trade-off curve over its weight)")
     return out
 
 
@@ -250,14 +304,20 @@ def aggregate(plan, out, partial: bool = False) -> dict:
     write_text(out / "report.md", markdown(study))
     from sdtools.viz.study import plasticity_figure
 
-    curves = _curves(rows, plan)
-    learning = {(m, p["knob"]): p["learning"]["mean"] for m, pts in curves.items() for p in pts}
-    gaps = [{**g, "learning": learning.get((g["method"], g["knob"]))}
-            for g in study["frontier"]]
     from .methods import styles
 
-    plasticity_figure(curves, out / "figures", gaps, styles=styles(), baseline="finetune")
+    plasticity_figure(_curves(rows, plan), out / "figures", figure_gaps(study["frontier"]),
+                      styles=styles(), baseline="finetune")
     return study
+
+
+def figure_gaps(frontier: list[dict], measure: str = "retention") -> list[dict]:
+    """What the figure's verdict panel plots, as plain data: per method and knob value, each
+    seed's class and bounds, and the interval over seeds of the lower bound."""
+    return [{"method": g["method"], "knob": g["knob"], "lower": g["lower"],
+             "seeds": [{k: v[k] for k in ("class", "lower", "upper", "gap")}
+                       for v in g["per_seed"].values()]}
+            for g in frontier if g["measure"] == measure]
 
 
 def _curves(rows, plan) -> dict:
@@ -273,6 +333,10 @@ def _curves(rows, plan) -> dict:
     return out
 
 
+MEASURE_NAMES = {"retention": "end-of-stream retention", "max_drop": "minus the largest drop",
+                 "area_old": "area under the old-domain curve"}
+
+
 def _f(x, nd=2):
     return "–" if x is None else f"{x:+.{nd}f}"
 
@@ -283,6 +347,9 @@ def _ci(d):
 
 def _claim_cells(c: dict) -> tuple[str, str, int | str]:
     """Mean, interval and seeds of a claim's headline statistic, as text."""
+    if isinstance(c.get("lower"), dict):
+        r = c["lower"]
+        return _f(r["mean"], 3), _ci(r), r.get("n_seeds", 0)
     if "retention" in c and isinstance(c["retention"], dict):
         r = c["retention"]
         return _f(r["mean"], 3), _ci(r), r.get("n_seeds", 0)
@@ -299,9 +366,16 @@ def markdown(study: dict) -> str:
              *([f"**Partial: {study['cells_done']} of {study['cells_planned']} cells "
                 "finished.**", ""] if study.get("partial") else []),
              f"Seeds {study['plan']['seeds']}; cells {len(study['cells'])}; intervals: 95% t "
-             "over seeds. Method comparisons are per-seed retention differences against the "
-             "baseline's frontier at the method's own learning (Holm over knob values); a "
-             f"verdict needs at least {MIN_SEEDS} seeds with spread.", "", "## Claims", "",
+             "over seeds; one alpha, one-sided "
+             f"{ALPHA:g}, for every claim. Methods are placed per seed against the baseline's "
+             "best trade-off: with E(l) the best stability of a baseline run learning l or "
+             "more, the method's gap at its own learning is at least `lower` (its stability "
+             "minus E at the baseline learning next below its own) and at most `upper` (minus "
+             "E at its own learning; fine-tuning's points include (0, 0), lr -> 0); "
+             "dominating when lower > 0, dominated when upper < 0, matched inside the "
+             "baseline's learning range, else incomparable. "
+             "Claims (d) and (e) test the mean lower bound above 0 (t, Holm over the planned "
+             f"values) and need at least {MIN_SEEDS} seeds with spread.", "", "## Claims", "",
              "| claim | statistic | mean | 95% CI | seeds | verdict |",
              "| --- | --- | --- | --- | --- | --- |"]
     for c in study["claims"].values():
@@ -317,13 +391,37 @@ def markdown(study: dict) -> str:
                          f"difference, joint minus modx / minus finetune | {_f(jm['mean'], 3)} / "
                          f"{_f(jf['mean'], 3)} | {_ci(jm)} / {_ci(jf)} | {jm['n_seeds']} | "
                          f"{c['joint_above_both']} |")
-    lines += ["", "## Against fine-tuning's frontier (retention at the same learning)", "",
-              "| method | knob | mean | 95% CI | seeds matched | p (one-sided) |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for p in study.get("frontier", []):
-        pv = "–" if p.get("p") is None else f"{p['p']:.3f}"
-        lines.append(f"| {p['method']} | {p['knob']} | {_f(p['mean'])} | {_ci(p)} | "
-                     f"{p['n_seeds']} of {p['n_total']} | {pv} |")
+        for m, b in (c.get("by_measure") or {}).items():
+            if m != "retention":
+                note = f" (best value {b['value']})" if b.get("value") is not None else ""
+                lines.append(f"| the same, on {MEASURE_NAMES[m]} | lower bound | "
+                             f"{_f(b['lower']['mean'], 3)} | {_ci(b['lower'])} | "
+                             f"{b['lower']['n_seeds']} | {b['verdict']}{note} |")
+    pv = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
+    for measure in MEASURE_NAMES:
+        rows = [g for g in study.get("frontier", []) if g.get("measure") == measure]
+        if not rows:
+            continue
+        lines += ["", f"## Against fine-tuning's points: {MEASURE_NAMES[measure]}", "",
+                  "| method | knob | matched / dominating / dominated / incomparable | lower "
+                  "bound | 95% CI | p (t) | p (sign-flip) | upper bound | 95% CI | chord gap |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for g in rows:
+            lo, up = g["lower"], g["upper"]
+            cls = " / ".join(str(g["classes"][k]) for k in CLASSES)
+            lines.append(f"| {g['method']} | {g['knob']} | {cls} | {_f(lo['mean'])} | "
+                         f"{_ci(lo)} | {pv(lo['p'])} | {pv(lo['p_sign_flip'])} | "
+                         f"{_f(up['mean'])} | {_ci(up)} | {_f(g['chord']['mean'])} |")
+    lines += ["", "## Per seed, end-of-stream retention against fine-tuning's points", "",
+              "| method | knob | seed | class | learning | retention | lower | upper | chord "
+              "gap |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for g in study.get("frontier", []):
+        if g.get("measure") != "retention":
+            continue
+        for seed, v in g["per_seed"].items():
+            lines.append(f"| {g['method']} | {g['knob']} | {seed} | {v['class']} | "
+                         f"{_f(v['learning'])} | {_f(v['stability'])} | {_f(v['lower'])} | "
+                         f"{_f(v['upper'])} | {_f(v['gap'])} |")
     lines += ["", "## Paired differences against finetune at the reference lr", "",
               "| method | knob | metric | mean | 95% CI | seeds |",
               "| --- | --- | --- | --- | --- | --- |"]

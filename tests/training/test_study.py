@@ -132,3 +132,126 @@ def test_example_shift_plan_is_the_shift_preset():
 
     path = Path(__file__).resolve().parents[2] / "examples" / "study_shift.toml"
     assert load_plan(path).to_dict() == study_plan("shift").to_dict()
+
+
+def _fake_rows(plan, point):
+    """Cells of a plan without training: ``point(cell) -> (learning, retention, max_drop)``."""
+    rows = []
+    for c in plan.cells():
+        learning, retention, drop = point(c)
+        rows.append({"cell": c.index, "seed": c.seed, "method": c.method, "value": c.value,
+                     "learning": learning, "retention": retention, "max_drop": drop,
+                     "area_old": retention / 2, "final_avg": 50.0 + learning / 10})
+    return rows
+
+
+def test_study_classifies_every_seed_and_reads_each_stability_measure(tmp_path, monkeypatch):
+    """Known answers: Mod-X learns more than every fine-tuning rate and keeps 2-2.8 points
+    more than the fastest: dominating in every seed, (d) holds on its lower bound; on the
+    largest drop it is worse than the fastest rate's, so there it does not dominate."""
+    from modx.demo import study_plan
+    from modx.study_stats import claims, figure_gaps, frontier_table
+    from sdtools.viz.study import plasticity_figure
+
+    plan = study_plan("quick")
+    assert len(plan.grid["lwf"]) > 1  # claim (e) needs LwF's curve
+    ft = {1e-4: (5.0, -1.0), 5e-4: (10.0, -5.0), 2e-3: (15.0, -9.0)}
+    lwf = {0.3: (8.0, -3.0), 1.0: (10.0, -4.0), 3.0: (12.0, -6.0)}
+
+    def point(c):
+        level = 0.3 * c.seed
+        if c.method == "finetune":
+            x, r = ft[c.value]
+            return x + c.seed, r + level, -r - level
+        if c.method == "lwf":
+            x, r = lwf[c.value]
+            return x + c.seed, r + level, -r - level
+        if c.method == "modx":
+            return 16.0 + c.seed, -7.0 + 0.4 * c.seed + level, 12.0
+        return 30.0, 0.0, 0.0
+
+    rows = _fake_rows(plan, point)
+    from modx.study_stats import _front
+
+    assert all(pts[-1] == (0.0, 0.0) and len(pts) == 4  # lr -> 0: the phase-0 model
+               for pts in _front(rows, plan, "finetune").values())
+    assert all(len(pts) == 3 for pts in _front(rows, plan, "lwf").values())
+    out = claims(rows, plan)
+    d = out["d_modx_vs_finetune"]
+    assert d["verdict"] == "holds" and d["value"] == 3.0 and d["classes"]["dominating"] == 3
+    assert d["lower"]["mean"] == pytest.approx(2.4)  # 2.0, 2.4, 2.8
+    assert d["family"] == ["3.0"]
+    drop = d["by_measure"]["max_drop"]
+    assert drop["verdict"] == "inconclusive" and drop["classes"]["incomparable"] == 3
+    assert set(d["by_measure"]) == {"retention", "max_drop", "area_old"}
+    assert out["e_modx_vs_lwf"]["family"] == ["3.0"]
+    table = frontier_table(rows, plan)
+    assert {g["measure"] for g in table} == {"retention", "max_drop", "area_old"}
+    seeds = next(g for g in table if g["method"] == "modx" and g["measure"] == "retention")
+    assert seeds["per_seed"]["1"]["below"] == [16.0, -8.7] and seeds["per_seed"]["1"]["class"] \
+        == "dominating"
+    md = markdown({"plan": plan.to_dict(), "cells": rows, "claims": out, "paired": [],
+                   "frontier": table})
+    assert "| modx | 3.0 | 1 | dominating |" in md
+    assert "the same, on minus the largest drop" in md
+    gaps = figure_gaps(table)
+    assert [s["class"] for s in gaps[0]["seeds"]] == ["dominating"] * 3
+    curves = {"finetune": [{"knob": 1e-4, "learning": {"mean": 5.0},
+                            "retention": {"mean": -1.0}}]}
+    files = plasticity_figure(curves, tmp_path, gaps, baseline="finetune")
+    assert all(p.is_file() for p in files)
+    # the whole aggregation on these cells: study.json, report.md and the figure
+    import modx.study_stats as ss
+
+    monkeypatch.setattr(ss, "_collect", lambda plan, out, partial=False: rows)
+    study = ss.aggregate(plan, tmp_path / "study")
+    saved = json.loads((tmp_path / "study" / "study.json").read_text())
+    d = saved["claims"]["d_modx_vs_finetune"]
+    assert d["verdict"] == "holds" and d["classes"]["dominating"] == 3
+    per_seed = next(g for g in saved["frontier"] if g["method"] == "modx"
+                    and g["measure"] == "retention")["per_seed"]
+    assert {s["class"] for s in per_seed.values()} == {"dominating"}
+    assert study["claims"]["d_modx_vs_finetune"]["verdict"] == "holds"
+    assert "dominating" in (tmp_path / "study" / "report.md").read_text()
+    assert (tmp_path / "study" / "figures" / "stability_plasticity.png").is_file()
+
+
+def test_cell_metrics_read_stability_three_ways():
+    """Relearning at the end: end-of-stream retention -5, the largest drop 10, the area under
+    the old-domain curve -7.5 (mean of -10 and -5)."""
+    from types import SimpleNamespace
+
+    from modx.study_stats import STABILITY, cell_metrics
+
+    r1 = [[80.0, 10.0, 10.0], [70.0, 50.0, 12.0], [75.0, 48.0, 60.0]]
+    rep = SimpleNamespace(methods={"finetune": SimpleNamespace(r1=r1, geometry=[],
+                                                               sets=["d0", "d1", "d2"])})
+    m = cell_metrics(rep, "finetune")
+    assert (m["retention"], m["max_drop"], m["area_old"]) == (-5.0, 10.0, -7.5)
+    assert m["learning"] == 45.0
+    assert [STABILITY[k](m) for k in ("retention", "max_drop", "area_old")] == [-5.0, -10.0,
+                                                                                 -7.5]
+
+
+def test_a_second_sweep_axis_joins_finetunes_curve():
+    """``finetune_steps`` (fine-tuning over steps per phase) brackets where the learning rates
+    do not: a method between two lr points far apart is matched with a tight bracket."""
+    from modx.study import Plan
+    from modx.study_stats import _front, frontier_table
+
+    grid = {"finetune": [1e-4, 1e-3], "finetune_steps": [5, 20], "modx": [3.0]}
+    plan = Plan("two-axes", {"steps": 10, "log_every": 0}, [0, 1, 2], grid, reference=1e-4)
+    assert plan.config(0, "finetune_steps", 20).steps == 20
+    assert [c.name for c in plan.cells()[:4]] == ["finetune-lr0.0001", "finetune-lr0.001",
+                                                  "finetune_steps-steps5",
+                                                  "finetune_steps-steps20"]
+    pts = {("finetune", 1e-4): (5.0, -1.0), ("finetune", 1e-3): (40.0, -30.0),
+           ("finetune_steps", 5): (18.0, -6.0), ("finetune_steps", 20): (22.0, -9.0),
+           ("modx", 3.0): (20.0, -5.0)}
+    rows = _fake_rows(plan, lambda c: (*pts[(c.method, c.value)], 0.0))
+    assert sorted(_front(rows, plan, "finetune")[0]) == [(0.0, 0.0), (5.0, -1.0), (18.0, -6.0),
+                                                         (22.0, -9.0), (40.0, -30.0)]
+    table = [g for g in frontier_table(rows, plan) if g["measure"] == "retention"]
+    assert [g["method"] for g in table] == ["modx"]  # the steps axis is fine-tuning itself
+    seed = table[0]["per_seed"]["0"]
+    assert seed["class"] == "dominating" and seed["lower"] == 1.0 and seed["upper"] == 4.0
