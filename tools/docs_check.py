@@ -69,20 +69,26 @@ def _with_binary(binary: str, base: str, out: Path) -> list[str]:
     return errors
 
 
+def _playwright_chromium() -> bool:
+    """Playwright is installed and so is its Chromium (``playwright install chromium``)."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return False
+    with sync_playwright() as p:
+        return Path(p.chromium.executable_path).exists()
+
+
 def main(argv: list[str]) -> int:
     site = Path(argv[0] if argv else "site").resolve()
     missing = [p for p in PAGES.values() if not (site / p).exists()]
     if missing:
         print(f"docs-check: {site} lacks {', '.join(missing)}; run `make docs` first")
         return 2
-    try:
-        import playwright  # noqa: F401
-
-        driver = "playwright"
-    except ImportError:
-        driver = next((b for b in BINARIES if shutil.which(b)), None)
+    driver = "playwright" if _playwright_chromium() else next(
+        (b for b in BINARIES if shutil.which(b)), None)
     if driver is None:
-        print("docs-check: SKIPPED, no headless Chromium here (neither Playwright nor a "
+        print("docs-check: SKIPPED, no headless Chromium here (neither Playwright's Chromium nor a "
               f"{'/'.join(BINARIES)} binary); the pages were built but not rendered")
         return 0
     out = site / "_check"
