@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-all lint bench demo docs docs-check wheel-check clean
+.PHONY: setup test test-all lint bench demo docs docs-check docstrings wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,6 +53,11 @@ docs: $(VENV)/.docs-installed
 # results page in site/_check/, failing on console errors; skipped (saying so) without Chromium
 docs-check: docs
 	$(BIN)/python tools/docs_check.py site
+
+# numpydoc-style validation of the public names (Parameters complete and in signature order,
+# Returns, Raises where a name raises, See Also, References for the measures); lists problems
+docstrings: $(STAMP)
+	$(BIN)/python tools/check_docstrings.py
 
 # the wheel, installed alone into a fresh venv: sdtools --version, modx --help, an API example
 wheel-check: $(STAMP)
