@@ -78,7 +78,10 @@ def config_page() -> str:
 
     src = inspect.getsource(config.TrainConfig).splitlines()
     fields = {f.name: f for f in dataclasses.fields(config.TrainConfig)}
-    section_of = {k: s for s, keys in config.SECTIONS.items() for k in keys}
+    section_of: dict[str, list[str]] = {}
+    for sec, keys in config.SECTIONS.items():
+        for k in keys:
+            section_of.setdefault(k, []).append(sec)
     lines = ["# Config schema", "",
              "Generated from `modx.config.TrainConfig` (its fields, defaults and the comments "
              "beside them) by `docs/gen_ref.py`. A TOML config sets these keys at the top "
@@ -106,8 +109,10 @@ def config_page() -> str:
         if m and m.group(1) in fields:
             if group:
                 text = " ".join(group)
-                head, _, rest = text.partition(":")
-                head = head.strip()
+                cut = min(i for i in (text.find(":"), text.find(" ("), len(text)) if i >= 0)
+                head, rest = text[:cut].strip(), text[cut:].lstrip(":").strip()
+                if rest.startswith("(") and rest.endswith(")"):
+                    rest = rest[1:-1]
                 lines += [f"## {head[:1].upper()}{head[1:]}", ""]
                 if rest.strip():
                     lines += [rest.strip()[0].upper() + rest.strip()[1:] + ".", ""]
@@ -118,7 +123,8 @@ def config_page() -> str:
                 shown = repr(f.default)
             else:
                 shown = repr(f.default_factory())  # type: ignore[misc]
-            sec = f"`[{section_of[name]}]`" if name in section_of else "top level"
+            sec = (", ".join(f"`[{x}]`" for x in section_of[name]) if name in section_of
+                   else "top level")
             rows.append(f"| `{name}` | `{_cell(typ)}` | `{_cell(shown)}` | {sec} | "
                         f"{_cell(note or '')} |")
     flush()

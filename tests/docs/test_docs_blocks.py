@@ -66,3 +66,30 @@ def test_generated_reference_pages_cover_the_code():
     api = gen.api_page()
     assert all(f"## `sdtools.{name}`" in api for name in sdtools.__all__)
     assert "| holds |" in gen.validity_page()
+
+
+def _shell_blocks():
+    """The ``bash`` blocks marked ``<!-- runs -->``, in page order (later ones may read what
+    earlier ones wrote: the quickstart's demo run, then sdtools on its outputs)."""
+    out = []
+    for page in sorted(DOCS.rglob("*.md")):
+        out += [(page.relative_to(DOCS), m.group(1)) for m in
+                re.finditer(r"<!-- runs -->\n```bash\n(.*?)```", page.read_text(), flags=re.S)]
+    return out
+
+
+@pytest.mark.slow
+def test_docs_shell_blocks_run(tmp_path):
+    """The marked shell blocks run in order in one folder, each command succeeding."""
+    import os
+    import subprocess
+    import sys
+
+    blocks = _shell_blocks()
+    assert blocks
+    env = {**os.environ, "SDTOOLS_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1",
+           "MPLBACKEND": "Agg", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    for page, code in blocks:
+        run = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, (page, code, run.stderr[-2000:])
