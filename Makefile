@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-all lint bench demo clean
+.PHONY: setup test test-all lint bench demo docs docs-check docstrings wheel-check clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -40,5 +40,28 @@ bench: $(VENV)/.bench-installed
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/modx demo $(DEMO_ARGS)
 
+# the manual: installs the docs extra, then builds site/ with warnings as errors (broken links
+# and anchors included); the reference pages are generated from the code while it builds
+$(VENV)/.docs-installed: $(STAMP)
+	$(BIN)/pip install -q -e ".[dev,docs]"
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 $(BIN)/mkdocs build --strict
+
+# rendered pages in headless Chromium: screenshots of the index, a measures page and the
+# results page in site/_check/, failing on console errors; skipped (saying so) without Chromium
+docs-check: docs
+	$(BIN)/python tools/docs_check.py site
+
+# numpydoc-style validation of the public names (Parameters complete and in signature order,
+# Returns, Raises where a name raises, See Also, References for the measures); lists problems
+docstrings: $(STAMP)
+	$(BIN)/python tools/check_docstrings.py
+
+# the wheel, installed alone into a fresh venv: sdtools --version, modx --help, an API example
+wheel-check: $(STAMP)
+	tools/wheel_check.sh $(BIN)/python
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache site build/wheel-check

@@ -1,3 +1,5 @@
 """modx: continual CLIP training with Mod-X and its baselines."""
 
-__version__ = "0.1.0"
+from sdtools import __version__  # one version for both packages (pyproject reads it)
+
+__all__ = ["__version__"]
