@@ -9,7 +9,7 @@ from __future__ import annotations
 from sdtools.classify import classify_sets
 
 
-def classify(loaded, data, image, device) -> dict:
-    """``{task: {"zero_shot": {...}, "linear_probe": accuracy}}`` for the tasks ``data``
-    carries (see :meth:`ImageTextData.class_labels`); empty when it carries none."""
-    return classify_sets(loaded, data, image, device or "cpu")
+def classify(loaded, data, image, device, linear_probe: bool = True) -> dict:
+    """``{task: {"zero_shot": {...}, "linear_probe": accuracy or None}}`` for the tasks
+    ``data`` carries (see :meth:`ImageTextData.class_labels`); empty when it carries none."""
+    return classify_sets(loaded, data, image, device or "cpu", linear_probe=linear_probe)

@@ -25,6 +25,7 @@ class TrainConfig:
     phases: str = "domain"  # domain | contiguous:N | random:N | base+contiguous:N | shards:N
     eval_data: list[str] = dataclasses.field(default_factory=list)  # default: synthetic tests
     eval_n: int | None = None  # images per synthetic test split (default: the config's)
+    linear_probe: bool = True  # also a 2-fold linear probe on labelled sets after each phase
     # model: architecture for phase 0 from scratch, or a checkpoint to start from
     model: str | None = None  # open_clip name / config JSON; default: the tiny synthetic CLIP
     init: str | None = None  # checkpoint (file or ARCH:TAG): phase 0 = this model, no training

@@ -471,10 +471,12 @@ def probe_cv(image, y, folds: int = 2, seed: int = PROBE_SEED, C: float = 10.0):
     return float(100.0 * hits / y.size)
 
 
-def classify_sets(loaded, data, image, device, cache: bool = False) -> dict:
+def classify_sets(loaded, data, image, device, cache: bool = False,
+                  linear_probe: bool = True) -> dict:
     """``{task: {"zero_shot": {top1, top5, mean_per_class_recall}, "linear_probe": accuracy}}``
     for every task ``data`` carries, from its image embeddings ``image`` (what a run records
-    after each phase); empty for data without labels."""
+    after each phase); empty for data without labels. ``linear_probe`` False: its accuracy
+    is None (zero-shot only)."""
     from .models.extract import ModelRef, embed_classes
 
     ref = ModelRef(loaded, cache=cache)
@@ -485,7 +487,7 @@ def classify_sets(loaded, data, image, device, cache: bool = False) -> dict:
         r = zero_shot_scores(image, w, y, names)
         out[task] = {"zero_shot": {"top1": r.top1, "top5": r.top5,
                                    "mean_per_class_recall": r.mean_per_class_recall},
-                     "linear_probe": probe_cv(image, y)}
+                     "linear_probe": probe_cv(image, y) if linear_probe else None}
     return out
 
 

@@ -372,7 +372,7 @@ class Trainer:
                 self.save(state, rd.strategy_path(method, t))
             sets, results, probe = evaluate_phase(
                 Loaded(self.model, self.preprocess, self.tokenizer), self.evals, self.device,
-                workers=self.workers_for)
+                workers=self.workers_for, linear_probe=self.cfg.linear_probe)
             probe.meta.update(class_groups(self.evals))  # labelled sets' classes, as groups
             rd.write_probe(method, t, probe)
             rd.write_eval(method, t, sets, results, stats,

@@ -47,4 +47,8 @@ def test_synthetic_labels_and_classify_on_a_model():
     out = classify(loaded, data, img, "cpu")
     for task in ("shape", "colour"):
         assert 0 <= out[task]["zero_shot"]["top1"] <= 100
+        assert 0 <= out[task]["linear_probe"] <= 100
+    off = classify(loaded, data, img, "cpu", linear_probe=False)  # linear_probe = false
+    assert all(off[t]["linear_probe"] is None for t in off)
+    assert all(off[t]["zero_shot"] == out[t]["zero_shot"] for t in off)
     assert classify(loaded, open_data("synthetic:n=4").subset([0]), img[:1], "cpu") != {}
