@@ -259,8 +259,14 @@ def geometry(a: Embeddings, b: Embeddings, max_pairs: int | None = SAMPLED_PAIRS
            "deviation": {k: d[k] for k in DEVIATION_KEYS}}
     sets = a.sets() if per_set else {}
     if sets:
-        out["per_set"] = {name: geometry(a.subset(idx), b.subset(idx), max_pairs, False)
-                          for name, idx in sets.items() if idx.size >= 3}
+        out["per_set"], skipped = {}, {}
+        for name, idx in sets.items():
+            try:  # a set too small for a measure (a labelled set's few class captions) is said
+                out["per_set"][name] = geometry(a.subset(idx), b.subset(idx), max_pairs, False)
+            except InputError as e:
+                skipped[name] = str(e)
+        if skipped:
+            out["per_set_skipped"] = skipped
     return jsonable(out)
 
 

@@ -150,6 +150,8 @@ def _geometry_lines(r: MethodReport) -> list[str]:
             f"{_fmt(pro.get('rigidity'))}{interval_text(pro.get('rigidity_ci'))} | "
             f"{_fmt(p['image'].get('topology', {}).get('topology_kept'))} | "
             f"{_fmt(cross, 3)}{_null_text(p['deviation'].get('cross_residual', {}))} |")
+    lines += [f"| {name} | not measured: {why} | | | | | |"
+              for name, why in g.get("per_set_skipped", {}).items()]
     return lines
 
 

@@ -52,7 +52,8 @@ def _keys(d, where: str, required, optional=()) -> dict:
 def check_geometry(g, where: str, nested: bool = True) -> dict:
     """One geometry record (:func:`sdtools.report.geometry`): both modalities' rotation
     measures and the inter-modal deviation, plus ``per_set`` records when ``nested``."""
-    _keys(g, where, ("image", "text", "deviation"), ("per_set",) if nested else ())
+    _keys(g, where, ("image", "text", "deviation"),
+          ("per_set", "per_set_skipped") if nested else ())
     for mod in ("image", "text"):
         _keys(g[mod], f"{where}.{mod}", MODALITY_KEYS)
     _keys(g["deviation"], f"{where}.deviation", DEVIATION_KEYS)

@@ -55,7 +55,14 @@ def test_run_with_an_imagefolder_set_reports_transfer_avg_last(tmp_path):
     assert r.mtil["shape"]["transfer"] == pytest.approx(r.zero_shot["shape"][0][1])
     assert "mtil" in json.loads((tmp_path / "run" / "report.json").read_text())[
         "methods"]["finetune"]
+    # the folder's 12 images share 3 class captions: too few distinct for the per-set fit,
+    # said in the report instead of ending the run
+    g = rep.methods["finetune"].geometry[-1].vs_phase0
+    assert set(g["per_set"]) == set(sets)
+    (name, why), = g["per_set_skipped"].items()
+    assert "distinct" in why
     md = (tmp_path / "run" / "report.md").read_text()
+    assert f"| {name} | not measured: " in md
     assert "| class | " in md and "Transfer" in md and "Zero-shot top-1 (%), class" in md
     # the labelled set's classes, as groups of the run's probe images
     probe = sdtools.Embeddings.load(tmp_path / "run" / "finetune" / "phase1" / "probe.npz")
