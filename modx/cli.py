@@ -114,12 +114,12 @@ def demo(
     cfg = demo_config(preset, out=out, seed=seed, methods=_methods(methods), quiet=quiet)
     report = _run(cfg, resume)
     if figures and report:
-        from sdtools.io import atomic_dir
+        from sdtools.io import refresh_dir
         from sdtools.runs import RunDir
         from sdtools.viz.phases import draw_all
 
         figs = RunDir(out).figures_dir
-        with atomic_dir(figs) as tmp:
+        with refresh_dir(figs) as tmp:  # a user's files among the figures are kept
             n = len(draw_all(report, tmp, run_dir=Path(out), progress=not quiet))
         if not quiet:
             print(f"figures: {n} files in {figs}")

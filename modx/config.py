@@ -273,7 +273,10 @@ def from_dict(d: dict, source: str = "config", overrides: dict | None = None) ->
 
 def read_toml(path, what: str = "config file") -> dict:
     """A TOML file as a dict; a missing or malformed file is a one-line ConfigError."""
+    from sdtools.io import check_regular_input
+
     path = Path(path)
+    check_regular_input(path, what, ConfigError)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:

@@ -190,8 +190,11 @@ def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
     return d
 
 
-STUDY_ENTRIES = ("plan.json", "study.json", "report.md", "figures", "times.json",
-                 ".times.lock", "seed*", "submitit")  # what a study folder holds
+# what a study folder holds, with the kind of sdtools output each file must be (None: known
+# by its name alone, such as the seeds' run folders, which runs check themselves)
+STUDY_ENTRIES = {"plan.json": "plan", "study.json": "study", "report.md": "study",
+                 "figures": "figure", "times.json": "times", ".times.lock": None,
+                 "seed*": None, "submitit": None}
 
 
 def prepare(plan: Plan, out, force: bool = False) -> Path:
@@ -200,11 +203,18 @@ def prepare(plan: Plan, out, force: bool = False) -> Path:
     from sdtools.io import check_output_dir
 
     out = Path(out)
-    check_output_dir(out, "--out", STUDY_ENTRIES, force, verify=False)
+    check_output_dir(out, "--out", STUDY_ENTRIES, force)
     _same_training(plan, out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "plan.json", plan.to_dict())
+    write_plan(plan, out)
     return out
+
+
+def write_plan(plan: Plan, out: Path) -> None:
+    """``DIR/plan.json``: the plan, tagged as this tool's (a later study checks against it)."""
+    from sdtools.io import tag
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(out) / "plan.json", {"written_by": tag(), "kind": "plan", **plan.to_dict()})
 
 
 def run_timed(plan: Plan, c: Cell, out: Path, progress: bool = False) -> float | None:
@@ -257,8 +267,10 @@ def _same_training(plan: Plan, out: Path) -> None:
     values may be added)."""
     import json
 
+    from sdtools.io import written_by_us
+
     path = out / "plan.json"
-    if not path.is_file():
+    if not written_by_us(path, "plan"):  # none yet, or a user's file that --force replaces
         return
     try:
         old = json.loads(path.read_text())
@@ -278,10 +290,25 @@ def _same_training(plan: Plan, out: Path) -> None:
 
 def _add_time(out: Path, key: str, seconds: float) -> None:
     """Wall time of each cell and each seed's phase 0 (``DIR/times.json``)."""
-    import json
+
+    from sdtools.io import tag
 
     path = out / "times.json"
     with _lock(out / ".times.lock"):  # concurrent --cell workers must not lose each other's
-        times = json.loads(path.read_text()) if path.is_file() else {}
+        times = read_times(out)
         times[key] = seconds
-        write_json(path, times)
+        write_json(path, {"written_by": tag(), "kind": "times", "seconds": times})
+
+
+def read_times(out: Path) -> dict:
+    """``{cell or seed phase 0: seconds}`` from ``DIR/times.json``; empty when there is none
+    or the file there is not a study's timings (a user's file, which --force replaces)."""
+    import json
+
+    from sdtools.io import written_by_us
+
+    path = Path(out) / "times.json"
+    if not written_by_us(path, "times"):
+        return {}
+    seconds = json.loads(path.read_text()).get("seconds")
+    return {k: float(v) for k, v in seconds.items()} if isinstance(seconds, dict) else {}

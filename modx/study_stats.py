@@ -18,7 +18,6 @@ threshold, ``does not hold`` when it lies on the other side, else ``inconclusive
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -214,9 +213,13 @@ def aggregate(plan, out, partial: bool = False) -> dict:
     from the cells finished so far (``"partial": true`` in the study)."""
     out = Path(out)
     rows = _collect(plan, out, partial)
-    times_path = out / "times.json"
-    times = json.loads(times_path.read_text()) if times_path.is_file() else {}
-    study = {"plan": plan.to_dict(), "cells": rows, "paired": paired_table(rows, plan),
+    from sdtools.io import tag
+
+    from .study import read_times
+
+    times = read_times(out)
+    study = {"written_by": tag(), "kind": "study", "plan": plan.to_dict(), "cells": rows,
+             "paired": paired_table(rows, plan),
              "frontier": frontier_table(rows, plan), "claims": claims(rows, plan),
              "level": LEVEL, "environment": environment(), "partial": partial,
              "cells_done": len(rows), "cells_planned": len(plan.cells()),
@@ -270,7 +273,9 @@ def _claim_cells(c: dict) -> tuple[str, str, int | str]:
 
 
 def markdown(study: dict) -> str:
-    lines = [f"# Study {study['plan']['name']}", "",
+    from sdtools.io import md_tag
+
+    lines = [f"# Study {study['plan']['name']}", "", md_tag("study"), "",
              *([f"**Partial: {study['cells_done']} of {study['cells_planned']} cells "
                 "finished.**", ""] if study.get("partial") else []),
              f"Seeds {study['plan']['seeds']}; cells {len(study['cells'])}; intervals: 95% t "

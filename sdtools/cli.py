@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +50,9 @@ SHARED = (("model", ModelOpt, None), ("device", DeviceOpt, None), ("batch_size",
           ("precision", PrecisionOpt, "auto"), ("force", ForceOpt, False))
 
 
+_COMMAND = contextvars.ContextVar("sdtools_command", default=None)
+
+
 def embedding_command(fn):
     """Give a command the shared options: ``fn(ctx, force, ...)`` receives a :class:`Ctx` built
     from ``--data`` and them (checked before the command runs) and ``force``."""
@@ -64,8 +68,12 @@ def embedding_command(fn):
     def command(**kw):
         opts = {n: kw.pop(n) for n, _, _ in SHARED}
         force = opts.pop("force")
-        ctx = Ctx(kw.get("data"), **opts)
-        return fn(ctx=ctx, force=force, **kw)
+        token = _COMMAND.set(fn.__name__)  # the kind of result its --json holds
+        try:
+            ctx = Ctx(kw.get("data"), **opts)
+            return fn(ctx=ctx, force=force, **kw)
+        finally:
+            _COMMAND.reset(token)
 
     command.__signature__ = sig.replace(parameters=[
         p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + shared)
@@ -150,27 +158,43 @@ class Ctx:
         return ea, eb
 
 
-def _write_json(path: Path, obj) -> None:
-    from . import __version__
-    from .io import write_json
+def _write_json(path: Path, obj, kind: str | None = None) -> None:
+    """A command's results as JSON, tagged with the tool and the kind of result (the
+    command's name) so that a later --json knows the file again."""
+    from .io import tag, write_json
     from .measures.summary import jsonable
 
-    write_json(path, {"written_by": f"sdtools {__version__}", **jsonable(obj)})
+    write_json(path, {"written_by": tag(), "kind": kind or _COMMAND.get(), **jsonable(obj)})
 
 
-def _check_outputs(*paths, plot: Path | None = None, force: bool = False) -> None:
+def _check_outputs(*paths, plot: Path | None = None, force: bool = False,
+                   inputs=(), kind: str | None = None) -> None:
     """Output files must be writable where asked and must not replace a file sdtools did not
-    write (unless ``force``), checked before any work; a figure's format from its suffix."""
+    write, or one of another kind (unless ``force``), nor an input of the command or each
+    other, checked before any work; a figure's format from its suffix. ``paths``: JSON
+    results of ``kind`` (default: the command's name)."""
     from .errors import UserError
-    from .io import check_writable_file
+    from .io import check_outputs
 
-    for p in (*paths, plot):
-        if p is not None:
-            check_writable_file(p, "output", force)
+    kind = kind or _COMMAND.get()
+    outs = [(p, "--json", kind) for p in paths] + [(plot, "--plot", "figure")]
+    check_outputs(outs, inputs=inputs, force=force)
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         kind = plot.suffix or "a file with no suffix"
         raise UserError(f"--plot {plot}: cannot draw a figure as {kind}; name it .png, .pdf or "
                         ".svg")
+
+
+def _data_files(spec) -> list[str]:
+    """The files a data SPEC names (a CSV, a Karpathy JSON): inputs, never outputs."""
+    from .data.specs import parse_spec
+    from .errors import UserError
+
+    try:
+        p = parse_spec(spec) if spec else None
+    except UserError:
+        return []
+    return [p.args[0]] if p is not None and p.kind in ("csv", "karpathy") else []
 
 
 def _console(quiet: bool):
@@ -199,7 +223,7 @@ def rotation(
     """Intra-modal rotation from A to B: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
     from .report import EXACT_SAM_ITEMS, SAMPLED_PAIRS, rotation_report
 
-    _check_outputs(json_out, plot=plot, force=force)
+    _check_outputs(json_out, plot=plot, force=force, inputs=(a, b, *_data_files(data)))
     ea, eb = ctx.pair(a, b)
     if max_pairs is None and not exact_sam and max(ea.n_images, ea.n_texts) > EXACT_SAM_ITEMS:
         max_pairs = SAMPLED_PAIRS
@@ -248,7 +272,7 @@ def deviation(
     from .report import deviation_report
     from .tables import cross_text
 
-    _check_outputs(json_out, plot=plot, force=force)
+    _check_outputs(json_out, plot=plot, force=force, inputs=(a, b, *_data_files(data)))
     ea, eb = ctx.pair(a, b)
     dev = deviation_report(ea, eb)
     d = dev.to_dict()
@@ -295,11 +319,15 @@ def embed(
 ):
     """Embed a probe set with a checkpoint and save the embeddings (.npz)."""
     from .errors import UserError
+    from .io import check_outputs
+    from .models.embeddings import npz_path
 
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file name such as {out}/emb.npz "
                         "(nothing is written beside it)")
-    _check_outputs(out, force=force)
+    out = npz_path(out)  # the file that is written: numpy's suffix added first
+    check_outputs([(out, "--out", "embeddings")], inputs=(ckpt, *_data_files(data)),
+                  force=force)
     emb = ctx.embeddings(ckpt)
     path = emb.save(out)
     if not ctx.quiet:
@@ -321,7 +349,7 @@ def retrieval(
 
     from .measures.retrieval import retrieval as run
 
-    _check_outputs(json_out, force=force)
+    _check_outputs(json_out, force=force, inputs=(ckpt_or_emb, *_data_files(data)))
     emb = ctx.embeddings(ckpt_or_emb)
     res = run(emb.image, emb.text, emb.image_of_text)
     t = Table(title=f"retrieval {ckpt_or_emb} ({emb.n_images} images, {emb.n_texts} captions)")
@@ -350,7 +378,7 @@ def report(
 ):
     """Regenerate the multi-phase report (JSON, Markdown, figures) without retraining."""
     from .errors import RunError
-    from .io import atomic_dir, check_output_dir, write_text
+    from .io import check_output_dir, check_writable_file, refresh_dir, write_text
     from .report import build_report, markdown
     from .viz.phases import draw_all
 
@@ -358,13 +386,16 @@ def report(
         raise RunError(f"run directory not found: {run_dir}")
     if out is None:  # the run's own folder: only its report files are replaced
         out = run_dir
-        check_output_dir(out / "figures", "figures folder", None, force)
+        check_output_dir(out / "figures", "figures folder", "figure", force)
+        for name in ("report.json", "report.md"):
+            check_writable_file(out / name, "the report file", force, "report")
     else:
-        check_output_dir(out, "--out", ("report.json", "report.md", "figures"), force)
+        check_output_dir(out, "--out", {"report.json": "report", "report.md": "report",
+                                        "figures": "figure"}, force)
     rep = build_report(run_dir, progress=not quiet)
     n = 0
-    if figures:
-        with atomic_dir(out / "figures") as tmp:
+    if figures:  # a user's files among the figures are kept, --force or not
+        with refresh_dir(out / "figures") as tmp:
             n = len(draw_all(rep, tmp, run_dir=run_dir, progress=not quiet))
     rep.write(out / "report.json")
     write_text(out / "report.md", markdown(rep))

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..errors import DataError
+from ..io import check_regular_input
 from .base import FileImageData
 
 KARPATHY_SPLITS = ("train", "restval", "val", "test")
@@ -46,6 +47,7 @@ def load_csv(path, img_key: str = "filepath", caption_key: str = "title",
     path = Path(path)
     if path.is_dir():
         raise DataError(f"{path} is a folder; csv: takes a CSV file (csv:FOLDER/captions.csv)")
+    check_regular_input(path, "CSV file", DataError)
     if not path.is_file():
         raise DataError(f"CSV file not found: {path}")
     text = _read_text(path)
@@ -111,6 +113,7 @@ def load_karpathy(json_path, image_root, split: str | None = "test",
     Flickr30K training set: 29,000 + 1,014 images), or ``all``.
     """
     json_path = Path(json_path)
+    check_regular_input(json_path, "Karpathy JSON", DataError)
     if not json_path.is_file():
         raise DataError(f"Karpathy JSON not found: {json_path}")
     split = split or "all"

@@ -18,6 +18,13 @@ from ..measures.checks import as_embeddings, check_image_of_text, to_numpy
 FORMAT_VERSION = 1
 
 
+def npz_path(path) -> Path:
+    """The file :meth:`Embeddings.save` writes for ``path``: ``.npz`` added unless it ends
+    so (``emb`` -> ``emb.npz``, ``emb.v2`` -> ``emb.v2.npz``)."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
 @dataclasses.dataclass
 class Embeddings:
     """``image`` (n_images, D), ``text`` (n_texts, D), ``image_of_text`` (n_texts,), ``meta``.
@@ -105,12 +112,9 @@ class Embeddings:
         return first
 
     def save(self, path) -> Path:
-        """Write ``path`` (.npz) atomically; returns the path."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(
-                ".npz"
-            )
+        """Write ``path`` (.npz added when it has another suffix) atomically; returns the
+        path written."""
+        path = npz_path(path)
         with atomic_path(path, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(
@@ -128,7 +132,11 @@ class Embeddings:
         """Read an ``.npz`` written by :meth:`save` (no pickles are ever loaded)."""
         import zipfile
 
+        from ..io import check_regular_input
+
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            check_regular_input(path, "embeddings file", EmbeddingsError)
         if not path.is_file():
             raise EmbeddingsError(f"embeddings file not found: {path}"
                                   + (" (it is a directory)" if path.is_dir() else ""))

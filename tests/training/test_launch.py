@@ -41,7 +41,7 @@ def test_local_launcher_names_a_failure_resumes_and_matches_one_process(tmp_path
     said.clear()
     via = launch(plan, tmp_path / "jobs", "local", {"parallel": 2}, say=said.append)
     assert said == [s for s in said if "1 cells submitted (1 of 1)" in s] and said  # resumed
-    times = json.loads((tmp_path / "jobs" / "times.json").read_text())
+    times = json.loads((tmp_path / "jobs" / "times.json").read_text())["seconds"]
     assert {"seed0/phase0", "seed0/finetune-lr0.0005", "seed0/modx-alpha3"} <= set(times)
     one = run_study(plan, tmp_path / "one", progress=False)
     a = json.loads((tmp_path / "one" / "study.json").read_text())
