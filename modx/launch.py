@@ -115,7 +115,16 @@ def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool
            say=print) -> dict | None:
     """Run the study's unfinished work as jobs; returns the aggregate (None if cells are
     left, which cannot happen unless a job failed)."""
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"unknown launcher {launcher!r}; use {' or '.join(LAUNCHERS)}")
     opts = check_options(dict(opts or {}))
+    if launcher == "local" and opts.get("gpus_per_cell"):
+        import torch
+
+        if torch.cuda.device_count() < opts["gpus_per_cell"]:
+            raise ConfigError(f"gpus_per_cell = {opts['gpus_per_cell']}, but this machine has "
+                              f"{torch.cuda.device_count()} CUDA GPU(s); drop it for the local "
+                              "launcher, or launch where the GPUs are")
     out = prepare(plan, out, force)
     ex = executor(launcher, out / "submitit", plan.name, opts)
     wave = opts.get("parallel", os.cpu_count() or 1) if launcher == "local" else None

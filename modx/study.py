@@ -66,6 +66,10 @@ class Plan:
                 raise ConfigError(f"grid.{method} repeats a value ({values}); give each once")
             for v in values or [None]:  # every cell's config is checked when the plan is read
                 self.config(self.seeds[0], method, v)
+        if self.reference is not None and (isinstance(self.reference, bool) or not isinstance(
+                self.reference, (int, float)) or not self.reference > 0):
+            raise ConfigError(f"reference is finetune's learning rate to compare against, a "
+                              f"number > 0; got {self.reference!r}")
         if self.reference is None:
             self.reference = self.config(self.seeds[0], REFERENCE, None).lr
         if self.grid[REFERENCE] and self.reference not in self.grid[REFERENCE]:
@@ -120,9 +124,23 @@ def load_plan(path) -> Plan:
         raise ConfigError(f"unknown key {unknown[0]!r} in {path}; a plan has name, base, seeds, "
                           "grid, reference and launcher")
     base = d.get("base", {})
-    bad = sorted(set(flatten(base, f"[base] of {path}")) - set(FIELDS))
+    if not isinstance(base, dict):
+        raise ConfigError(f"base in {path} must be a table ([base]) of training keys")
+    flat = flatten(base, f"[base] of {path}")
+    bad = sorted(set(flat) - set(FIELDS))
     if bad:
         raise ConfigError(f"unknown training key {bad[0]!r} in [base] of {path}")
+    if "seed" in flat:
+        raise ConfigError(f"seed in [base] of {path} is not used: each cell's seed comes from "
+                          f"seeds; write seeds = [{flat['seed']!r}] instead")
+    if "launcher" in d:
+        from .launch import check_options
+
+        if not isinstance(d["launcher"], dict):
+            raise ConfigError(f"launcher in {path} must be a table ([launcher] with parallel, "
+                              "time_min, ...); the launcher itself is chosen with --launcher, "
+                              f"got {d['launcher']!r}")
+        check_options(dict(d["launcher"]), f"[launcher] of {path}")
     return Plan(d.get("name", path.stem), base, d.get("seeds", [0]), d.get("grid", {}),
                 d.get("reference"))
 

@@ -18,6 +18,7 @@ threshold, ``does not hold`` when it lies on the other side, else ``inconclusive
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -75,15 +76,46 @@ def _collect(plan, out: Path, partial: bool = False) -> list[dict]:
         path = c.run_dir(out) / "report.json"
         if partial and not path.is_file():
             continue
+        where = f"cell {c.index} ({c.run_dir(out)}): its report.json"
+        redo = "delete that cell's folder and run the study again to redo it"
         try:
-            metrics = cell_metrics(RunReport.read(path), c.method)
+            report = RunReport.read(path)
+            _check_cell(plan, c, out, report, where, redo)
+            metrics = cell_metrics(report, c.method)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"cell {c.index} ({c.run_dir(out)}): its report.json is damaged "
-                              f"({type(exc).__name__}: {exc}); delete that cell's folder and "
-                              "run the study again to redo it") from None
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"{where} is damaged ({type(exc).__name__}: {exc}); {redo}") \
+                from None
         rows.append({"cell": c.index, "seed": c.seed, "method": c.method, "value": c.value,
                      "name": c.name, **metrics})
     return rows
+
+
+def _check_cell(plan, c, out, report: RunReport, where: str, redo: str) -> None:
+    """A cell's report must be the cell's: trained with the cell's own settings (seed,
+    method, knob value, the plan's base), with recalls that are percentages."""
+    from .config import TRAINING_KEYS
+
+    want = json.loads(json.dumps(plan.config(c.seed, c.method, c.value,
+                                             str(c.run_dir(out))).to_dict()))
+    got = report.config if isinstance(report.config, dict) else {}
+    differ = [k for k in TRAINING_KEYS if k in want and got.get(k) != want[k]]
+    if differ:
+        k = differ[0]
+        raise ConfigError(f"{where} was trained with other settings than the cell ({k} "
+                          f"{got.get(k)!r}, the cell's {want[k]!r}); {redo}")
+    rep = report.methods.get(c.method)
+    if rep is None:
+        raise ConfigError(f"{where} has no results of {c.method}; {redo}")
+    for name, m in (("R@1", rep.r1), *((f"i2t R@{k}", v) for k, v in rep.i2t.items()),
+                    *((f"t2i R@{k}", v) for k, v in rep.t2i.items())):
+        for row in m:
+            for x in row:
+                if isinstance(x, bool) or not isinstance(x, (int, float)) \
+                        or not np.isfinite(x) or not 0 <= x <= 100:
+                    raise ConfigError(f"{where} holds {name} = {x!r}, which is not a recall "
+                                      f"(a percentage in [0, 100]); {redo}")
 
 
 def _by(rows, method, value):

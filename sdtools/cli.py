@@ -37,7 +37,7 @@ SkipOpt = Annotated[bool, typer.Option("--skip-missing", help="leave out missing
 WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", min=0, help="DataLoader workers decoding images (default: none for the "
     "synthetic stream, else the cores less one, at most 8)")]
-PrecisionOpt = Annotated[str, typer.Option(
+PrecisionOpt = Annotated[str | None, typer.Option(
     "--precision", help="compute precision of the embeddings: fp32, bf16 (autocast) or auto "
     "(bf16 on CUDA, fp32 elsewhere); part of the embeddings' identity in the cache")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="replace output files that sdtools did "
@@ -47,7 +47,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 SHARED = (("model", ModelOpt, None), ("device", DeviceOpt, None), ("batch_size", BatchOpt, 256),
           ("quiet", QuietOpt, False), ("no_cache", NoCacheOpt, False),
           ("skip_missing", SkipOpt, False), ("workers", WorkersOpt, None),
-          ("precision", PrecisionOpt, "auto"), ("force", ForceOpt, False))
+          ("precision", PrecisionOpt, None), ("force", ForceOpt, False))
 
 
 _COMMAND = contextvars.ContextVar("sdtools_command", default=None)
@@ -64,10 +64,15 @@ def embedding_command(fn):
     shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
               for n, a, d in SHARED]
 
+    args = [p.name for p in own
+            if any(isinstance(m, typer.models.ArgumentInfo) for m in
+                   getattr(p.annotation, "__metadata__", ()))]
+
     @functools.wraps(fn)
     def command(**kw):
         opts = {n: kw.pop(n) for n, _, _ in SHARED}
         force = opts.pop("force")
+        _only_embeddings([kw[n] for n in args], kw.get("data"), opts["precision"])
         token = _COMMAND.set(fn.__name__)  # the kind of result its --json holds
         try:
             ctx = Ctx(kw.get("data"), **opts)
@@ -81,11 +86,25 @@ def embedding_command(fn):
     return command
 
 
+def _only_embeddings(inputs, data, precision) -> None:
+    """Options that act on checkpoints are refused where every input is saved embeddings
+    (.npz), which carry their own probe set and precision: a flag is honoured or refused."""
+    from .errors import UserError
+
+    if not inputs or not all(str(x).lower().endswith(".npz") for x in inputs):
+        return
+    for flag, value in (("--data", data), ("--precision", precision)):
+        if value is not None:
+            raise UserError(f"{flag} {value} acts on checkpoints, and every input here is saved "
+                            "embeddings (.npz), which carry their own probe set and "
+                            f"precision; drop {flag}")
+
+
 class Ctx:
     """Shared options for turning A/B arguments into embeddings."""
 
     def __init__(self, data, model, device, batch_size, quiet, no_cache, skip_missing,
-                 workers, precision: str = "auto"):
+                 workers, precision: str | None = "auto"):
         self.data_spec = data
         self.model = model
         self.device = device
@@ -96,6 +115,7 @@ class Ctx:
         self.workers = workers
         from .models.extract import PRECISIONS
 
+        precision = precision or "auto"
         if precision not in PRECISIONS:
             from .errors import UserError
 
@@ -106,14 +126,13 @@ class Ctx:
 
         check_device(device)
         if not no_cache:
-            from .errors import UserError
-            from .io import check_writable_dir
+            from .io import cannot_write_dir
             from .models.extract import default_cache_dir
 
-            try:
-                check_writable_dir(default_cache_dir(), "the embedding cache ($SDTOOLS_CACHE)")
-            except UserError as exc:  # a cache is a convenience: go on without it
-                typer.echo(f"warning: {exc}; going on without the cache", err=True)
+            why = cannot_write_dir(default_cache_dir())
+            if why is not None:  # a cache is a convenience: go on without it
+                typer.echo(f"warning: the embedding cache ($SDTOOLS_CACHE) {why}; going on "
+                           "without the cache", err=True)
                 self.no_cache = True
 
     def data(self):

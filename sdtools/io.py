@@ -332,6 +332,21 @@ def refresh_dir(path, kind: str = "figure"):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def cannot_write_dir(path) -> str | None:
+    """Why this process cannot create files in the folder ``path`` (made if missing), found
+    by trying (permission bits say nothing for root, nor for a read-only mount); None when
+    it can."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".probe.", dir=path)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return f"{path} is not writable ({exc.strerror or type(exc).__name__})"
+    return None
+
+
 def check_writable_dir(path, what: str) -> Path:
     """An output folder path: not a file, not under a file. Checked before any work."""
     from .errors import UserError

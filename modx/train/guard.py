@@ -27,6 +27,9 @@ def check_out_dir(rd: RunDir, cfg, resume: bool, force: bool = False) -> None:
             raise TrainingError(f"--resume: {rd.config_path} is unreadable ({exc})") from None
         new = json.loads(json.dumps(cfg.to_dict()))  # the same JSON round trip as the file
         changed = [k for k in TRAINING_KEYS if k in old and old[k] != new.get(k)]
+        if str(new.get("phases", "")).startswith("shards:") and "workers" in old \
+                and old["workers"] != new.get("workers"):  # the stream depends on the count
+            changed.append("workers")
         if changed:
             diffs = ", ".join(f"{k} ({old[k]!r} -> {new.get(k)!r})" for k in changed[:4])
             raise TrainingError(f"--resume with other training settings than {out} was trained "

@@ -66,6 +66,8 @@ def _options(items: list[str], flags: tuple[str, ...], keys: tuple[str, ...], sp
     out: dict = {}
     for item in filter(None, (x.strip() for x in items)):
         key, eq, val = item.partition("=")
+        if key in out:
+            raise DataError(f"{spec}: option {key!r} is given twice; give it once")
         if not eq and key in flags:
             out[key] = True
         elif eq and key in keys:

@@ -59,6 +59,10 @@ class Embeddings:
     meta: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        for name in ("image", "text", "image_of_text"):
+            if getattr(getattr(self, name), "is_meta", False):
+                raise InputError(f"Embeddings: {name} is a tensor on the meta device (a shape "
+                                 "without values); pass a tensor that holds data")
         img = as_embeddings(self.image, "image", min_rows=1)
         txt = as_embeddings(self.text, "text", min_rows=1)
         if img.shape[1] != txt.shape[1]:

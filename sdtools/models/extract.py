@@ -184,6 +184,9 @@ def embed(
                         f"dataset, got {type(dataset).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise UserError(f"num_workers must be an integer >= 0 (0: decode in this process), got "
+                        f"{num_workers!r}")
     check_device(device)
     if precision not in PRECISIONS:
         raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -261,7 +264,12 @@ def embed(
         meta["domains"] = [d.item() if hasattr(d, "item") else d for d in data.domains]
     emb = Embeddings(img.numpy(), txt.numpy(), data.image_of_text, meta)
     if path is not None and rank == 0 and rank_world()[0] == 0:
-        emb.save(path)
+        try:
+            emb.save(path)
+        except OSError as exc:  # a cache is a convenience: the result stands without it
+            print(f"warning: cannot write the embedding cache entry {path} "
+                  f"({exc.strerror or type(exc).__name__}); going on without it",
+                  file=sys.stderr)
     return emb
 
 
