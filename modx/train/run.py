@@ -134,7 +134,7 @@ class Trainer:
         def identity(data):
             if data is None or getattr(data, "streamed", False):
                 return None
-            pid = data.probe_id()
+            pid = data.probe_id(content=False)
             return pid["n_images"], pid["images_set"], pid["captions_set"]
 
         cfg = self.cfg

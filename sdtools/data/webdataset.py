@@ -163,4 +163,6 @@ class WebDatasetData(ImageTextData):
                             "the sample or re-encode the image") from None
 
     def _content_token(self) -> str:
-        return ";".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self.shards)
+        from .base import files_token
+
+        return files_token(self.shards)

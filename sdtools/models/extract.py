@@ -29,7 +29,7 @@ from .checkpoints import load_checkpoint
 from .embeddings import Embeddings
 from .reading import file_sha256
 
-CACHE_VERSION = 2  # 2: device and precision in the key
+CACHE_VERSION = 3  # 2: device and precision in the key; 3: image content in the probe
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA, fp32 elsewhere
 
 
