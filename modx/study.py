@@ -57,6 +57,9 @@ class Plan:
         for method, values in self.grid.items():
             if not isinstance(values, list):
                 raise ConfigError(f"grid.{method} must be a list of knob values")
+            if method not in METHODS:
+                raise ConfigError(f"unknown method {method!r} in [grid]; methods: "
+                                  f"{', '.join(METHODS)}")
             if values and knob(method) is None:
                 raise ConfigError(f"{method} has no knob to sweep; give it an empty list")
             bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))]
@@ -184,6 +187,26 @@ def seed_phase0(plan: Plan, seed: int, out: Path, progress: bool) -> RunDir:
     return rd
 
 
+def _check_shared_phase0(base: RunDir, seed: int) -> None:
+    """The seed's shared phase 0 must be readable before a cell copies it: a damaged file is
+    named where it is (not by the cell's copy), with the fix."""
+    import json
+
+    from sdtools.errors import TrainingError
+
+    from .train.checkpoint import read_run_file
+
+    fix = (f"delete {base.path} and run the study again to retrain seed {seed}'s phase 0 "
+           "(cells that copied it already keep their copy)")
+    try:
+        read_run_file(base.model_path("phase0", 0))
+        json.loads(base.eval_path("phase0", 0).read_text())
+        base.read_probe("phase0", 0)
+    except (UserError, ValueError, OSError) as exc:
+        raise TrainingError(f"the shared phase-0 model of seed {seed} is damaged "
+                            f"({str(exc).split(';')[0]}); {fix}") from None
+
+
 def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
              phase0_progress: bool | None = None) -> Path:
     """Run one cell (skipped when its report exists); returns its run directory.
@@ -199,6 +222,7 @@ def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
     cfg = plan.config(cell.seed, cell.method, cell.value, str(d))
     rd = RunDir(d)
     if not rd.is_done("phase0", 0):
+        _check_shared_phase0(base, cell.seed)
         (d / "phase0").mkdir(parents=True, exist_ok=True)
         for f in ("model.pt", "eval.json", "probe.npz"):
             shutil.copy2(base.phase_dir("phase0", 0) / f, d / "phase0" / f)

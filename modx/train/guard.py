@@ -17,6 +17,11 @@ def check_out_dir(rd: RunDir, cfg, resume: bool, force: bool = False) -> None:
     if out.exists() and not out.is_dir():
         raise TrainingError(f"--out {out} is a file; give a directory for the run")
     check_access(out / "config.json", "--out")  # a read-only place fails now, not after phase 0
+    signs = rd.path / "phase0", rd.metrics_path, rd.environment_path  # what only a run writes
+    if rd.config_path.exists() and not rd.exists() and any(p.exists() for p in signs):
+        raise TrainingError(f"{rd.config_path} is damaged (empty, not JSON or not a run's "
+                            "config); the run cannot be checked or resumed without it: restore "
+                            "it, or start over in another --out")
     if resume:
         if not rd.exists():
             raise TrainingError(f"--resume: {out} holds no modx run (no config.json); drop "

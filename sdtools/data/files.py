@@ -141,4 +141,8 @@ def load_karpathy(json_path, image_root, split: str | None = "test",
                      for s in sents])
     if not paths:
         raise DataError(f"{json_path} has no images in split {split!r}")
-    return FileImageData(f"karpathy:{json_path}:{root}:{split}", paths, caps, None, skip_missing)
+    def esc(p):
+        return str(p).replace(":", "\\:")
+
+    return FileImageData(f"karpathy:{esc(json_path)}:{esc(root)}:{split}", paths, caps, None,
+                         skip_missing)
