@@ -14,10 +14,12 @@ many).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from pathlib import Path
 
-from sdtools.errors import ConfigError, TrainingError
+from sdtools.errors import ConfigError, Interrupted, TrainingError
 from sdtools.runs import RunDir
 
 from .study import Plan, finish, prepare, run_timed, seed_phase0
@@ -131,15 +133,84 @@ def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool
     seeds = [s for s in plan.seeds
              if not RunDir(out / f"seed{s}" / "phase0-run").is_done("phase0", 0)]
     todo = [c for c in plan.cells() if not (c.run_dir(out) / "report.json").is_file()]
-    for what, items, fn, names in (
-            ("phase-0 models", seeds, phase0_job, [f"seed{s} phase 0" for s in seeds]),
-            ("cells", [c.index for c in todo], cell_job,
-             [f"cell {c.index} ({c.run_dir(out).relative_to(out)})" for c in todo])):
-        step = wave or max(len(items), 1)
-        for k in range(0, len(items), step):
-            part = items[k:k + step]
-            jobs = ex.map_array(fn, [plan] * len(part), part, [str(out)] * len(part))
-            say(f"{launcher}: {len(part)} {what} submitted ({k + len(part)} of {len(items)}); "
-                f"logs in {out / 'submitit'}")
-            _wait(jobs, names[k:k + step])
+    jobs: list = []
+    try:
+        for what, items, fn, names in (
+                ("phase-0 models", seeds, phase0_job, [f"seed{s} phase 0" for s in seeds]),
+                ("cells", [c.index for c in todo], cell_job,
+                 [f"cell {c.index} ({c.run_dir(out).relative_to(out)})" for c in todo])):
+            step = wave or max(len(items), 1)
+            for k in range(0, len(items), step):
+                part = items[k:k + step]
+                with _jobs_ignore_ctrl_c(launcher):
+                    jobs = ex.map_array(fn, [plan] * len(part), part, [str(out)] * len(part))
+                say(f"{launcher}: {len(part)} {what} submitted ({k + len(part)} of "
+                    f"{len(items)}); logs in {out / 'submitit'}")
+                _wait(jobs, names[k:k + step])
+    except (KeyboardInterrupt, Interrupted):
+        n = _stop(jobs, launcher)
+        import sys
+
+        print(f"{launcher}: stopped {n} running job(s) of this study; launch again to resume "
+              "it (finished cells are kept)", file=sys.stderr)
+        raise
     return finish(plan, out)
+
+
+@contextlib.contextmanager
+def _jobs_ignore_ctrl_c(launcher: str):
+    """The local executor's job processes start with Ctrl-C ignored (inherited), so that a
+    Ctrl-C to the terminal reaches this process alone, which stops them (no traceback from
+    each of them)."""
+    if launcher != "local":
+        yield
+        return
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux ``/proc``; none elsewhere)."""
+    out = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(p.name))
+    return out
+
+
+def _stop(jobs, launcher: str) -> int:
+    """Stop the jobs still running: a local job's tasks are killed (a job ignores SIGTERM and
+    resumes from its last checkpoint when launched again), a Slurm job cancelled. Returns
+    how many were running."""
+    n = 0
+    for job in jobs:
+        if launcher == "local":
+            proc = getattr(job, "_process", None)
+            if proc is None or proc.poll() is not None:
+                continue
+            n += 1
+            for pid in _children(proc.pid) or [proc.pid]:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        else:
+            with contextlib.suppress(Exception):
+                if not job.done():
+                    n += 1
+                    job.cancel(check=False)
+    for job in jobs:
+        proc = getattr(job, "_process", None)
+        if launcher == "local" and proc is not None:
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=15)
+    return n
