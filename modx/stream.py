@@ -92,7 +92,7 @@ def shard_phases(spec: str, how: str) -> list[ShardPhase]:
 
     from sdtools.io import not_regular
 
-    odd = next(((s, k) for s in shards if (k := not_regular(s)) is not None), None)
+    odd = next(((s, why) for s in shards if (why := not_regular(s)) is not None), None)
     if odd is not None:
         raise DataError(f"shard {odd[0]} is {odd[1]}, not a tar file; name the shard files")
     missing = [s for s in shards if not Path(s).is_file()]
