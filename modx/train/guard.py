@@ -46,4 +46,13 @@ def check_out_dir(rd: RunDir, cfg, resume: bool, force: bool = False) -> None:
                             "another --out")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise TrainingError(f"{out} exists and holds files that are not a modx run; choose "
-                            "another --out (or pass --force to write the run into it)")
+                            "another --out (or pass --force to write the run beside them: "
+                            "they are kept)")
+    if out.is_dir() and force:  # beside a user's files, never over them
+        own = ["config.json", "environment.json", "metrics.jsonl", "report.json", "report.md",
+               "figures", "tb", "phase0", *cfg.methods]
+        taken = [n for n in own if (out / n).exists()]
+        if taken:
+            raise TrainingError(f"{out} holds {taken[0]}, a name the run writes; --force writes "
+                                "the run beside a folder's files, never over them: move it or "
+                                "choose another --out")

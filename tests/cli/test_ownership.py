@@ -278,3 +278,23 @@ def test_modx_refuses_a_pipe_or_folder_as_its_config(d, fifo, capsys, cmd):
     code, _, err = _run(main, [a.format(d=d, p=fifo) for a in cmd], capsys)
     assert code == 2 and ("is a named pipe" in err or "is a directory" in err), err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.parametrize("name", ["report.md", "config.json", "figures"])
+def test_train_force_writes_beside_a_users_files_never_over_them(tmp_path, capsys, name):
+    from modx.cli import main
+
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / name
+    if name == "figures":
+        mine.mkdir()
+        (mine / "plot.png").write_bytes(b"mine")
+    else:
+        mine.write_text("mine")
+    before = sorted(p.name for p in out.rglob("*"))
+    code, _, err = _run(main, ["train", "--data", "synthetic:n_domains=2,train_per_domain=16,"
+                               "test_per_domain=4", "--out", out, "--force", "--steps", "1",
+                               "--phase0-steps", "1", "--batch-size", "4", "-q"], capsys)
+    assert code == 2 and f"holds {name}, a name the run writes" in err, err
+    assert sorted(p.name for p in out.rglob("*")) == before
