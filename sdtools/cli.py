@@ -338,12 +338,14 @@ def embed(
 ):
     """Embed a probe set with a checkpoint and save the embeddings (.npz)."""
     from .errors import UserError
-    from .io import check_outputs
+    from .io import check_outputs, not_regular
     from .models.embeddings import npz_path
 
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file name such as {out}/emb.npz "
                         "(nothing is written beside it)")
+    if not_regular(out) is not None:  # /dev/null would become /dev/null.npz
+        raise UserError(f"--out {out} is {not_regular(out)}, not a file; give a file name")
     out = npz_path(out)  # the file that is written: numpy's suffix added first
     check_outputs([(out, "--out", "embeddings")], inputs=(ckpt, *_data_files(data)),
                   force=force)

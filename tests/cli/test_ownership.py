@@ -255,6 +255,8 @@ def fifo(tmp_path):
     (["retrieval", "{d}/bare.pt", "--data", "synthetic:n=4", "--model", "{p}.json"],
      "is a named pipe"),
     (["embed", "{d}/a.pt", "--data", "synthetic:n=4", "--out", "{p}.npz"], "is a named pipe"),
+    (["embed", "{d}/a.pt", "--data", "synthetic:n=4", "--out", "{p}"], "is a named pipe"),
+    (["embed", "{d}/a.pt", "--data", "synthetic:n=4", "--out", "/dev/null"], "is a device"),
 ])
 def test_non_regular_files_are_refused_without_a_hang(d, fifo, capsys, args, what):
     import torch
