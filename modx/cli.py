@@ -115,20 +115,22 @@ def demo(
     seed: Annotated[int, typer.Option()] = 0,
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     figures: Annotated[bool, typer.Option(help="draw the figures")] = True,
+    force: Annotated[bool, typer.Option(help="write the run into an --out folder that holds "
+                                        "other files (they are kept)")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ):
     """The built-in synthetic continual benchmark, end to end: train, evaluate, report, figures."""
     from .demo import demo_config
 
     cfg = demo_config(preset, out=out, seed=seed, methods=_methods(methods), quiet=quiet)
-    report = _run(cfg, resume)
+    report = _run(cfg, resume, force)
     if figures and report:
-        from sdtools.io import atomic_dir
+        from sdtools.io import refresh_dir
         from sdtools.runs import RunDir
         from sdtools.viz.phases import draw_all
 
         figs = RunDir(out).figures_dir
-        with atomic_dir(figs) as tmp:
+        with refresh_dir(figs) as tmp:  # a user's files among the figures are kept
             n = len(draw_all(report, tmp, run_dir=Path(out), progress=not quiet))
         if not quiet:
             print(f"figures: {n} files in {figs}")
@@ -158,8 +160,10 @@ def study(
     from .demo import study_plan
     from .study import load_plan, run_study
 
-    if (plan is None) == (preset is None):
+    if plan is not None and preset is not None:
         raise ConfigError("give a study plan file or --preset (quick, shift, domains), not both")
+    if plan is None and preset is None:
+        raise ConfigError("give a study plan file (TOML) or --preset (quick, shift, domains)")
     p = load_plan(plan) if plan is not None else study_plan(preset)
     if list_cells:
         for c in p.cells():

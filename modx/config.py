@@ -144,10 +144,24 @@ class TrainConfig:
             raise ConfigError("steps must be >= 1 (or set epochs)")
         if not 0 <= self.replay_fraction < 1:
             raise ConfigError("replay_fraction must be in [0, 1)")
+        check_phase_count(self.phases, self.init)
         return self
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def check_phase_count(phases: str, init) -> None:
+    """A split into N phases must give phase 0 and at least one phase after it: ``N >= 2``
+    when phase 0 trains on the first part (with ``init`` or a ``base+`` split the given model
+    or the base domain is phase 0, and one part is enough)."""
+    kind, colon, arg = phases.partition(":")
+    if not colon or kind.startswith("base+") or init is not None:
+        return
+    if kind in ("contiguous", "random", "shards") and arg.strip().isdigit() and int(arg) < 2:
+        raise ConfigError(f"phases = {phases!r} makes phase 0 alone, with nothing to train "
+                          f"after it; give at least {kind}:2 (or set init, and every part "
+                          "trains after the given model)")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
@@ -221,6 +235,8 @@ def check_method_options(opts: dict) -> None:
             elif isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not math.isfinite(value):
                 raise ConfigError(f"[{name}] {key} must be a number, got {value!r}")
+            elif isinstance(METHODS[name].options[key], int) and not isinstance(value, int):
+                raise ConfigError(f"[{name}] {key} must be an integer, got {value!r}")
         METHODS[name].check_options(values)
 
 
@@ -312,7 +328,10 @@ def parse_sets(items) -> dict:
 
 def read_toml(path, what: str = "config file") -> dict:
     """A TOML file as a dict; a missing or malformed file is a one-line ConfigError."""
+    from sdtools.io import check_regular_input
+
     path = Path(path)
+    check_regular_input(path, what, ConfigError)
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from modx.errors import ConfigError
 from sdtools.data.base import ImageTextData
 from sdtools.errors import DataError
 
@@ -223,3 +224,26 @@ class ReplayBuffer:
     def load_state_dict(self, st: dict) -> None:
         self.items = st["items"].numpy().astype(np.int64).reshape(-1, 3)
         self.seen, self.size, self.seed = int(st["seen"]), int(st["size"]), int(st["seed"])
+
+
+def check_spec_files(spec, what: str) -> None:
+    """A data SPEC's grammar and the files it names, checked without reading them (when a
+    config or a plan is read, ``--list`` included): a one-line ConfigError."""
+    from pathlib import Path
+
+    from sdtools.data.specs import parse_spec
+    from sdtools.data.webdataset import expand_shards
+    from sdtools.errors import UserError
+
+    if not isinstance(spec, str):
+        raise ConfigError(f"{what} must be a data SPEC string, got {spec!r}")
+    try:
+        p = parse_spec(spec)
+    except UserError as exc:
+        raise ConfigError(f"{what}: {exc}") from None
+    files = {"csv": p.args[:1], "karpathy": p.args[:1], "run": p.args[:1],
+             "wds": expand_shards(p.args[0]) if p.kind == "wds" else []}.get(p.kind, [])
+    missing = [f for f in files if not Path(f).exists()]
+    if missing:
+        raise ConfigError(f"{what} {spec}: {missing[0]} not found; fix the path or drop the "
+                          "setting to use its default")

@@ -14,33 +14,17 @@ many).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 from pathlib import Path
 
 from modx.errors import ConfigError, TrainingError
+from sdtools.errors import Interrupted
 from sdtools.runs import RunDir
 
+from .launch_options import LAUNCHERS, OPTIONS, check_options  # noqa: F401 (re-exported)
 from .study import Plan, finish, prepare, run_timed, seed_phase0
-
-LAUNCHERS = ("local", "slurm")
-OPTIONS = {"partition": str, "time_min": int, "gpus_per_cell": int, "cpus_per_cell": int,
-           "mem_gb": int, "account": str, "parallel": int}
-
-
-def check_options(opts: dict, source: str = "[launcher]") -> dict:
-    """Known keys with values of the right type and sign; a one-line error otherwise."""
-    for k, v in opts.items():
-        if k not in OPTIONS:
-            raise ConfigError(f"unknown launcher setting {k!r} in {source}; settings: "
-                              f"{', '.join(OPTIONS)}")
-        want = OPTIONS[k]
-        if want is int and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-            raise ConfigError(f"{k} in {source} must be a non-negative integer, got {v!r}")
-        if want is str and not isinstance(v, str):
-            raise ConfigError(f"{k} in {source} must be a string, got {v!r}")
-    if opts.get("parallel") == 0 or opts.get("time_min") == 0:
-        raise ConfigError(f"parallel and time_min in {source} must be >= 1")
-    return opts
 
 
 def slurm_parameters(name: str, opts: dict) -> dict:
@@ -115,22 +99,100 @@ def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool
            say=print) -> dict | None:
     """Run the study's unfinished work as jobs; returns the aggregate (None if cells are
     left, which cannot happen unless a job failed)."""
+    if launcher not in LAUNCHERS:
+        raise ConfigError(f"unknown launcher {launcher!r}; use {' or '.join(LAUNCHERS)}")
     opts = check_options(dict(opts or {}))
+    if launcher == "local" and opts.get("gpus_per_cell"):
+        import torch
+
+        if torch.cuda.device_count() < opts["gpus_per_cell"]:
+            raise ConfigError(f"gpus_per_cell = {opts['gpus_per_cell']}, but this machine has "
+                              f"{torch.cuda.device_count()} CUDA GPU(s); drop it for the local "
+                              "launcher, or launch where the GPUs are")
     out = prepare(plan, out, force)
     ex = executor(launcher, out / "submitit", plan.name, opts)
     wave = opts.get("parallel", os.cpu_count() or 1) if launcher == "local" else None
     seeds = [s for s in plan.seeds
              if not RunDir(out / f"seed{s}" / "phase0-run").is_done("phase0", 0)]
     todo = [c for c in plan.cells() if not RunDir(c.run_dir(out)).report_path.is_file()]
-    for what, items, fn, names in (
-            ("phase-0 models", seeds, phase0_job, [f"seed{s} phase 0" for s in seeds]),
-            ("cells", [c.index for c in todo], cell_job,
-             [f"cell {c.index} ({c.run_dir(out).relative_to(out)})" for c in todo])):
-        step = wave or max(len(items), 1)
-        for k in range(0, len(items), step):
-            part = items[k:k + step]
-            jobs = ex.map_array(fn, [plan] * len(part), part, [str(out)] * len(part))
-            say(f"{launcher}: {len(part)} {what} submitted ({k + len(part)} of {len(items)}); "
-                f"logs in {out / 'submitit'}")
-            _wait(jobs, names[k:k + step])
+    jobs: list = []
+    try:
+        for what, items, fn, names in (
+                ("phase-0 models", seeds, phase0_job, [f"seed{s} phase 0" for s in seeds]),
+                ("cells", [c.index for c in todo], cell_job,
+                 [f"cell {c.index} ({c.run_dir(out).relative_to(out)})" for c in todo])):
+            step = wave or max(len(items), 1)
+            for k in range(0, len(items), step):
+                part = items[k:k + step]
+                with _jobs_ignore_ctrl_c(launcher):
+                    jobs = ex.map_array(fn, [plan] * len(part), part, [str(out)] * len(part))
+                say(f"{launcher}: {len(part)} {what} submitted ({k + len(part)} of "
+                    f"{len(items)}); logs in {out / 'submitit'}")
+                _wait(jobs, names[k:k + step])
+    except (KeyboardInterrupt, Interrupted):
+        n = _stop(jobs, launcher)
+        import sys
+
+        print(f"{launcher}: stopped {n} running job(s) of this study; launch again to resume "
+              "it (finished cells are kept)", file=sys.stderr)
+        raise
     return finish(plan, out)
+
+
+@contextlib.contextmanager
+def _jobs_ignore_ctrl_c(launcher: str):
+    """The local executor's job processes start with Ctrl-C ignored (inherited), so that a
+    Ctrl-C to the terminal reaches this process alone, which stops them (no traceback from
+    each of them)."""
+    if launcher != "local":
+        yield
+        return
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux ``/proc``; none elsewhere)."""
+    out = []
+    for p in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (p / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(p.name))
+    return out
+
+
+def _stop(jobs, launcher: str) -> int:
+    """Stop the jobs still running: a local job's tasks are killed (a job ignores SIGTERM and
+    resumes from its last checkpoint when launched again), a Slurm job cancelled. Returns
+    how many were running."""
+    n = 0
+    for job in jobs:
+        if launcher == "local":
+            proc = getattr(job, "_process", None)
+            if proc is None or proc.poll() is not None:
+                continue
+            n += 1
+            for pid in _children(proc.pid) or [proc.pid]:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        else:
+            with contextlib.suppress(Exception):
+                if not job.done():
+                    n += 1
+                    job.cancel(check=False)
+    for job in jobs:
+        proc = getattr(job, "_process", None)
+        if launcher == "local" and proc is not None:
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=15)
+    return n

@@ -50,6 +50,27 @@ def is_streamed(data) -> bool:
     return bool(getattr(data, "streamed", False))
 
 
+def check_shard(path) -> None:
+    """A shard must be a tar file with at least one member: read its first header only (a
+    damaged member later on is named when it is reached)."""
+    import tarfile
+
+    from sdtools.io import not_regular
+
+    kind = not_regular(path)
+    if kind is not None:
+        raise DataError(f"shard {path} is {kind}, not a tar file")
+    try:
+        with tarfile.open(path) as tf:
+            first = tf.next()
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise DataError(f"shard {path} is not a readable tar file ({exc}); webdataset shards "
+                        "are tar files") from None
+    if first is None:
+        raise DataError(f"shard {path} is an empty tar file (no samples); remove it from the "
+                        "shard list")
+
+
 def shard_phases(spec: str, how: str) -> list[ShardPhase]:
     """``shards:N``: the shards of a ``wds:`` SPEC in N contiguous groups."""
     _, _, arg = how.partition(":")
@@ -69,9 +90,19 @@ def shard_phases(spec: str, how: str) -> list[ShardPhase]:
     shards = expand_shards(p.args[0])
     from pathlib import Path
 
+    from sdtools.io import not_regular
+
+    odd = next(((s, why) for s in shards if (why := not_regular(s)) is not None), None)
+    if odd is not None:
+        raise DataError(f"shard {odd[0]} is {odd[1]}, not a tar file; name the shard files")
     missing = [s for s in shards if not Path(s).is_file()]
     if missing:
         raise DataError(f"{len(missing)} shard(s) missing (first: {missing[:3]})")
+    if "n" in p.options:
+        raise ConfigError(f"{spec}: n= caps a probe set; a streamed phase reads its shards "
+                          "whole: drop n= (or name fewer shards)")
+    for s in shards:
+        check_shard(s)
     if not 1 <= k <= len(shards):
         raise ConfigError(f"phases {how!r}: {len(shards)} shard(s) cannot make {k} phases; "
                           "give at most one phase per shard")

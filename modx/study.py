@@ -67,6 +67,9 @@ class Plan:
         for method, values in self.grid.items():
             if not isinstance(values, list):
                 raise ConfigError(f"grid.{method} must be a list of knob values")
+            if method not in METHODS:
+                raise ConfigError(f"unknown method {method!r} in [grid]; methods: "
+                                  f"{', '.join(METHODS)}")
             if values and knob(method) is None:
                 raise ConfigError(f"{method} has no knob to sweep; give it an empty list")
             bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float))]
@@ -76,6 +79,10 @@ class Plan:
                 raise ConfigError(f"grid.{method} repeats a value ({values}); give each once")
             for v in values or [None]:  # every cell's config is checked when the plan is read
                 self.config(self.seeds[0], method, v)
+        if self.reference is not None and (isinstance(self.reference, bool) or not isinstance(
+                self.reference, (int, float)) or not self.reference > 0):
+            raise ConfigError(f"reference is finetune's learning rate to compare against, a "
+                              f"number > 0; got {self.reference!r}")
         if self.reference is None:
             self.reference = self.config(self.seeds[0], REFERENCE, None).lr
         if self.grid[REFERENCE] and self.reference not in self.grid[REFERENCE]:
@@ -131,9 +138,23 @@ def load_plan(path) -> Plan:
         raise ConfigError(f"unknown key {unknown[0]!r} in {path}; a plan has name, base, seeds, "
                           "grid, reference, metric and launcher")
     base = d.get("base", {})
-    bad = sorted(set(flatten(base, f"[base] of {path}")) - set(FIELDS))
+    if not isinstance(base, dict):
+        raise ConfigError(f"base in {path} must be a table ([base]) of training keys")
+    flat = flatten(base, f"[base] of {path}")
+    bad = sorted(set(flat) - set(FIELDS))
     if bad:
         raise ConfigError(f"unknown training key {bad[0]!r} in [base] of {path}")
+    if "seed" in flat:
+        raise ConfigError(f"seed in [base] of {path} is not used: each cell's seed comes from "
+                          f"seeds; write seeds = [{flat['seed']!r}] instead")
+    if "launcher" in d:
+        from .launch_options import check_options
+
+        if not isinstance(d["launcher"], dict):
+            raise ConfigError(f"launcher in {path} must be a table ([launcher] with parallel, "
+                              "time_min, ...); the launcher itself is chosen with --launcher, "
+                              f"got {d['launcher']!r}")
+        check_options(dict(d["launcher"]), f"[launcher] of {path}")
     return Plan(d.get("name", path.stem), base, d.get("seeds", [0]), d.get("grid", {}),
                 d.get("reference"), d.get("metric", "r1"))
 
@@ -177,6 +198,27 @@ def seed_phase0(plan: Plan, seed: int, out: Path, progress: bool) -> RunDir:
     return rd
 
 
+def _check_shared_phase0(base: RunDir, seed: int) -> None:
+    """The seed's shared phase 0 must be readable before a cell copies it: a damaged file is
+    named where it is (not by the cell's copy), with the fix."""
+    import json
+
+    from modx.errors import TrainingError
+    from sdtools.models.embeddings import Embeddings
+
+    from .train.checkpoint import read_run_file
+
+    fix = (f"delete {base.path} and run the study again to retrain seed {seed}'s phase 0 "
+           "(cells that copied it already keep their copy)")
+    try:
+        read_run_file(base.model_path("phase0", 0))
+        json.loads(base.eval_path("phase0", 0).read_text())
+        Embeddings.load(base.probe_path("phase0", 0))
+    except (UserError, ValueError, OSError) as exc:
+        raise TrainingError(f"the shared phase-0 model of seed {seed} is damaged "
+                            f"({str(exc).split(';')[0]}); {fix}") from None
+
+
 def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
              phase0_progress: bool | None = None) -> Path:
     """Run one cell (skipped when its report exists); returns its run directory.
@@ -192,6 +234,7 @@ def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
     cfg = plan.config(cell.seed, cell.method, cell.value, str(d))
     rd = RunDir(d)
     if not rd.is_done("phase0", 0):
+        _check_shared_phase0(base, cell.seed)
         rd.phase_dir("phase0", 0).mkdir(parents=True, exist_ok=True)
         for src, dst in zip(base.phase_files("phase0", 0), rd.phase_files("phase0", 0),
                             strict=True):
@@ -202,8 +245,11 @@ def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
     return d
 
 
-STUDY_ENTRIES = ("plan.json", "study.json", "report.md", "figures", "times.json",
-                 ".times.lock", "seed*", "submitit")  # what a study folder holds
+# what a study folder holds, with the kind of sdtools output each file must be (None: known
+# by its name alone, such as the seeds' run folders, which runs check themselves)
+STUDY_ENTRIES = {"plan.json": "plan", "study.json": "study", "report.md": "study",
+                 "figures": "figure", "times.json": "times", ".times.lock": None,
+                 "seed*": None, "submitit": None}
 
 
 def prepare(plan: Plan, out, force: bool = False) -> Path:
@@ -212,11 +258,18 @@ def prepare(plan: Plan, out, force: bool = False) -> Path:
     from sdtools.io import check_output_dir
 
     out = Path(out)
-    check_output_dir(out, "--out", STUDY_ENTRIES, force, verify=False)
+    check_output_dir(out, "--out", STUDY_ENTRIES, force)
     _same_training(plan, out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "plan.json", plan.to_dict())
+    write_plan(plan, out)
     return out
+
+
+def write_plan(plan: Plan, out: Path) -> None:
+    """``DIR/plan.json``: the plan, tagged as this tool's (a later study checks against it)."""
+    from sdtools.io import tag
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_json(Path(out) / "plan.json", {"written_by": tag(), "kind": "plan", **plan.to_dict()})
 
 
 def run_timed(plan: Plan, c: Cell, out: Path, progress: bool = False) -> float | None:
@@ -269,8 +322,10 @@ def _same_training(plan: Plan, out: Path) -> None:
     values may be added)."""
     import json
 
+    from sdtools.io import written_by_us
+
     path = out / "plan.json"
-    if not path.is_file():
+    if not written_by_us(path, "plan"):  # none yet, or a user's file that --force replaces
         return
     try:
         old = json.loads(path.read_text())
@@ -292,10 +347,13 @@ def _same_training(plan: Plan, out: Path) -> None:
 
 def _add_time(out: Path, key: str, seconds: float) -> None:
     """Wall time of each cell and each seed's phase 0 (``DIR/times.json``)."""
-    import json
+
+    from sdtools.io import tag
 
     path = out / "times.json"
+    from .study_stats import read_times
+
     with _lock(out / ".times.lock"):  # concurrent --cell workers must not lose each other's
-        times = json.loads(path.read_text()) if path.is_file() else {}
+        times = read_times(out)
         times[key] = seconds
-        write_json(path, times)
+        write_json(path, {"written_by": tag(), "kind": "times", "seconds": times})

@@ -121,17 +121,48 @@ def _collect(plan, out: Path, partial: bool = False) -> list[dict]:
         path = RunDir(c.run_dir(out)).report_path
         if partial and not path.is_file():
             continue
+        where = f"cell {c.index} ({c.run_dir(out)}): its report.json"
+        redo = "delete that cell's folder and run the study again to redo it"
         try:
-            metrics = cell_metrics(RunReport.read(path), c.method, metric)
+            report = RunReport.read(path)
+            _check_cell(plan, c, out, report, where, redo)
+            metrics = cell_metrics(report, c.method, metric)
         except ConfigError:
             raise
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"cell {c.index} ({c.run_dir(out)}): its report.json is damaged "
-                              f"({type(exc).__name__}: {exc}); delete that cell's folder and "
-                              "run the study again to redo it") from None
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"{where} is damaged ({type(exc).__name__}: {exc}); {redo}") \
+                from None
         rows.append({"cell": c.index, "seed": c.seed, "method": c.method, "value": c.value,
                      "name": c.name, **metrics})
     return rows
+
+
+def _check_cell(plan, c, out, report: RunReport, where: str, redo: str) -> None:
+    """A cell's report must be the cell's: trained with the cell's own settings (seed,
+    method, knob value, the plan's base), with recalls that are percentages."""
+    from .config import TRAINING_KEYS
+
+    want = json.loads(json.dumps(plan.config(c.seed, c.method, c.value,
+                                             str(c.run_dir(out))).to_dict()))
+    got = report.config if isinstance(report.config, dict) else {}
+    differ = [k for k in TRAINING_KEYS if k in want and got.get(k) != want[k]]
+    if differ:
+        k = differ[0]
+        raise ConfigError(f"{where} was trained with other settings than the cell ({k} "
+                          f"{got.get(k)!r}, the cell's {want[k]!r}); {redo}")
+    rep = report.methods.get(c.method)
+    if rep is None:
+        raise ConfigError(f"{where} has no results of {c.method}; {redo}")
+    for name, m in (("R@1", rep.r1), *((f"i2t R@{k}", v) for k, v in rep.i2t.items()),
+                    *((f"t2i R@{k}", v) for k, v in rep.t2i.items())):
+        for row in m:
+            for x in row:
+                if isinstance(x, bool) or not isinstance(x, (int, float)) \
+                        or not np.isfinite(x) or not 0 <= x <= 100:
+                    raise ConfigError(f"{where} holds {name} = {x!r}, which is not a recall "
+                                      f"(a percentage in [0, 100]); {redo}")
 
 
 def _by(rows, method, value):
@@ -293,9 +324,11 @@ def aggregate(plan, out, partial: bool = False) -> dict:
     from the cells finished so far (``"partial": true`` in the study)."""
     out = Path(out)
     rows = _collect(plan, out, partial)
-    times_path = out / "times.json"
-    times = json.loads(times_path.read_text()) if times_path.is_file() else {}
-    study = {"plan": plan.to_dict(), "cells": rows, "paired": paired_table(rows, plan),
+    from sdtools.io import tag
+
+    times = read_times(out)
+    study = {"written_by": tag(), "kind": "study", "plan": plan.to_dict(), "cells": rows,
+             "paired": paired_table(rows, plan),
              "frontier": frontier_table(rows, plan), "claims": claims(rows, plan),
              "level": LEVEL, "environment": environment(), "partial": partial,
              "cells_done": len(rows), "cells_planned": len(plan.cells()),
@@ -362,7 +395,9 @@ def _claim_cells(c: dict) -> tuple[str, str, int | str]:
 
 
 def markdown(study: dict) -> str:
-    lines = [f"# Study {study['plan']['name']}", "",
+    from sdtools.io import md_tag
+
+    lines = [f"# Study {study['plan']['name']}", "", md_tag("study"), "",
              *([f"**Partial: {study['cells_done']} of {study['cells_planned']} cells "
                 "finished.**", ""] if study.get("partial") else []),
              f"Seeds {study['plan']['seeds']}; cells {len(study['cells'])}; intervals: 95% t "
@@ -429,3 +464,17 @@ def markdown(study: dict) -> str:
         lines.append(f"| {p['method']} | {p['knob']} | {p['metric']} | {_f(p['mean'])} | "
                      f"{_ci(p)} | {p['n_seeds']} |")
     return "\n".join(lines) + "\n"
+
+
+def read_times(out: Path) -> dict:
+    """``{cell or seed phase 0: seconds}`` from ``DIR/times.json``; empty when there is none
+    or the file there is not a study's timings (a user's file, which --force replaces)."""
+    import json
+
+    from sdtools.io import written_by_us
+
+    path = Path(out) / "times.json"
+    if not written_by_us(path, "times"):
+        return {}
+    seconds = json.loads(path.read_text()).get("seconds")
+    return {k: float(v) for k, v in seconds.items()} if isinstance(seconds, dict) else {}

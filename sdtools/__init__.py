@@ -6,6 +6,8 @@ Attributes are imported lazily so that ``import sdtools`` (and the CLI's ``--hel
 from __future__ import annotations
 
 import importlib
+import inspect
+import sys
 
 __version__ = "0.1.0"
 
@@ -54,8 +56,31 @@ def __getattr__(name: str):
     if module is None:
         raise AttributeError(f"module 'sdtools' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"sdtools.{module}"), name)
+    if module.startswith("measures.") and inspect.isfunction(value):
+        value = _no_meta(value)
     globals()[name] = value
     return value
+
+
+def _no_meta(fn):
+    """A public measure that refuses tensors on the meta device (shapes without values) with
+    a one-line :class:`UserError`, before the maths meets them."""
+    import functools
+
+    @functools.wraps(fn)
+    def measure(*args, **kwargs):
+        torch = sys.modules.get("torch")  # a tensor can only exist once torch is imported
+        if torch is not None:
+            for k, x in [*enumerate(args), *kwargs.items()]:
+                if isinstance(x, torch.Tensor) and x.device.type == "meta":
+                    from .errors import InputError
+
+                    where = f"argument {k + 1}" if isinstance(k, int) else k
+                    raise InputError(f"{fn.__name__}: {where} is a tensor on the meta device "
+                                     "(a shape without values); pass a tensor that holds data")
+        return fn(*args, **kwargs)
+
+    return measure
 
 
 def __dir__():

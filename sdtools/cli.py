@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from pathlib import Path
 from typing import Annotated
 
@@ -36,7 +37,7 @@ SkipOpt = Annotated[bool, typer.Option("--skip-missing", help="leave out missing
 WorkersOpt = Annotated[int | None, typer.Option(
     "--workers", min=0, help="DataLoader workers decoding images (default: none for the "
     "synthetic stream, else the cores less one, at most 8)")]
-PrecisionOpt = Annotated[str, typer.Option(
+PrecisionOpt = Annotated[str | None, typer.Option(
     "--precision", help="compute precision of the embeddings: fp32, bf16 (autocast) or auto "
     "(bf16 on CUDA, fp32 elsewhere); part of the embeddings' identity in the cache")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="replace output files that sdtools did "
@@ -46,7 +47,10 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg")
 SHARED = (("model", ModelOpt, None), ("device", DeviceOpt, None), ("batch_size", BatchOpt, 256),
           ("quiet", QuietOpt, False), ("no_cache", NoCacheOpt, False),
           ("skip_missing", SkipOpt, False), ("workers", WorkersOpt, None),
-          ("precision", PrecisionOpt, "auto"), ("force", ForceOpt, False))
+          ("precision", PrecisionOpt, None), ("force", ForceOpt, False))
+
+
+_COMMAND = contextvars.ContextVar("sdtools_command", default=None)
 
 
 def embedding_command(fn):
@@ -60,12 +64,24 @@ def embedding_command(fn):
     shared = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
               for n, a, d in SHARED]
 
+    args = [p.name for p in own
+            if any(isinstance(m, typer.models.ArgumentInfo) for m in
+                   getattr(p.annotation, "__metadata__", ()))]
+
     @functools.wraps(fn)
     def command(**kw):
         opts = {n: kw.pop(n) for n, _, _ in SHARED}
         force = opts.pop("force")
-        ctx = Ctx(kw.get("data"), **opts)
-        return fn(ctx=ctx, force=force, **kw)
+        if fn.__name__ in CHECKPOINT_ONLY:  # embeddings are refused as such, first
+            for n in args:
+                _checkpoint_only(str(kw[n]), CHECKPOINT_ONLY[fn.__name__])
+        _only_embeddings([kw[n] for n in args], kw.get("data"), opts["precision"])
+        token = _COMMAND.set(fn.__name__)  # the kind of result its --json holds
+        try:
+            ctx = Ctx(kw.get("data"), **opts)
+            return fn(ctx=ctx, force=force, **kw)
+        finally:
+            _COMMAND.reset(token)
 
     command.__signature__ = sig.replace(parameters=[
         p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + shared)
@@ -73,11 +89,25 @@ def embedding_command(fn):
     return command
 
 
+def _only_embeddings(inputs, data, precision) -> None:
+    """Options that act on checkpoints are refused where every input is saved embeddings
+    (.npz), which carry their own probe set and precision: a flag is honoured or refused."""
+    from .errors import UserError
+
+    if not inputs or not all(str(x).lower().endswith(".npz") for x in inputs):
+        return
+    for flag, value in (("--data", data), ("--precision", precision)):
+        if value is not None:
+            raise UserError(f"{flag} {value} acts on checkpoints, and every input here is saved "
+                            "embeddings (.npz), which carry their own probe set and "
+                            f"precision; drop {flag}")
+
+
 class Ctx:
     """Shared options for turning A/B arguments into embeddings."""
 
     def __init__(self, data, model, device, batch_size, quiet, no_cache, skip_missing,
-                 workers, precision: str = "auto"):
+                 workers, precision: str | None = "auto"):
         self.data_spec = data
         self.model = model
         self.device = device
@@ -88,6 +118,7 @@ class Ctx:
         self.workers = workers
         from .models.extract import PRECISIONS
 
+        precision = precision or "auto"
         if precision not in PRECISIONS:
             from .errors import UserError
 
@@ -98,14 +129,13 @@ class Ctx:
 
         check_device(device)
         if not no_cache:
-            from .errors import UserError
-            from .io import check_writable_dir
+            from .io import cannot_write_dir
             from .models.extract import default_cache_dir
 
-            try:
-                check_writable_dir(default_cache_dir(), "the embedding cache ($SDTOOLS_CACHE)")
-            except UserError as exc:  # a cache is a convenience: go on without it
-                typer.echo(f"warning: {exc}; going on without the cache", err=True)
+            why = cannot_write_dir(default_cache_dir())
+            if why is not None:  # a cache is a convenience: go on without it
+                typer.echo(f"warning: the embedding cache ($SDTOOLS_CACHE) {why}; going on "
+                           "without the cache", err=True)
                 self.no_cache = True
 
     def data(self):
@@ -150,27 +180,43 @@ class Ctx:
         return ea, eb
 
 
-def _write_json(path: Path, obj) -> None:
-    from . import __version__
-    from .io import write_json
+def _write_json(path: Path, obj, kind: str | None = None) -> None:
+    """A command's results as JSON, tagged with the tool and the kind of result (the
+    command's name) so that a later --json knows the file again."""
+    from .io import tag, write_json
     from .measures.summary import jsonable
 
-    write_json(path, {"written_by": f"sdtools {__version__}", **jsonable(obj)})
+    write_json(path, {"written_by": tag(), "kind": kind or _COMMAND.get(), **jsonable(obj)})
 
 
-def _check_outputs(*paths, plot: Path | None = None, force: bool = False) -> None:
+def _check_outputs(*paths, plot: Path | None = None, force: bool = False,
+                   inputs=(), kind: str | None = None) -> None:
     """Output files must be writable where asked and must not replace a file sdtools did not
-    write (unless ``force``), checked before any work; a figure's format from its suffix."""
+    write, or one of another kind (unless ``force``), nor an input of the command or each
+    other, checked before any work; a figure's format from its suffix. ``paths``: JSON
+    results of ``kind`` (default: the command's name)."""
     from .errors import UserError
-    from .io import check_writable_file
+    from .io import check_outputs
 
-    for p in (*paths, plot):
-        if p is not None:
-            check_writable_file(p, "output", force)
+    kind = kind or _COMMAND.get()
+    outs = [(p, "--json", kind) for p in paths] + [(plot, "--plot", "figure")]
+    check_outputs(outs, inputs=inputs, force=force)
     if plot is not None and plot.suffix.lower() not in PLOT_SUFFIXES:
         kind = plot.suffix or "a file with no suffix"
         raise UserError(f"--plot {plot}: cannot draw a figure as {kind}; name it .png, .pdf or "
                         ".svg")
+
+
+def _data_files(spec) -> list[str]:
+    """The files a data SPEC names (a CSV, a Karpathy JSON): inputs, never outputs."""
+    from .data.specs import parse_spec
+    from .errors import UserError
+
+    try:
+        p = parse_spec(spec) if spec else None
+    except UserError:
+        return []
+    return [p.args[0]] if p is not None and p.kind in ("csv", "karpathy") else []
 
 
 def _console(quiet: bool):
@@ -199,7 +245,7 @@ def rotation(
     """Intra-modal rotation from A to B: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
     from .report import EXACT_SAM_ITEMS, SAMPLED_PAIRS, rotation_report
 
-    _check_outputs(json_out, plot=plot, force=force)
+    _check_outputs(json_out, plot=plot, force=force, inputs=(a, b, *_data_files(data)))
     ea, eb = ctx.pair(a, b)
     if max_pairs is None and not exact_sam and max(ea.n_images, ea.n_texts) > EXACT_SAM_ITEMS:
         max_pairs = SAMPLED_PAIRS
@@ -248,7 +294,7 @@ def deviation(
     from .report import deviation_report
     from .tables import cross_text
 
-    _check_outputs(json_out, plot=plot, force=force)
+    _check_outputs(json_out, plot=plot, force=force, inputs=(a, b, *_data_files(data)))
     ea, eb = ctx.pair(a, b)
     dev = deviation_report(ea, eb)
     d = dev.to_dict()
@@ -298,11 +344,17 @@ def embed(
 ):
     """Embed a probe set with a checkpoint and save the embeddings (.npz)."""
     from .errors import UserError
+    from .io import check_outputs, not_regular
+    from .models.embeddings import npz_path
 
     if out.is_dir():
         raise UserError(f"--out {out} is a directory; give a file name such as {out}/emb.npz "
                         "(nothing is written beside it)")
-    _check_outputs(out, force=force)
+    if not_regular(out) is not None:  # /dev/null would become /dev/null.npz
+        raise UserError(f"--out {out} is {not_regular(out)}, not a file; give a file name")
+    out = npz_path(out)  # the file that is written: numpy's suffix added first
+    check_outputs([(out, "--out", "embeddings")], inputs=(ckpt, *_data_files(data)),
+                  force=force)
     emb = ctx.embeddings(ckpt)
     path = emb.save(out)
     if not ctx.quiet:
@@ -324,7 +376,7 @@ def retrieval(
 
     from .measures.retrieval import retrieval as run
 
-    _check_outputs(json_out, force=force)
+    _check_outputs(json_out, force=force, inputs=(ckpt_or_emb, *_data_files(data)))
     emb = ctx.embeddings(ckpt_or_emb)
     res = run(emb.image, emb.text, emb.image_of_text)
     t = Table(title=f"retrieval {ckpt_or_emb} ({emb.n_images} images, {emb.n_texts} captions)")
@@ -340,6 +392,9 @@ def retrieval(
     if json_out:
         _write_json(json_out, {"checkpoint": ckpt_or_emb, "data": emb.meta.get("data", data),
                                **res.to_dict()})
+
+
+CHECKPOINT_ONLY = {"zeroshot": "zeroshot", "linear_probe": "linear-probe"}  # embed themselves
 
 
 def _checkpoint_only(ckpt: str, command: str) -> None:
@@ -466,7 +521,7 @@ def report(
 ):
     """Regenerate the multi-phase report (JSON, Markdown, figures) without retraining."""
     from .errors import RunError
-    from .io import atomic_dir, check_output_dir, write_text
+    from .io import check_output_dir, check_writable_file, refresh_dir, write_text
     from .report import build_report, markdown
     from .viz.phases import draw_all
 
@@ -474,13 +529,16 @@ def report(
         raise RunError(f"run directory not found: {run_dir}")
     if out is None:  # the run's own folder: only its report files are replaced
         out = run_dir
-        check_output_dir(out / "figures", "figures folder", None, force)
+        check_output_dir(out / "figures", "figures folder", "figure", force)
+        for name in ("report.json", "report.md"):
+            check_writable_file(out / name, "the report file", force, "report")
     else:
-        check_output_dir(out, "--out", ("report.json", "report.md", "figures"), force)
+        check_output_dir(out, "--out", {"report.json": "report", "report.md": "report",
+                                        "figures": "figure"}, force)
     rep = build_report(run_dir, progress=not quiet)
     n = 0
-    if figures:
-        with atomic_dir(out / "figures") as tmp:
+    if figures:  # a user's files among the figures are kept, --force or not
+        with refresh_dir(out / "figures") as tmp:
             n = len(draw_all(rep, tmp, run_dir=run_dir, progress=not quiet))
     rep.write(out / "report.json")
     write_text(out / "report.md", markdown(rep))

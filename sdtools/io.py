@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -88,47 +89,169 @@ def _check_parents(path: Path, what: str) -> None:
 
 
 MARK = "sdtools"  # what this tool writes into its outputs, so that it knows them again
+# the exact provenance tag: "sdtools" and a version, nothing else (a file that merely mentions
+# the tool is not its output)
+_TAG = re.compile(r"sdtools(?: [0-9][0-9A-Za-z.+_-]*)?")
+FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
 
 
-def written_by_us(path: Path) -> bool:
-    """Whether an existing file is an output of this tool (a JSON report with its ``written_by``
-    key, embeddings ``.npz`` with their format version, a figure with its ``Software`` tag)."""
+def tag() -> str:
+    """The provenance tag this version writes into its outputs."""
+    from . import __version__
+
+    return f"{MARK} {__version__}"
+
+
+def md_tag(kind: str = "report") -> str:
+    """The line that marks a Markdown output of ``kind`` (a run's report, a study's)."""
+    return "<!-- written by sdtools -->" if kind == "report" else \
+        f"<!-- written by sdtools: {kind} -->"
+
+
+def not_regular(path) -> str | None:
+    """What a path that exists but is not a regular file is ("a named pipe", "a directory",
+    ...), without opening it; None for a regular file or nothing there. Reading a named pipe
+    would wait forever for a writer."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def check_regular_input(path, what: str, error=None) -> Path:
+    """An input file that exists must be a regular file: a pipe, a device or a folder is
+    refused in one line before anything reads it (a pipe would hang the read)."""
+    from .errors import UserError
+
+    path = Path(path)
+    kind = not_regular(path)
+    if kind is not None:
+        hint = "pass the file inside it" if kind == "a directory" else "give a regular file"
+        raise (error or UserError)(f"{what} {path} is {kind}, not a file; {hint}")
+    return path
+
+
+EMBEDDINGS_FORMAT = 1  # the version of the embeddings .npz layout (sdtools.models.embeddings)
+
+
+def file_kind(path) -> str | None:
+    """The kind of sdtools output a regular file is, from its exact provenance tag, or None
+    (another file, unreadable, not a regular file). JSON: ``written_by`` and its ``kind``
+    (a run's report: ``report``); embeddings ``.npz``: their format version (``embeddings``);
+    a figure (``figure``): its PNG ``Software`` or PDF/SVG ``Creator`` metadata; Markdown: its
+    marker line (``report`` or ``study``)."""
+    path = Path(path)
+    if not_regular(path) is not None or not path.is_file():
+        return None
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":
             obj = json.loads(path.read_text())
-            return isinstance(obj, dict) and str(obj.get("written_by", "")).startswith(MARK)
+            if not isinstance(obj, dict) or not isinstance(obj.get("written_by"), str) \
+                    or not _TAG.fullmatch(obj["written_by"]):
+                return None
+            kind = obj.get("kind")
+            if kind is None and "schema" in obj and "methods" in obj:
+                kind = "report"  # a run's report.json (its schema names it)
+            return kind if isinstance(kind, str) else None
         if suffix == ".npz":
             import numpy as np
 
             with np.load(path, allow_pickle=False) as z:
-                return "format_version" in z.files and "image_of_text" in z.files
+                ok = ("image_of_text" in z.files and "format_version" in z.files
+                      and z["format_version"].shape == ()
+                      and int(z["format_version"]) == EMBEDDINGS_FORMAT)
+            return "embeddings" if ok else None
         if suffix == ".png":
             from PIL import Image
 
             with Image.open(path) as im:
-                return str(im.info.get("Software", "")).startswith(MARK)
-        if suffix in (".pdf", ".svg", ".md"):
-            return MARK.encode() in path.read_bytes()
+                sw = im.info.get("Software")
+            return "figure" if isinstance(sw, str) and _TAG.fullmatch(sw) else None
+        if suffix == ".pdf":
+            m = re.search(rb"/Creator \(([^)]*)\)", path.read_bytes())
+            found = m.group(1).decode("latin-1") if m else ""
+        elif suffix == ".svg":
+            m = re.search(r"<dc:creator>\s*<cc:Agent>\s*<dc:title>([^<]*)</dc:title>",
+                          path.read_text(errors="replace"))
+            found = m.group(1) if m else ""
+        elif suffix == ".md":
+            lines = path.read_text(errors="replace").splitlines()
+            return next((k for k in ("report", "study") if md_tag(k) in lines), None)
+        else:
+            return None
+        return "figure" if _TAG.fullmatch(found) else None
     except Exception:  # unreadable or another format: not ours
-        return False
-    return False
+        return None
 
 
-def check_writable_file(path, what: str, force: bool = False) -> Path:
-    """An output file path, checked before any work: not a directory, not under a file, in a
-    folder this process may write, and not a file this tool did not write (unless
-    ``force``): an output never eats a user's file."""
+def written_by_us(path: Path, kind: str | None = None) -> bool:
+    """Whether an existing file is an output of this tool (of ``kind``, when given): see
+    :func:`file_kind` for the exact tag each format carries."""
+    found = file_kind(path)
+    return found is not None and (kind is None or found == kind)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_outputs(outputs, inputs=(), force: bool = False) -> None:
+    """Output files of one command, checked before any work: ``outputs`` is a list of
+    ``(path, what, kind)``. No two share a path, none is one of the command's ``inputs``
+    (paths that exist), and each passes :func:`check_writable_file`."""
+    from .errors import UserError
+
+    outs = [(Path(p), what, kind) for p, what, kind in outputs if p is not None]
+    for i, (p, what, _) in enumerate(outs):
+        for q, other, _ in outs[:i]:
+            if _same_file(p, q):
+                raise UserError(f"{other} and {what} both name {p}; give each output its own "
+                                "file")
+        for x in inputs:
+            if x is not None and Path(str(x)).exists() and _same_file(p, Path(str(x))):
+                raise UserError(f"{what} {p} is an input of this command; write the output "
+                                "to another file (--force does not change this)")
+    for p, what, kind in outs:
+        check_writable_file(p, what, force, kind)
+
+
+def check_writable_file(path, what: str, force: bool = False, kind: str | None = None) -> Path:
+    """An output file path, checked before any work: a regular file or nothing, not under a
+    file, in a folder this process may write, and (unless ``force``) nothing but an sdtools
+    output of ``kind`` (any kind when None): an output never eats a user's file."""
     from .errors import UserError
 
     path = Path(path)
-    if path.is_dir():
+    other = not_regular(path)
+    if other == "a directory":
         raise UserError(f"{what} {path} is a directory; give a file name")
+    if other is not None:
+        raise UserError(f"{what} {path} is {other}, not a file; give the name of a regular "
+                        "file (--force does not change this)")
     _check_parents(path, what)
     check_access(path, what)
-    if path.exists() and not force and not written_by_us(path):
-        raise UserError(f"{what} {path} exists and was not written by sdtools; choose another "
-                        "name or pass --force to replace it")
+    if path.exists() and not force and not written_by_us(path, kind):
+        found = file_kind(path)
+        why = (f"holds sdtools {found} output, not {kind}" if found is not None
+               else "exists and was not written by sdtools")
+        raise UserError(f"{what} {path} {why}; choose another name, or pass --force to replace "
+                        "that file")
     return path
 
 
@@ -146,11 +269,24 @@ def check_access(path: Path, what: str) -> None:
             return
 
 
-def check_output_dir(path, what: str, ours, force: bool = False, verify: bool = True) -> Path:
-    """An output folder this tool fills with entries named by the patterns ``ours`` (``None``:
-    only files this tool wrote): refused, unless ``force``, when it holds anything else, so
-    that writing its outputs never replaces or deletes a user's file. With ``verify`` the
-    files among them (and the files of a folder among them) must carry this tool's mark."""
+FORCE_DIR = ("pass --force to write there anyway (files named as its outputs are replaced; "
+             "every other file is kept)")
+
+
+def _owned(entry: Path, kind) -> bool:
+    if kind is None:
+        return True
+    if entry.is_dir() and not entry.is_symlink():
+        return all(f.is_dir() or written_by_us(f, kind) for f in entry.rglob("*"))
+    return written_by_us(entry, kind)
+
+
+def check_output_dir(path, what: str, ours, force: bool = False) -> Path:
+    """An output folder this tool fills, refused (unless ``force``) when it holds anything
+    this tool did not write, so that writing its outputs never replaces a user's file.
+    ``ours``: ``{pattern: kind}``, the entries this tool writes there: kind None, known by
+    name (a lock file, a folder of runs); a kind, a file of that kind (see :func:`file_kind`)
+    or a folder of such files. ``ours`` a kind alone: every entry must be a file of it."""
     import fnmatch
 
     from .errors import UserError
@@ -159,19 +295,57 @@ def check_output_dir(path, what: str, ours, force: bool = False, verify: bool = 
     check_access(path / "x", what)
     if force or not path.is_dir():
         return path
-    for entry in path.iterdir():
-        if ours is None:
-            own = entry.is_file() and written_by_us(entry)
+    for entry in sorted(path.iterdir()):
+        if isinstance(ours, dict):
+            pat = next((p for p in ours if fnmatch.fnmatch(entry.name, p)), None)
+            own = pat is not None and _owned(entry, ours[pat])
         else:
-            own = any(fnmatch.fnmatch(entry.name, pat) for pat in ours)
-            if own and verify and entry.is_dir():
-                own = all(f.is_file() and written_by_us(f) for f in entry.iterdir())
-            elif own and verify:
-                own = written_by_us(entry)
+            own = _owned(entry, ours)
         if not own:
             raise UserError(f"{what} {path} holds {entry.name}, which sdtools did not write; "
-                            "choose another folder or pass --force to write there anyway")
+                            f"choose another folder or {FORCE_DIR}")
     return path
+
+
+@contextlib.contextmanager
+def refresh_dir(path, kind: str = "figure"):
+    """Yield a temporary folder beside ``path``; on success its files move into ``path``
+    (each one renamed into place), and the files of ``path`` that this tool wrote (of
+    ``kind``) and the new set lacks are removed. Any other file in ``path`` is kept. An
+    interrupted or failed writer leaves ``path`` as it was and no temporary folder behind."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        new = {f.relative_to(tmp) for f in tmp.rglob("*") if f.is_file()}
+        path.mkdir(exist_ok=True)
+        for old in sorted(path.rglob("*")):
+            if old.relative_to(path) not in new and not old.is_symlink() \
+                    and written_by_us(old, kind):
+                old.unlink()  # a stale figure of an earlier report
+        for rel in sorted(new):
+            (path / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp / rel, path / rel)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cannot_write_dir(path) -> str | None:
+    """Why this process cannot create files in the folder ``path`` (made if missing), found
+    by trying (permission bits say nothing for root, nor for a read-only mount); None when
+    it can."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".probe.", dir=path)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return f"{path} is not writable ({exc.strerror or type(exc).__name__})"
+    return None
 
 
 def check_writable_dir(path, what: str) -> Path:

@@ -43,7 +43,7 @@ def check_comparable(a: Embeddings, b: Embeddings, name_a: str = "A", name_b: st
     if da and db and da != db:
         raise AnalysisError(f"{name_a} was embedded on {da!r} but {name_b} on {db!r}")
     pa, pb = a.meta.get("probe"), b.meta.get("probe")
-    if pa and pb and pa != pb:
+    if pa and pb and any(pa[k] != pb[k] for k in set(pa) & set(pb)):
         raise AnalysisError(f"{name_a} and {name_b} {_probe_difference(pa, pb)}: the items "
                             "would be compared with other items; embed both on one probe "
                             "file as it is now (--no-cache re-embeds)")
@@ -62,7 +62,10 @@ def _probe_difference(pa: dict, pb: dict) -> str:
         return "hold the same images in a different order"
     if pa.get("captions_set") != pb.get("captions_set"):
         return "pair the images with different captions"
-    return "hold the same captions in a different order"
+    if pa.get("captions") != pb.get("captions"):
+        return "hold the same captions in a different order"
+    return ("hold images of the same names with other content (a file replaced or edited "
+            "between the two)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -134,6 +134,9 @@ class Strategy:
     needs_index = False  # reads a phase's items by index (streamed phases cannot serve it)
     uses_teacher_features = True  # with a teacher: its loss reads the teacher's batch features
     options: dict = {}  # the method's own settings and their defaults ([NAME] in a config)
+    # the options that are data SPECs: opened with the run's data, before anything is written,
+    # and refused when they are the run's evaluation sets or a phase's training data
+    data_options: tuple[str, ...] = ()
     colour: str | None = None  # how figures draw it ("#rrggbb"; None: from the name)
     upper_bound = False  # a reference trained on more data (figures draw it dashed)
 

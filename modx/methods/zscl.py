@@ -49,8 +49,14 @@ class ZSCL(Strategy):
         self.step = 0
         self.ref = None
 
+    data_options = ("reference",)  # data SPECs, opened with the run's other data
+
     @classmethod
     def check_options(cls, opts):
+        from ..data import check_spec_files
+
+        if "reference" in opts:
+            check_spec_files(opts["reference"], "[zscl] reference")
         if opts.get("batch", 2) < 2 or opts.get("weight", 0) < 0:
             raise ConfigError("[zscl] batch must be >= 2 and weight >= 0")
 

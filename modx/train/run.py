@@ -119,6 +119,49 @@ class Trainer:
         self.base_data = open_data(cfg.base_data) if cfg.base_data else None
         if cfg.init is not None:
             self.phases = [None, *self.phases]  # phase 0 is the given model
+        if len(self.phases) < 2:
+            raise TrainingError(f"phases = {cfg.phases!r} gives phase 0 alone, with nothing to "
+                                "train after it; split the data into at least 2 phases")
+        self._check_method_data()
+
+    def _check_method_data(self) -> None:
+        """The data SPECs among the methods' own settings (a reference set), opened now with
+        the run's other data (a missing file fails before anything is written), and refused
+        when they are the run's evaluation sets or a phase's training data."""
+        from modx.errors import ConfigError
+        from sdtools.errors import UserError
+
+        from ..methods import METHODS
+
+        def identity(data):
+            if data is None or getattr(data, "streamed", False):
+                return None
+            pid = data.probe_id(content=False)
+            return pid["n_images"], pid["images_set"], pid["captions_set"]
+
+        cfg = self.cfg
+        for m in cfg.methods:
+            method = METHODS[m]
+            for key in getattr(method, "data_options", ()):
+                spec = (cfg.method_options or {}).get(m, {}).get(key, method.options[key])
+                what = f"[{m}] {key} = {spec!r}"
+                try:
+                    ref = open_data(spec)
+                except UserError as exc:
+                    raise type(exc)(f"{what}: {exc}") from None
+                own = identity(ref)
+                if spec == cfg.data or spec in cfg.eval_data:
+                    raise ConfigError(f"{what} is the run's own data; a reference set is "
+                                      "neither old nor new data: give another set")
+                for name, data in self.evals:
+                    if own is not None and own == identity(data):
+                        raise ConfigError(f"{what} is the evaluation set {name}; a reference "
+                                          "set is neither old nor new data: give another set")
+                for t, data in enumerate(self.phases):
+                    if own is not None and own == identity(data):
+                        raise ConfigError(f"{what} is the training data of phase {t}; a "
+                                          "reference set is neither old nor new data: give "
+                                          "another set")
 
     def _setup_model_cfg(self) -> None:
         cfg = self.cfg

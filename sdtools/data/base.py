@@ -57,14 +57,26 @@ class ImageTextData:
         for data that a spec fully determines (the synthetic stream)."""
         return [f"#{i}" for i in range(self.n_images)]
 
-    def probe_id(self) -> dict:
+    def item_contents(self) -> list[str] | None:
+        """A digest of each image's bytes, in order (images read from files); None where the
+        spec determines the images (the synthetic stream) or reading them all would cost a
+        pass over the data (webdataset shards, whose cache token is cheaper)."""
+        return None
+
+    def probe_id(self, content: bool = True) -> dict:
         """What makes two embeddings comparable item by item: hashes of the images' identities
-        in order and as a set, of the captions with their image in order and as a set."""
+        in order and as a set, of the captions with their image in order and as a set, and
+        (``content``, for image files) of the images' bytes in order, so that a file replaced
+        under the same name is another probe."""
         names = self.item_names()
         caps = [f"{self.image_of_text[j]}\0{c}" for j, c in enumerate(self.captions)]
-        return {"n_images": self.n_images, "n_texts": len(self.captions),
-                "images": _digest(names), "images_set": _digest(sorted(names)),
-                "captions": _digest(caps), "captions_set": _digest(sorted(self.captions))}
+        out = {"n_images": self.n_images, "n_texts": len(self.captions),
+               "images": _digest(names), "images_set": _digest(sorted(names)),
+               "captions": _digest(caps), "captions_set": _digest(sorted(self.captions))}
+        contents = self.item_contents() if content else None
+        if contents is not None:
+            out["content"] = _digest(contents)
+        return out
 
     def captions_of(self, i: int) -> list[str]:
         return [self.captions[j] for j in np.flatnonzero(self.image_of_text == i)]
@@ -122,6 +134,10 @@ class Subset(ImageTextData):
         names = self.base.item_names()
         return [names[i] for i in self.images]
 
+    def item_contents(self):
+        contents = self.base.item_contents()
+        return None if contents is None else [contents[i] for i in self.images]
+
     def class_labels(self):
         return {k: (c, y[self.images]) for k, (c, y) in self.base.class_labels().items()}
 
@@ -165,6 +181,12 @@ class ConcatData(ImageTextData):
 
     def item_names(self) -> list[str]:
         return [f"{k}:{name}" for k, p in enumerate(self.parts) for name in p.item_names()]
+
+    def item_contents(self):
+        parts = [p.item_contents() for p in self.parts]
+        if any(c is None for c in parts):
+            return None
+        return [c for part in parts for c in part]
 
 
 def _digest(items) -> str:
@@ -231,12 +253,38 @@ class FileImageData(ImageTextData):
     def item_names(self) -> list[str]:
         return [str(p) for p in self.paths]
 
+    def item_contents(self) -> list[str]:
+        """SHA-256 (first 16 hex digits) of each image file's bytes, read once per dataset."""
+        if getattr(self, "_contents", None) is None:
+            self._contents = [_file_digest(p) for p in self.paths]
+        return self._contents
+
     def _content_token(self) -> str:
-        h = hashlib.sha256()
-        for p in self.paths:
-            st = p.stat()
-            h.update(f"{p}:{st.st_size}:{st.st_mtime_ns}".encode())
-        return h.hexdigest()
+        return files_token(self.paths)
+
+
+def files_token(paths) -> str:
+    """The embedding cache's token of files' content, without reading them: path, inode,
+    size, modification and status-change times (ns). A file rewritten in place or replaced
+    by another changes its status-change time, which no tool can set back (restoring the
+    size and the modification time does not restore it); a copy elsewhere is a cache miss."""
+    h = hashlib.sha256()
+    for p in paths:
+        st = Path(p).stat()
+        h.update(f"{p}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}".encode())
+    return h.hexdigest()
+
+
+def _file_digest(path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            while block := fh.read(chunk):
+                h.update(block)
+    except OSError as exc:
+        raise DataError(f"cannot read image {path} ({exc.strerror or exc}); remove or replace "
+                        "it") from None
+    return h.hexdigest()[:16]
 
 
 def loader_workers(requested: int | None, data, world: int = 1) -> int:

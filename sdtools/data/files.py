@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..errors import DataError
+from ..io import check_regular_input
 from .base import FileImageData
 
 KARPATHY_SPLITS = ("train", "restval", "val", "test")
@@ -38,6 +39,7 @@ def _csv_rows(path: Path, sep: str | None, keys) -> tuple[list[dict], str]:
     pairs that must be present."""
     if path.is_dir():
         raise DataError(f"{path} is a folder; csv: takes a CSV file (csv:FOLDER/captions.csv)")
+    check_regular_input(path, "CSV file", DataError)
     if not path.is_file():
         raise DataError(f"CSV file not found: {path}")
     text = _read_text(path)
@@ -142,6 +144,7 @@ def load_karpathy(json_path, image_root, split: str | None = "test",
     Flickr30K training set: 29,000 + 1,014 images), or ``all``.
     """
     json_path = Path(json_path)
+    check_regular_input(json_path, "Karpathy JSON", DataError)
     if not json_path.is_file():
         raise DataError(f"Karpathy JSON not found: {json_path}")
     split = split or "all"
@@ -169,4 +172,8 @@ def load_karpathy(json_path, image_root, split: str | None = "test",
                      for s in sents])
     if not paths:
         raise DataError(f"{json_path} has no images in split {split!r}")
-    return FileImageData(f"karpathy:{json_path}:{root}:{split}", paths, caps, None, skip_missing)
+    def esc(p):
+        return str(p).replace(":", "\\:")
+
+    return FileImageData(f"karpathy:{esc(json_path)}:{esc(root)}:{split}", paths, caps, None,
+                         skip_missing)

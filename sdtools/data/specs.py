@@ -5,6 +5,7 @@
                                                 img-key=COL, caption-key=COL, sep=tab|comma,
                                                 n=N (a ':' in PATH is written \\:)
     karpathy:JSON:IMAGE_ROOT[:SPLIT[+SPLIT]][:n=N]  dataset_coco.json / dataset_flickr30k.json
+                                                (a ':' in a path is written \\:)
     wds:SHARDS[:caption-key=txt;caption,n=N]    webdataset tar shards ({000..009} and ::)
     imagefolder:ROOT[:opt,...]                  torchvision's ImageFolder (ROOT/CLASS/IMAGE)
     run:RUN_DIR                                 a modx run's own probe (its evaluation sets)
@@ -84,6 +85,8 @@ def _options(items: list[str], flags: tuple[str, ...], keys: tuple[str, ...], sp
     out: dict = {}
     for item in filter(None, (x.strip() for x in items)):
         key, eq, val = item.partition("=")
+        if key in out:
+            raise DataError(f"{spec}: option {key!r} is given twice; give it once")
         if not eq and key in flags:
             out[key] = True
         elif eq and key in keys:
@@ -114,9 +117,11 @@ def parse_spec(spec) -> DataSpec:
                      ("n", "classnames", "templates"), text)
         return DataSpec(kind, text, (path,), o)
     if kind == "karpathy" and colon:
-        parts = rest.split(":")
+        # a colon inside a path is escaped with a backslash (as for csv:)
+        parts = [x.replace("\0", ":") for x in rest.replace("\\:", "\0").split(":")]
         if len(parts) < 2 or not parts[0] or not parts[1]:
-            raise DataError(f"{text}: a karpathy spec is karpathy:JSON:IMAGE_ROOT[:split]")
+            raise DataError(f"{text}: a karpathy spec is karpathy:JSON:IMAGE_ROOT[:split] (a ':' "
+                            "inside a path is written \\:)")
         o = {"split": parts[2] if len(parts) > 2 and parts[2] else "test"}
         o.update(_options(parts[3:], ("skip-missing",), ("n",), text))
         return DataSpec(kind, text, (parts[0], parts[1]), o)
@@ -251,6 +256,8 @@ def _open_run(p: DataSpec, skip_missing: bool) -> ImageTextData:
     from .base import ConcatData
 
     rd = RunDir(p.args[0])
+    if not rd.path.is_dir():
+        raise DataError(f"run:{p.args[0]}: run directory not found; give a modx run's folder")
     specs = rd.read_eval("phase0", 0).get("specs") if rd.is_done("phase0", 0) else None
     if not specs:
         raise DataError(f"run:{p.args[0]}: no finished phase 0 that names its evaluation sets "

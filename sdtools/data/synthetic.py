@@ -362,10 +362,14 @@ def parse_synthetic_spec(rest: str) -> tuple[SyntheticConfig, tuple[int, ...], s
     ``split`` (train/test) and ``n`` (images per domain). Returns (config, domains, split, n)."""
     kw: dict = {}
     domain, split, n = "0", "test", None
+    seen: set[str] = set()
     for item in filter(None, (x.strip() for x in rest.replace(";", ",").split(","))):
         key, eq, val = item.partition("=")
         if not eq:
             raise DataError(f"synthetic option {item!r} is not key=value")
+        if key in seen:
+            raise DataError(f"synthetic option {key!r} is given twice; give it once")
+        seen.add(key)
         try:
             if key == "domain":
                 domain = val

@@ -78,6 +78,12 @@ class WebDatasetData(ImageTextData):
         self.shards = [Path(p) for p in expand_shards(pattern)]
         if not self.shards:
             raise DataError(f"wds:{pattern} names no shard")
+        from ..io import not_regular
+
+        odd = next(((p, k) for p in self.shards if (k := not_regular(p)) is not None), None)
+        if odd is not None:
+            raise DataError(f"shard {odd[0]} is {odd[1]}, not a tar file; name the shard "
+                            "files themselves")
         missing = [str(p) for p in self.shards if not p.is_file()]
         if missing:
             raise DataError(f"{len(missing)} shard(s) missing (first: {missing[:3]})")
@@ -161,7 +167,9 @@ class WebDatasetData(ImageTextData):
                             "the sample or re-encode the image") from None
 
     def _content_token(self) -> str:
-        return ";".join(f"{p}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in self.shards)
+        from .base import files_token
+
+        return files_token(self.shards)
 
 
 class LabelledWebDataset(WebDatasetData):

@@ -31,6 +31,9 @@ def resolve_model_cfg(arch) -> tuple[str, dict]:
         p = Path(arch)
         if not p.exists():
             raise CheckpointError(f"model config file not found: {p}")
+        from ..io import check_regular_input
+
+        check_regular_input(p, "the model config", CheckpointError)
         try:
             cfg = json.loads(p.read_text())
         except json.JSONDecodeError as exc:

@@ -12,10 +12,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EmbeddingsError, InputError, UserError
-from ..io import atomic_path
+from ..io import EMBEDDINGS_FORMAT, atomic_path
 from ..measures.checks import as_embeddings, check_image_of_text, to_numpy
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = EMBEDDINGS_FORMAT
+
+
+def npz_path(path) -> Path:
+    """The file :meth:`Embeddings.save` writes for ``path``: ``.npz`` added unless it ends
+    so (``emb`` -> ``emb.npz``, ``emb.v2`` -> ``emb.v2.npz``)."""
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
 @dataclasses.dataclass
@@ -52,6 +59,10 @@ class Embeddings:
     meta: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
+        for name in ("image", "text", "image_of_text"):
+            if getattr(getattr(self, name), "is_meta", False):
+                raise InputError(f"Embeddings: {name} is a tensor on the meta device (a shape "
+                                 "without values); pass a tensor that holds data")
         img = as_embeddings(self.image, "image", min_rows=1)
         txt = as_embeddings(self.text, "text", min_rows=1)
         if img.shape[1] != txt.shape[1]:
@@ -108,12 +119,9 @@ class Embeddings:
         return first
 
     def save(self, path) -> Path:
-        """Write ``path`` (.npz) atomically; returns the path."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            path = path.with_suffix(path.suffix + ".npz") if path.suffix else path.with_suffix(
-                ".npz"
-            )
+        """Write ``path`` (.npz added when it has another suffix) atomically; returns the
+        path written."""
+        path = npz_path(path)
         with atomic_path(path, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(
@@ -131,7 +139,11 @@ class Embeddings:
         """Read an ``.npz`` written by :meth:`save` (no pickles are ever loaded)."""
         import zipfile
 
+        from ..io import check_regular_input
+
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            check_regular_input(path, "embeddings file", EmbeddingsError)
         if not path.is_file():
             raise EmbeddingsError(f"embeddings file not found: {path}"
                                   + (" (it is a directory)" if path.is_dir() else ""))

@@ -29,7 +29,7 @@ from .checkpoints import load_checkpoint
 from .embeddings import Embeddings
 from .reading import file_sha256
 
-CACHE_VERSION = 2  # 2: device and precision in the key
+CACHE_VERSION = 3  # 2: device and precision in the key; 3: image content in the probe
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA, fp32 elsewhere
 
 
@@ -184,6 +184,9 @@ def embed(
                         f"dataset, got {type(dataset).__name__}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UserError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise UserError(f"num_workers must be an integer >= 0 (0: decode in this process), got "
+                        f"{num_workers!r}")
     device, use_amp, compute = _compute(device, precision, amp)
     data = open_data(dataset) if isinstance(dataset, (str, Path)) else dataset
     is_spec = isinstance(model_or_spec, (str, Path))
@@ -252,7 +255,12 @@ def embed(
         meta["domains"] = [d.item() if hasattr(d, "item") else d for d in data.domains]
     emb = Embeddings(img.numpy(), txt.numpy(), data.image_of_text, meta)
     if path is not None and rank == 0 and rank_world()[0] == 0:
-        emb.save(path)
+        try:
+            emb.save(path)
+        except OSError as exc:  # a cache is a convenience: the result stands without it
+            print(f"warning: cannot write the embedding cache entry {path} "
+                  f"({exc.strerror or type(exc).__name__}); going on without it",
+                  file=sys.stderr)
     return emb
 
 

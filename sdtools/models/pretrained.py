@@ -46,7 +46,8 @@ def cached_pretrained(arch: str, tag: str, cache_dir=None) -> str:
     raise CheckpointError(
         f"weights for {arch}:{tag} are not cached (looked in {', '.join(looked) or 'nothing'}) "
         "and nothing is downloaded here; fetch them once on a machine with network access "
-        "(open_clip.create_model_and_transforms) or pass a local checkpoint file with --model"
+        "(open_clip.create_model_and_transforms), or give a local checkpoint file instead of "
+        f"{arch}:{tag}"
     )
 
 

@@ -57,6 +57,9 @@ def read_checkpoint_file(path) -> tuple[dict, dict]:
         raise CheckpointError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise CheckpointError(f"{path} is a directory; pass the checkpoint file inside it")
+    from ..io import check_regular_input
+
+    check_regular_input(path, "checkpoint", CheckpointError)  # a named pipe would hang
     if path.suffix == ".safetensors":
         from safetensors import safe_open
         from safetensors.torch import load_file

@@ -68,3 +68,42 @@ def test_other_images_or_captions_are_refused(probe):
     same = _embed(d / "a.pt", _csv(d, rows, "s.csv"), d)
     same.meta["data"] = a.meta["data"]
     check_comparable(a, same)  # the same items in the same order: fine
+
+
+def _replace_keeping_size_and_mtime(path, seed):
+    """Another image under the same name, its size and modification time set back."""
+    import os
+
+    st = path.stat()
+    rng = np.random.default_rng(seed)  # uncompressed PNGs of one shape have one size
+    Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(
+        path, compress_level=0)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size == st.st_size and path.stat().st_mtime_ns == st.st_mtime_ns
+
+
+def test_an_image_replaced_under_its_name_is_another_probe(probe):
+    d, rows = probe
+    spec = _csv(d, rows)
+    Image.open(rows[2][0]).save(rows[2][0], compress_level=0)
+    a = _embed(d / "a.pt", spec, d)
+    assert "content" in a.meta["probe"]
+    _replace_keeping_size_and_mtime(rows[2][0], seed=9)
+    b = _embed(d / "a.pt", spec, d)  # the cache must not serve the old image's embeddings
+    assert not np.allclose(a.image[2], b.image[2])
+    np.testing.assert_allclose(a.image[[0, 1, 3, 4, 5]], b.image[[0, 1, 3, 4, 5]], atol=1e-5)
+    with pytest.raises(AnalysisError, match="other content"):
+        check_comparable(a, b)
+    c = _embed(d / "a.pt", spec, d)  # unchanged since: a cache hit, the same probe
+    check_comparable(b, c)
+    np.testing.assert_array_equal(b.image, c.image)
+
+
+def test_probes_without_a_content_digest_still_compare(probe):
+    """Embeddings saved before the content digest compare on what both record."""
+    d, rows = probe
+    a = _embed(d / "a.pt", _csv(d, rows), d)
+    old = sdtools.Embeddings(a.image, a.text, a.image_of_text,
+                             {**a.meta, "probe": {k: v for k, v in a.meta["probe"].items()
+                                                  if k != "content"}})
+    check_comparable(a, old)

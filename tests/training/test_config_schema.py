@@ -40,12 +40,11 @@ def test_sections_and_flat_keys_give_the_same_config():
 
 
 def test_a_study_folder_is_reused_only_with_the_same_training(tmp_path):
-    from modx.study import Plan, _same_training
-    from sdtools.io import write_json
+    from modx.study import Plan, _same_training, write_plan
 
     grid = {"finetune": [5e-4]}
     old = Plan("s", {"steps": 5, "modx": {"alpha": 3.0}}, [0], grid)
-    write_json(tmp_path / "plan.json", old.to_dict())
+    write_plan(old, tmp_path)
     _same_training(Plan("s", {"steps": 5, "alpha": 3.0}, [0, 1], grid), tmp_path)  # grown
     with pytest.raises(ConfigError, match="steps differ"):
         _same_training(Plan("s", {"steps": 6, "modx": {"alpha": 3.0}}, [0], grid), tmp_path)

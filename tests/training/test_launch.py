@@ -41,7 +41,7 @@ def test_local_launcher_names_a_failure_resumes_and_matches_one_process(tmp_path
     said.clear()
     via = launch(plan, tmp_path / "jobs", "local", {"parallel": 2}, say=said.append)
     assert said == [s for s in said if "1 cells submitted (1 of 1)" in s] and said  # resumed
-    times = json.loads((tmp_path / "jobs" / "times.json").read_text())
+    times = json.loads((tmp_path / "jobs" / "times.json").read_text())["seconds"]
     assert {"seed0/phase0", "seed0/finetune-lr0.0005", "seed0/modx-alpha3"} <= set(times)
     one = run_study(plan, tmp_path / "one", progress=False)
     a = json.loads((tmp_path / "one" / "study.json").read_text())
@@ -75,15 +75,16 @@ def test_launcher_settings_and_slurm_script(tmp_path):
 def test_cli_launcher_flags(tmp_path, capsys):
     from modx.cli import main
 
-    plan = tmp_path / "plan.toml"
-    plan.write_text('seeds = [0]\n[grid]\nfinetune = []\n[launcher]\nparallel = "two"\n'
-                    '[base]\ndata = "synthetic:protocol=shift,train_per_domain=48,'
-                    'test_per_domain=12"\nphases = "base+contiguous:2"\nbatch_size = 8\n')
+    body = ('[base]\ndata = "synthetic:protocol=shift,train_per_domain=48,'
+            'test_per_domain=12"\nphases = "base+contiguous:2"\nbatch_size = 8\n')
+    plan, bad = tmp_path / "plan.toml", tmp_path / "bad.toml"
+    plan.write_text('seeds = [0]\n[grid]\nfinetune = []\n' + body)
+    bad.write_text('seeds = [0]\n[grid]\nfinetune = []\n[launcher]\nparallel = "two"\n' + body)
     for argv, msg in (
             ([str(plan), "--out", str(tmp_path / "o"), "--parallel", "2"], "--parallel is a "
              "launcher setting"),
-            ([str(plan), "--out", str(tmp_path / "o"), "--launcher", "local"], "parallel in "
-             r"\[launcher\] must be a non-negative integer")):
+            ([str(bad), "--out", str(tmp_path / "o")], r"parallel in \[launcher\] of .*bad.toml "
+             "must be a non-negative integer")):
         with pytest.raises(SystemExit) as e:
             main(["study", *argv])
         assert e.value.code == 2
