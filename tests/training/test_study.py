@@ -125,7 +125,7 @@ def test_domains_protocol_domain_3_does_not_repeat_domain_0():
 
 
 def test_example_shift_plan_is_the_shift_preset():
-    """The README says examples/study_shift.toml and `--preset shift` are one plan."""
+    """The docs say examples/study_shift.toml and `--preset shift` are one plan."""
     from pathlib import Path
 
     from modx.demo import study_plan
