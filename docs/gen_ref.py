@@ -81,7 +81,8 @@ def config_page() -> str:
     section_of: dict[str, list[str]] = {}
     for sec, keys in config.SECTIONS.items():
         for k in keys:
-            section_of.setdefault(k, []).append(sec)
+            field = config.RENAMED.get((sec, k), k)
+            section_of.setdefault(field, []).append(sec if field == k else f"{sec} ({k})")
     lines = ["# Config schema", "",
              "Generated from `modx.config.TrainConfig` (its fields, defaults and the comments "
              "beside them) by `docs/gen_ref.py`. A TOML config sets these keys at the top "

@@ -58,10 +58,11 @@ class TrainConfig:
     dist_timeout_min: float = 60.0  # torchrun: how long ranks wait while rank 0 evaluates
     # method knobs
     alpha: float = 20.0  # Mod-X weight (official: 20 at batch 280)
-    temperature: float = 1.0
+    temperature: float = 1.0  # Mod-X's ([modx] temperature)
     reduction: str = "sum"
     exclude_diagonal: bool = False
     lwf_weight: float = 1.0
+    lwf_temperature: float = 1.0  # LwF's distillation temperature ([lwf] temperature)
     rkd_weight: float = 1.0
     ewc_lambda: float = 100.0
     ewc_batches: int = 8
@@ -102,6 +103,8 @@ class TrainConfig:
             raise ConfigError(f"epochs must be > 0, got {self.epochs}")
         if self.temperature <= 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.lwf_temperature <= 0:
+            raise ConfigError(f"[lwf] temperature must be > 0, got {self.lwf_temperature}")
         if self.clip_grad is not None and self.clip_grad < 0:
             raise ConfigError(f"clip_grad must be >= 0 (0: no clipping), got {self.clip_grad}")
         check_device(self.device)
@@ -198,11 +201,15 @@ def check_types(cfg: TrainConfig) -> None:
 # the method's name; everything else at the top level
 SECTIONS = {
     "modx": ("alpha", "temperature", "reduction", "exclude_diagonal", "teacher_cache"),
-    "lwf": ("lwf_weight", "temperature"),
+    "lwf": ("lwf_weight", "temperature"),  # temperature here is lwf_temperature
     "rkd": ("rkd_weight",),
     "ewc": ("ewc_lambda", "ewc_batches"),
     "replay": ("replay_size", "replay_fraction"),
 }
+
+
+# a section's key that names another field: [lwf] temperature is LwF's own
+RENAMED = {("lwf", "temperature"): "lwf_temperature"}
 
 
 def method_sections() -> dict[str, tuple[str, ...]]:
@@ -273,10 +280,14 @@ def flatten(d: dict, source: str = "config") -> dict:
             if key not in SECTIONS[k]:
                 raise ConfigError(f"{key!r} does not belong in [{k}] in {source}; [{k}] takes "
                                   f"{', '.join(SECTIONS[k])}")
-            if key in where:
-                raise ConfigError(f"{key} is given twice in {source} ({where[key]} and [{k}]); "
+            field = RENAMED.get((k, key), key)
+            if field in where:
+                raise ConfigError(f"{key} is given twice in {source} ({where[field]} and [{k}]); "
                                   "keep one")
-            flat[key], where[key] = value, f"[{k}]"
+            flat[field], where[field] = value, f"[{k}]"
+    if where.get("temperature") == "top level" and "lwf_temperature" not in flat:
+        # a top-level temperature (as configs before the two sections wrote it) set both
+        flat["lwf_temperature"] = flat["temperature"]
     return flat
 
 

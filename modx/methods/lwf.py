@@ -21,5 +21,5 @@ class LwF(Strategy):
     def loss(self, trainer, feats):
         io, to = teacher_feats(feats)
         term = lwf_distillation(gather(feats["img"]), gather(feats["txt"]), io, to,
-                                temperature=self.cfg.temperature, reduction=self.cfg.reduction)
+                                temperature=self.cfg.lwf_temperature, reduction=self.cfg.reduction)
         return self.cfg.lwf_weight * term, {"distill": float(term.detach())}

@@ -24,12 +24,49 @@ def test_flags_win_over_every_place_in_the_file(tmp_path):
     ("lr = 1e-3\n[opt]\nlr = 9e-3\n", "unknown section [opt]"),
     ("alpha = 2.0\n[modx]\nalpha = 3.0\n", "alpha is given twice"),
     ("[modx]\nlr = 1.0\n", "'lr' does not belong in [modx]"),
-    ("[lwf]\ntemperature = 2.0\n[modx]\ntemperature = 1.0\n", "temperature is given twice"),
+    ("[lwf]\ntemperature = 2.0\nlwf_temperature = 1.0\n", "'lwf_temperature' does not belong"),
+    ("lwf_temperature = 2.0\n[lwf]\ntemperature = 1.0\n", "temperature is given twice"),
     ("lr = 1e-3\nlr = 2e-3\n", "not valid TOML"),  # a key twice in one table
 ])
 def test_ambiguous_configs_are_refused(tmp_path, text, msg):
     with pytest.raises(ConfigError, match=msg.replace("[", r"\[").replace("]", r"\]")):
         load(_toml(tmp_path, text))
+
+
+def test_lwf_and_modx_temperatures_are_two_keys(tmp_path):
+    cfg = load(_toml(tmp_path, "[lwf]\ntemperature = 2.0\n[modx]\ntemperature = 0.5\n"))
+    assert (cfg.lwf_temperature, cfg.temperature) == (2.0, 0.5)
+    assert load(_toml(tmp_path, "[modx]\ntemperature = 0.5\n")).lwf_temperature == 1.0
+    # a top-level temperature (the one shared key of older configs) still sets both
+    old = load(_toml(tmp_path, "temperature = 3.0\n"))
+    assert (old.lwf_temperature, old.temperature) == (3.0, 3.0)
+    # a run's own config.json (flat, both keys) reads back as written
+    assert from_dict(old.to_dict()) == old
+    assert from_dict({**old.to_dict(), "lwf_temperature": 1.5}).lwf_temperature == 1.5
+    with pytest.raises(ConfigError, match=r"\[lwf\] temperature must be > 0"):
+        load(_toml(tmp_path, "[lwf]\ntemperature = 0.0\n"))
+
+
+def test_lwf_distils_at_its_own_temperature():
+    """LwF's loss reads [lwf] temperature, Mod-X's is untouched by it."""
+    import torch
+
+    from modx.config import TrainConfig
+    from modx.losses import lwf_distillation
+    from modx.methods.base import Features
+    from modx.methods.lwf import LwF
+
+    g = torch.Generator().manual_seed(0)
+    img, txt, io, to = (torch.nn.functional.normalize(torch.randn(6, 8, generator=g), dim=-1)
+                        for _ in range(4))
+    feats = Features(img=img, txt=txt, img_old=io, txt_old=to)
+    for t in (0.5, 2.0):
+        cfg = TrainConfig(lwf_temperature=t, lwf_weight=1.0, temperature=1.0)
+        loss, _ = LwF(cfg).loss(None, feats)
+        ref = lwf_distillation(img, txt, io, to, temperature=t, reduction=cfg.reduction)
+        assert float(loss) == pytest.approx(float(ref))
+    assert float(LwF(TrainConfig(lwf_temperature=0.5)).loss(None, feats)[0]) != pytest.approx(
+        float(LwF(TrainConfig(lwf_temperature=2.0)).loss(None, feats)[0]))
 
 
 def test_sections_and_flat_keys_give_the_same_config():
@@ -74,7 +111,7 @@ def test_every_setting_is_reachable_with_set(tmp_path, capsys):
             'eval_data=["synthetic:domain=0,split=test,n=4"]', "device=cpu"]
     flat = flatten(parse_sets(sets), "--set")
     cfg = from_dict({"methods": ["lwf", "zscl"]}, "flags", flat)
-    assert (cfg.warmup, cfg.temperature) == (0.1, 2)
+    assert (cfg.warmup, cfg.lwf_temperature, cfg.temperature) == (0.1, 2, 1.0)
     assert cfg.method_options == {"zscl": {"ensemble": False, "weight": 0.5}}
     assert cfg.eval_data == ["synthetic:domain=0,split=test,n=4"]
     assert {k for k in FIELDS} >= {k for k in flat if k != "method_options"}
