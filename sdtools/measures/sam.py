@@ -300,15 +300,19 @@ def _sam_drift_sampled(a, b, max_pairs, seed, bin_edges, quantiles) -> SamDriftR
     side = max(1, min(SAMPLE_BLOCK, n // 2))
     means, sizes = [], []
     done = 0
+    perm, used = torch.randperm(n, generator=gen), 0
     while done < max_pairs:
-        rows = torch.randperm(n, generator=gen)[: 2 * side].to(a.device)
+        if used + 2 * side > n:  # blocks take disjoint slices of one permutation, then anew
+            perm, used = torch.randperm(n, generator=gen), 0
+        rows = perm[used : used + 2 * side].to(a.device)
+        used += 2 * side
         i, j = rows[:side], rows[side:]
-        ca = (a[i] @ a[j].T) * inv_a[i][:, None] * inv_a[j][None, :]
-        cb = (b[i] @ b[j].T) * inv_b[i][:, None] * inv_b[j][None, :]
+        ca = torch.mm(a[i] * inv_a[i][:, None], (a[j] * inv_a[j][:, None]).T)
+        cb = torch.mm(b[i] * inv_b[i][:, None], (b[j] * inv_b[j][:, None]).T)
         d = _drift_rad(ca.reshape(-1), cb.reshape(-1)).mul_(180.0 / math.pi)
         k = min(d.numel(), max_pairs - done)
         out[done : done + k] = d[:k].cpu()
-        means.append(float(d[:k].double().mean()))
+        means.append(float(d[:k].sum(dtype=torch.float64)) / k)
         sizes.append(k)
         done += k
     s = Summary.of(out.numpy(), bin_edges=bin_edges, quantiles=quantiles, thresholds=())
