@@ -56,6 +56,7 @@ docs-check: docs
 
 # numpydoc-style validation of the public names (Parameters complete and in signature order,
 # Returns, Raises where a name raises, See Also, References for the measures); lists problems
+# and fails when any name has one (CI runs it)
 docstrings: $(STAMP)
 	$(BIN)/python tools/check_docstrings.py
 

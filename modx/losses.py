@@ -81,7 +81,61 @@ def modx_alignment(img_new, txt_new, img_old, txt_old, temperature: float = 1.0,
     ``argmax M_old[i] = i``. Loss ``1/2 (sum_i KL(softmax(M_old[i]/tau) || softmax(M_new[i]/tau))
     + same for the transposes)`` over the selected rows (``reduction='sum'`` as the official code;
     ``'mean'`` averages over selected rows). The diagonal is included unless
-    ``exclude_diagonal``. No gradient reaches the old features.
+    ``exclude_diagonal``. No gradient reaches the old features. The matrices span the rows
+    given: under data parallelism, gather the features first (as the ``modx`` method does) so
+    that they span the global batch.
+
+    Parameters
+    ----------
+    img_new, txt_new : tensor (B, D)
+        Raw image and text features of the B pairs of the batch under the model being
+        trained (L2-normalised here).
+    img_old, txt_old : tensor (B, D)
+        The same pairs' raw features under the frozen previous-phase model (L2-normalised
+        here; no gradient flows into them).
+    temperature : float
+        ``tau`` of the softmax over each row (1, the official value: cosines as logits).
+    exclude_diagonal : bool
+        Leave each row's matching pair out of both distributions (the official code keeps it).
+    reduction : str
+        ``'sum'`` over the selected rows (official) or ``'mean'`` over them (0 when none is
+        selected).
+
+    Returns
+    -------
+    tensor
+        The alignment loss, a scalar (0 when the new model's rows equal the old model's).
+
+    Raises
+    ------
+    ConfigError
+        ``temperature`` is not above 0, or ``reduction`` is neither ``'sum'`` nor ``'mean'``.
+
+    See Also
+    --------
+    modx.losses.modx_alignment_stats : The same loss and the share of rows selected.
+    modx.losses.lwf_distillation : The same distillation over every row (no selection).
+    modx.losses.clip_loss : The contrastive loss it is added to (``L = L_CLIP + alpha L_align``).
+
+    References
+    ----------
+    1. Z. Ni, L. Wei, S. Tang, Y. Zhuang, Q. Tian. Continual Vision-Language Representation
+       Learning with Off-Diagonal Information. ICML 2023, PMLR 202:26129-26149
+       (arXiv:2305.07437).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from modx.losses import modx_alignment
+    >>> g = torch.Generator().manual_seed(0)
+    >>> img_old = torch.randn(8, 16, generator=g)
+    >>> txt_old = img_old + 0.1 * torch.randn(8, 16, generator=g)  # the old model matches
+    >>> round(modx_alignment(img_old, txt_old, img_old, txt_old).item(), 6)  # nothing lost
+    0.0
+    >>> img_new = torch.randn(8, 16, generator=g, requires_grad=True)
+    >>> loss = modx_alignment(img_new, txt_old, img_old, txt_old)
+    >>> loss.shape, loss.item() > 0, loss.requires_grad
+    (torch.Size([]), True, True)
     """
     return modx_alignment_stats(img_new, txt_new, img_old, txt_old, temperature,
                                 exclude_diagonal, reduction)[0]

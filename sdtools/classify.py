@@ -42,6 +42,11 @@ class ZeroShotResult:
     None with fewer than 5 classes. ``pred`` (n_images,) and ``labels`` (n_images,) are class
     indices into ``classnames``; ``confusion[i, j]`` counts images of class i assigned j.
 
+    See Also
+    --------
+    zero_shot : Returns it.
+    LinearProbeResult : The linear probe's scores.
+
     Examples
     --------
     >>> import numpy as np
@@ -194,6 +199,26 @@ def zero_shot(model_or_spec, data, *, task: str | None = None, templates=None, a
     -------
     ZeroShotResult
 
+    Raises
+    ------
+    UserError
+        ``data`` is neither a SPEC nor a dataset; ``precision`` is not ``auto``, ``fp32`` or
+        ``bf16``; ``model_or_spec`` cannot embed (see :func:`sdtools.embed`); or the data's
+        labels do not fit its classes.
+    DataError
+        The data cannot be opened, carries no class labels, carries several tasks and
+        ``task`` is not given, or has no task ``task``; a template is unusable.
+    DeviceError
+        ``device`` is not one this machine has.
+    CheckpointError
+        A checkpoint spec that cannot be loaded.
+
+    See Also
+    --------
+    ZeroShotResult : The result's fields.
+    linear_probe : A linear probe of the same embeddings.
+    embed : How the images are embedded.
+
     Examples
     --------
     >>> import os, tempfile, sdtools
@@ -233,6 +258,11 @@ def zero_shot(model_or_spec, data, *, task: str | None = None, templates=None, a
 class LinearProbeResult:
     """A linear probe's test scores (percent; ``top5`` None with fewer than 5 classes) and
     its settings: the regularisation chosen and how.
+
+    See Also
+    --------
+    linear_probe : Returns it.
+    ZeroShotResult : Zero-shot classification's scores.
 
     Examples
     --------
@@ -397,15 +427,36 @@ def linear_probe(model_or_spec, train, test, *, task: str | None = None, arch=No
         Labelled data SPECs (``imagefolder:ROOT``, ...) or opened datasets.
     task : str, optional
         Which classification task, where the data carries several.
-    val_proportion, seed, max_iter
-        As :func:`probe_features`.
     arch, device, batch_size, cache, cache_dir, num_workers, progress, precision
         As :func:`sdtools.embed` (image embeddings are cached).
+    val_proportion, seed, max_iter
+        As :func:`probe_features`.
 
     Returns
     -------
     LinearProbeResult
         Test scores; ``settings`` records the regularisation chosen, the search and the sets.
+
+    Raises
+    ------
+    UserError
+        ``train`` or ``test`` is neither a SPEC nor a dataset; ``val_proportion`` is not in
+        (0, 1); ``precision`` is not ``auto``, ``fp32`` or ``bf16``; ``model_or_spec`` cannot
+        embed (see :func:`sdtools.embed`); or a set's labels do not fit its classes.
+    DataError
+        A set cannot be opened or carries no usable labels; the two sets name different
+        classes; the training set has fewer than two classes; a test class has no training
+        image.
+    DeviceError
+        ``device`` is not one this machine has.
+    CheckpointError
+        A checkpoint spec that cannot be loaded.
+
+    See Also
+    --------
+    LinearProbeResult : The result's fields.
+    zero_shot : Zero-shot classification of a labelled set.
+    embed : How the images are embedded.
 
     Examples
     --------

@@ -12,6 +12,12 @@ from __future__ import annotations
 class UserError(ValueError):
     """Bad input or a state the user can fix; the message names the problem and the fix.
 
+    See Also
+    --------
+    sdtools.errors : Its children, one per kind of input (``InputError``, ``DataError``,
+        ``CheckpointError``, ``EmbeddingsError``, ``AnalysisError``, ``RunError``,
+        ``DeviceError``).
+
     Examples
     --------
     >>> import numpy as np, sdtools

@@ -138,6 +138,21 @@ def rotation_report(a: Embeddings, b: Embeddings, modality: str = "both",
     RotationReport
         ``image`` and ``text``: ModalityRotation (``to_dict()`` for JSON).
 
+    Raises
+    ------
+    AnalysisError
+        ``modality`` is not ``image``, ``text`` or ``both``, or ``a`` and ``b`` do not cover
+        the same probe in one space dimension.
+    InputError
+        A measure refuses the embeddings (see :func:`sdtools.procrustes`), or ``n_boot`` or
+        ``seed`` is out of range.
+
+    See Also
+    --------
+    deviation_report : The inter-modal side of the same comparison.
+    plot_rotation : Draws the result.
+    rad, sam_drift, procrustes, topology_kept, linear_cka, mutual_knn : The measures it runs.
+
     Examples
     --------
     >>> import numpy as np, sdtools
@@ -229,6 +244,19 @@ def deviation_report(a: Embeddings, b: Embeddings) -> DeviationResult:
     DeviationResult
         See :func:`sdtools.deviation`.
 
+    Raises
+    ------
+    AnalysisError
+        ``a`` and ``b`` do not cover the same probe in one space dimension.
+    InputError
+        :func:`sdtools.deviation` refuses the embeddings.
+
+    See Also
+    --------
+    deviation : The measure, on arrays.
+    rotation_report : The intra-modal side of the same comparison.
+    plot_deviation : Draws the result.
+
     Examples
     --------
     >>> import numpy as np, sdtools
@@ -298,6 +326,20 @@ def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = Fa
     RunReport
         Retrieval matrices, classification and geometry per method and phase
         (``.to_dict()`` is what ``report.json`` holds).
+
+    Raises
+    ------
+    RunError
+        ``run`` is not a run directory (no readable ``config.json``) or has no finished phase
+        of any method.
+    EmbeddingsError
+        A phase's probe embeddings cannot be read.
+
+    See Also
+    --------
+    RunDir : The run directory's layout.
+    draw_all : Draws every figure of the report.
+    rotation_report, deviation_report : The geometry computed between phases.
 
     Examples
     --------

@@ -65,6 +65,11 @@ class RunDir:
     path : str or Path
         The run's folder (see the module docstring for its layout).
 
+    See Also
+    --------
+    build_report : The report of a run directory.
+    draw_all : Its figures.
+
     Examples
     --------
     >>> from sdtools import RunDir

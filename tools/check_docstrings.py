@@ -23,6 +23,13 @@ import inspect
 import re
 import sys
 import textwrap
+from pathlib import Path
+
+# check the tree this file sits in: run as a script, sys.path[0] is tools/, and an editable
+# install of another checkout would otherwise be the sdtools imported
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
 SECTION = re.compile(r"^(\w[\w ]*)\n(-{3,})$", flags=re.M)
 

@@ -296,6 +296,17 @@ def open_data(spec, skip_missing: bool = False) -> ImageTextData:
     ImageTextData
         Images (decoded on demand), ``captions`` and ``image_of_text``.
 
+    Raises
+    ------
+    DataError
+        The SPEC is malformed or names an unknown kind or option, or its files, images or run
+        directory cannot be used.
+
+    See Also
+    --------
+    embed : Embeds the dataset (accepts the SPEC itself).
+    SyntheticStream : The synthetic stream behind ``synthetic:`` SPECs.
+
     Examples
     --------
     >>> import sdtools

@@ -86,6 +86,11 @@ class SyntheticConfig:
         ``domains`` (style domains with rotating vocabularies) or ``shift`` (a base set and a
         shifted one with the same vocabulary).
 
+    See Also
+    --------
+    SyntheticStream : The stream these knobs configure.
+    open_data : ``synthetic:k=v,...`` SPECs set these fields by name.
+
     Examples
     --------
     >>> from sdtools import SyntheticConfig
@@ -328,6 +333,11 @@ class SyntheticStream:
     ----------
     config : SyntheticConfig, optional
         The stream's settings (default: ``SyntheticConfig()``).
+
+    See Also
+    --------
+    SyntheticConfig : The stream's settings.
+    open_data : Opens a domain and split of the stream from a ``synthetic:`` SPEC.
 
     Examples
     --------

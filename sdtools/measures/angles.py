@@ -36,6 +36,25 @@ def sample_angles(A, B) -> np.ndarray:
     ndarray (N,), float64
         Angle of each sample between a and b, in [0, 180].
 
+    Raises
+    ------
+    InputError
+        ``A`` or ``B`` is not a real float (N, D) numpy array or torch tensor, the two differ
+        in shape, have fewer than 2 rows, or hold a NaN, Inf or all-zero row; or a tensor is
+        on the meta device.
+
+    See Also
+    --------
+    rad : These angles summarised (histogram, mean, quantiles, shares above thresholds).
+    sam_drift : How the angles between samples change (a rigid rotation keeps them).
+    procrustes : The rotation that best takes A onto B, and how much of the change it explains.
+
+    References
+    ----------
+    1. Z. Ni, L. Wei, S. Tang, Y. Zhuang, Q. Tian. Continual Vision-Language Representation
+       Learning with Off-Diagonal Information. ICML 2023, PMLR 202:26129-26149
+       (arXiv:2305.07437).
+
     Examples
     --------
     >>> import numpy as np, sdtools
@@ -68,6 +87,27 @@ def rad(A, B, bin_edges=None, ci: bool = False, n_boot: int = 1000, seed: int = 
     -------
     Summary
         Mean, quantiles, histogram and shares above thresholds of the N angles.
+
+    Raises
+    ------
+    InputError
+        ``A`` or ``B`` is not a real float (N, D) numpy array or torch tensor, the two differ
+        in shape, have fewer than 2 rows, or hold a NaN, Inf or all-zero row; or a tensor is
+        on the meta device.
+        Also with ``ci``: ``n_boot`` not an integer of at least 1, or ``seed`` not an integer
+        in [0, 2^63).
+
+    See Also
+    --------
+    sample_angles : The per-sample angles this summarises.
+    Summary : The result's fields.
+    sam_drift : The drift of the angles between samples, read beside this.
+
+    References
+    ----------
+    1. Z. Ni, L. Wei, S. Tang, Y. Zhuang, Q. Tian. Continual Vision-Language Representation
+       Learning with Off-Diagonal Information. ICML 2023, PMLR 202:26129-26149
+       (arXiv:2305.07437).
 
     Examples
     --------

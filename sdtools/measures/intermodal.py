@@ -73,6 +73,11 @@ class DeviationResult:
     intervals (``mean_ci``, ``unsync_abs_mean_ci``) that resample images with all their
     captions (captions of one image share its change).
 
+    See Also
+    --------
+    deviation : The measure that returns it.
+    deviation_report : The same from two :class:`Embeddings`.
+
     Examples
     --------
     >>> import numpy as np, sdtools
@@ -190,10 +195,14 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
 
     Parameters
     ----------
-    V_a, V_b : array (n_images, D)
-        Image embeddings under checkpoints a and b.
-    T_a, T_b : array (n_texts, D)
-        Caption embeddings under a and b.
+    V_a : array (n_images, D)
+        Image embeddings under checkpoint a.
+    T_a : array (n_texts, D)
+        Caption embeddings under checkpoint a.
+    V_b : array (n_images, D)
+        Image embeddings under checkpoint b (the same images, in the same order).
+    T_b : array (n_texts, D)
+        Caption embeddings under checkpoint b.
     image_of_text : array (n_texts,) of int
         Index of each caption's image.
     chunk_size : int
@@ -203,6 +212,31 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
     -------
     DeviationResult
         Per-caption arrays and whole-space summaries (``to_dict()`` for JSON).
+
+    Raises
+    ------
+    InputError
+        An embedding matrix is not a real float 2-D array or tensor, or holds a NaN, Inf or
+        all-zero row; ``V_a`` and ``V_b`` (or ``T_a`` and ``T_b``) differ in shape; images
+        and captions differ in dimension; fewer than 2 images; ``image_of_text`` is not a
+        1-D integer array with one index in ``[0, n_images)`` per caption, or leaves an
+        image without a caption; or a tensor is on the meta device.
+
+    See Also
+    --------
+    DeviationResult : The result's fields.
+    deviation_report : The same from two :class:`Embeddings` of one probe.
+    sample_angles : The per-sample angles compared across modalities here.
+    retrieval : Recall@K and ranks under one checkpoint.
+
+    References
+    ----------
+    1. Z. Ni, L. Wei, S. Tang, Y. Zhuang, Q. Tian. Continual Vision-Language Representation
+       Learning with Off-Diagonal Information. ICML 2023, PMLR 202:26129-26149
+       (arXiv:2305.07437).
+    2. W. Liang, Y. Zhang, Y. Kwon, S. Yeung, J. Zou. Mind the Gap: Understanding the
+       Modality Gap in Multi-modal Contrastive Representation Learning. NeurIPS 2022
+       (the modality gap).
 
     Examples
     --------

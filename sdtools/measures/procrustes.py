@@ -79,6 +79,11 @@ class ProcrustesResult:
       is not in them). The null is held fixed too. None with ``ci=False``.
     - ``warnings``: when N is small for the rank or the change below the precision floor.
 
+    See Also
+    --------
+    procrustes : The measure that returns it.
+    principal_angles : How ``angles_deg`` is read from ``rotation``.
+
     Examples
     --------
     >>> import numpy as np, sdtools
@@ -182,6 +187,8 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
         Seed of the jitter null.
     ci : bool
         Bootstrap 95% intervals (``n_boot`` resamples, ``ci_seed``).
+    n_boot, ci_seed : int
+        Bootstrap resamples and their seed (used with ``ci``).
     precision : str, optional
         Float format of the embeddings (default: read from the values).
     groups : array (N,), optional
@@ -191,6 +198,33 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     -------
     ProcrustesResult
         The rotation (D, D), its rank, principal angles, explained shares and rigidity.
+
+    Raises
+    ------
+    InputError
+        ``A`` or ``B`` is not a real float (N, D) numpy array or torch tensor, the two differ
+        in shape, have fewer than 2 rows, or hold a NaN, Inf or all-zero row; or a tensor is
+        on the meta device.
+        Also: ``folds`` not an integer of at least 2; fewer than ``2 * folds`` (distinct)
+        items; a single dimension; ``precision`` not one of ``bfloat16``, ``float16``,
+        ``float32``, ``float64``; ``groups`` without one label per item, or with fewer
+        distinct labels than ``folds``; ``seed``, ``ci_seed`` or ``n_boot`` out of range.
+
+    See Also
+    --------
+    ProcrustesResult : The result's fields.
+    principal_angles : The rotation angles of an orthogonal matrix, as read from the fit.
+    sample_angles : The per-sample angles before alignment.
+    topology_kept : Whether the angles between samples are kept, against a null.
+
+    References
+    ----------
+    1. P. H. Schönemann. A generalized solution of the orthogonal Procrustes problem.
+       Psychometrika 31(1):1-10, 1966.
+    2. Z. Ni, L. Wei, S. Tang, Y. Zhuang, Q. Tian. Continual Vision-Language Representation
+       Learning with Off-Diagonal Information. ICML 2023, PMLR 202:26129-26149
+       (arXiv:2305.07437). The intra-modal rotation this fit quantifies; the paper itself
+       does not fit one.
 
     Examples
     --------

@@ -37,6 +37,10 @@ class RetrievalResult:
     i2t_ci, t2i_ci, mean_r1_ci : optional
         95% bootstrap intervals (``ci=True``), ``mean_r1_ci`` of the mean R@1 of both ways.
 
+    See Also
+    --------
+    retrieval : The measure that returns it.
+
     Examples
     --------
     >>> import numpy as np, sdtools
@@ -150,11 +154,37 @@ def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024, ci: bo
         Captions or images scored at a time.
     ci : bool
         Bootstrap 95% intervals (``n_boot`` resamples, ``seed``).
+    n_boot, seed : int
+        Bootstrap resamples and their seed (used with ``ci``).
 
     Returns
     -------
     RetrievalResult
         Recalls (percent) and ranks both ways.
+
+    Raises
+    ------
+    InputError
+        ``ks`` empty or holding a K below 1; ``V`` or ``T`` not a real float 2-D array or
+        tensor, holding a NaN, Inf or all-zero row, or the two differing in dimension; fewer
+        than 2 images; ``image_of_text`` not a 1-D integer array with one index in
+        ``[0, n_images)`` per caption, or leaving an image without a caption; with ``ci``,
+        a bad ``n_boot`` or ``seed``; or a tensor on the meta device.
+
+    See Also
+    --------
+    RetrievalResult : The result's fields.
+    deviation : How the ranks of the true matches change between two checkpoints.
+    zero_shot : Zero-shot classification, the other evaluation of a checkpoint.
+
+    References
+    ----------
+    1. Z. Ni, L. Wei, S. Tang, Y. Zhuang, Q. Tian. Continual Vision-Language Representation
+       Learning with Off-Diagonal Information. ICML 2023, PMLR 202:26129-26149
+       (arXiv:2305.07437).
+       Reports image-text retrieval Recall@K, as here.
+    2. A. Radford et al. Learning Transferable Visual Models From Natural Language
+       Supervision. ICML 2021 (arXiv:2103.00020).
 
     Examples
     --------

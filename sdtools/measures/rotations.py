@@ -213,6 +213,21 @@ def principal_angles(R, reflection: bool | None = None) -> tuple[np.ndarray, boo
     reflection : bool
         A reflection axis was removed.
 
+    Raises
+    ------
+    InputError
+        ``R`` is not a square (D, D) matrix, or is a tensor on the meta device.
+
+    See Also
+    --------
+    procrustes : Fits the rotation whose angles are read here (``angles_deg``).
+    deviation : Reads the relative rotation of images and captions the same way.
+
+    References
+    ----------
+    1. G. H. Golub, C. F. Van Loan. Matrix Computations, 4th ed. Johns Hopkins University
+       Press, 2013 (the real Schur decomposition).
+
     Examples
     --------
     >>> import numpy as np, sdtools

@@ -54,6 +54,10 @@ class SamDriftResult:
     mean_ci : Interval or None
         95% bootstrap interval of the mean.
 
+    See Also
+    --------
+    sam_drift : The measure that returns it.
+
     Examples
     --------
     >>> import numpy as np, sdtools
@@ -232,6 +236,8 @@ def sam_drift(
         A progress bar over the tiles.
     ci : bool
         A 95% bootstrap interval of the mean (exact only; ``n_boot`` resamples, ``ci_seed``).
+    n_boot, ci_seed : int
+        Bootstrap resamples and their seed (used with ``ci``).
     clusters : array (N,), optional
         One label per item (each caption's image): whole clusters are resampled.
 
@@ -239,6 +245,28 @@ def sam_drift(
     -------
     SamDriftResult
         The distribution of the drift over pairs.
+
+    Raises
+    ------
+    InputError
+        ``A`` or ``B`` is not a real float (N, D) numpy array or torch tensor, the two differ
+        in shape, have fewer than 2 rows, or hold a NaN, Inf or all-zero row; or a tensor is
+        on the meta device.
+        Also: ``chunk_size`` below 1, ``max_pairs`` below 2, ``seed`` not an integer in
+        [0, 2^63), or with ``ci`` a bad ``n_boot`` or ``ci_seed``.
+
+    See Also
+    --------
+    SamDriftResult : The result's fields.
+    sample_angles : The per-sample angles (RAD), large under a rotation that keeps this small.
+    topology_kept : The paper's criterion, this drift read against its null.
+    procrustes : The rotation that best takes A onto B.
+
+    References
+    ----------
+    1. Z. Ni, L. Wei, S. Tang, Y. Zhuang, Q. Tian. Continual Vision-Language Representation
+       Learning with Off-Diagonal Information. ICML 2023, PMLR 202:26129-26149
+       (arXiv:2305.07437).
 
     Examples
     --------

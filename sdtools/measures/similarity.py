@@ -101,6 +101,29 @@ def linear_cka(X, Y, debiased: bool = False) -> float:
     float
         CKA in [0, 1] (1: the same up to rotation and scale).
 
+    Raises
+    ------
+    InputError
+        ``X`` or ``Y`` is not a real float 2-D array or tensor, has fewer than 2 rows or
+        holds a NaN, Inf or all-zero row; the two differ in rows; ``debiased`` with fewer
+        than 4 samples; every row of X or of Y points the same way (no variance); or a
+        tensor is on the meta device.
+
+    See Also
+    --------
+    mutual_knn : Agreement of the nearest neighbours, a local counterpart.
+    procrustes : Whether the change is a rotation, and which.
+
+    References
+    ----------
+    1. S. Kornblith, M. Norouzi, H. Lee, G. Hinton. Similarity of Neural Network
+       Representations Revisited. ICML 2019 (arXiv:1905.00414).
+    2. L. Song, A. Smola, A. Gretton, J. Bedo, K. Borgwardt. Feature Selection via Dependence
+       Maximization. JMLR 13, 2012 (the unbiased HSIC estimator).
+    3. T. Nguyen, M. Raghu, S. Kornblith. Do Wide and Deep Networks Learn the Same Things?
+       Uncovering How Neural Network Representations Vary with Width and Depth. ICLR 2021
+       (debiased CKA).
+
     Examples
     --------
     >>> import numpy as np, sdtools
@@ -163,6 +186,23 @@ def mutual_knn(X, Y, k: int = 10, chunk_size: int | None = None) -> float:
     -------
     float
         Mean share of shared neighbours, in [0, 1].
+
+    Raises
+    ------
+    InputError
+        ``X`` or ``Y`` is not a real float 2-D array or tensor, has fewer than 2 rows or
+        holds a NaN, Inf or all-zero row; the two differ in rows; ``k`` outside
+        ``[1, N - 1]``; or a tensor is on the meta device.
+
+    See Also
+    --------
+    linear_cka : A global similarity of the two representations.
+    topology_kept : Whether the angles between samples are kept, against a null.
+
+    References
+    ----------
+    1. M. Huh, B. Cheung, T. Wang, P. Isola. The Platonic Representation Hypothesis.
+       ICML 2024 (mutual nearest-neighbour alignment).
 
     Examples
     --------

@@ -153,6 +153,11 @@ class Summary:
     mean_ci, share_above_ci : Interval, dict or None
         95% bootstrap intervals (with ``ci=True``).
 
+    See Also
+    --------
+    rad : Returns a Summary of the per-sample rotation angles.
+    sample_angles : The angles it is most often made of.
+
     Examples
     --------
     >>> import numpy as np

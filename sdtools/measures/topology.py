@@ -87,6 +87,10 @@ class TopologyResult:
     seed : int
         Seed of the pairs and of the null move.
 
+    See Also
+    --------
+    topology_kept : The measure that returns it.
+
     Examples
     --------
     >>> import numpy as np, sdtools
@@ -246,6 +250,29 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0,
     -------
     TopologyResult
         ``topology_kept`` (the criterion), ``metric_kept``, the drift and its null.
+
+    Raises
+    ------
+    InputError
+        ``A`` or ``B`` is not a real float (N, D) numpy array or torch tensor, the two differ
+        in shape, have fewer than 2 rows, or hold a NaN, Inf or all-zero row; or a tensor is
+        on the meta device.
+        Also: ``max_pairs`` not an integer of at least 1; ``seed`` not an integer in
+        [0, 2^63); A and B holding a single distinct item; ``groups`` without one label per
+        item.
+
+    See Also
+    --------
+    TopologyResult : The result's fields.
+    sam_drift : The self-angle drift over every pair, without a null.
+    sample_angles : The per-sample angles, the criterion's other half.
+    procrustes : Whether the change is a rotation, judged by held-out fit.
+
+    References
+    ----------
+    1. Z. Ni, L. Wei, S. Tang, Y. Zhuang, Q. Tian. Continual Vision-Language Representation
+       Learning with Off-Diagonal Information. ICML 2023, PMLR 202:26129-26149
+       (arXiv:2305.07437).
 
     Examples
     --------

@@ -85,6 +85,22 @@ def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
     Loaded
         ``(model, preprocess, tokenizer)``.
 
+    Raises
+    ------
+    DeviceError
+        ``device`` is not one this machine has.
+    CheckpointError
+        The file does not exist or is not a readable checkpoint; it does not name its
+        architecture and ``model`` is not given, or names another one than ``model``; the
+        architecture is unknown; an ``ARCH:TAG`` has no such tag or its weights are not
+        cached; the state dict does not fit the architecture; or a weight holds NaN or Inf.
+
+    See Also
+    --------
+    embed : Embeds a data set with the loaded model (or straight from the spec).
+    zero_shot : Zero-shot classification with a checkpoint.
+    linear_probe : A linear probe of a checkpoint's image embeddings.
+
     Examples
     --------
     >>> import os, tempfile, sdtools

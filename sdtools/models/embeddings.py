@@ -42,6 +42,12 @@ class Embeddings:
     meta : dict
         Provenance: checkpoint, data spec, probe, precision, evaluation sets.
 
+    See Also
+    --------
+    embed : Makes Embeddings from a checkpoint and a data SPEC.
+    rotation_report : Intra-modal rotation between two Embeddings of one probe.
+    deviation_report : Inter-modal deviation between two Embeddings of one probe.
+
     Examples
     --------
     >>> import os, tempfile, numpy as np, sdtools

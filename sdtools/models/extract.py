@@ -158,6 +158,11 @@ def embed(
         DataLoader workers decoding images.
     progress : bool
         Progress bars.
+    amp : bool
+        With ``precision="auto"``: bfloat16 autocast on CUDA (False: float32 there too).
+    shard : bool
+        Under ``torchrun``, split the work over the ranks (a collective: every rank must
+        call); False embeds everything in this process.
     precision : str
         ``auto``, ``fp32`` or ``bf16``: the compute precision, recorded in ``meta``.
 
@@ -165,6 +170,27 @@ def embed(
     -------
     Embeddings
         ``image`` (n_images, D), ``text`` (n_texts, D), ``image_of_text`` and ``meta``.
+
+    Raises
+    ------
+    UserError
+        ``dataset`` is neither a SPEC nor a dataset; ``batch_size`` is not an integer of at
+        least 1 or ``num_workers`` not one of at least 0; ``precision`` is not ``auto``,
+        ``fp32`` or ``bf16``; ``model_or_spec`` is something that cannot embed (a bare
+        model without its preprocess and tokenizer).
+    DeviceError
+        ``device`` is not one this machine has.
+    CheckpointError
+        A checkpoint spec that cannot be loaded (see :func:`load_checkpoint`).
+    DataError
+        A data SPEC that cannot be opened, or an image that cannot be read.
+
+    See Also
+    --------
+    Embeddings : The result.
+    load_checkpoint : What a checkpoint spec resolves to.
+    open_data : What a data SPEC resolves to.
+    rotation_report : Compares two checkpoints' Embeddings of one probe.
 
     Examples
     --------

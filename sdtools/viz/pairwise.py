@@ -39,6 +39,11 @@ def plot_rotation(report, path, title: str = "") -> Path:
     Path
         The file written.
 
+    See Also
+    --------
+    rotation_report : Makes the report drawn here.
+    plot_deviation : The inter-modal figure.
+
     Examples
     --------
     >>> import os, tempfile, numpy as np, sdtools
@@ -95,6 +100,11 @@ def plot_deviation(dev, path, title: str = "", max_points: int = 3000) -> Path:
     -------
     Path
         The file written.
+
+    See Also
+    --------
+    deviation, deviation_report : Make the result drawn here.
+    plot_rotation : The intra-modal figure.
 
     Examples
     --------

@@ -345,6 +345,18 @@ def draw_all(report: RunReport | dict, out, run_dir=None, progress: bool = False
     list of Path
         The files written (two per figure).
 
+    Raises
+    ------
+    RunError
+        ``report`` is a dict whose shape this version does not read (``ReportShapeError``).
+    EmbeddingsError
+        A probe file in ``run_dir`` exists but cannot be read.
+
+    See Also
+    --------
+    build_report : Makes the report drawn here.
+    plot_rotation, plot_deviation : Figures of a single pair of checkpoints.
+
     Examples
     --------
     >>> import tempfile, numpy as np, sdtools
