@@ -15,20 +15,24 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# the quick tier a change runs (minutes): everything not marked slow, on both cores
+# the quick tier a change runs (minutes): ruff, mypy (sdtools, configured in pyproject.toml),
+# then everything not marked slow, on both cores
 test: $(STAMP)
 	$(BIN)/ruff check sdtools modx tests benchmarks examples
+	$(BIN)/mypy
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 # everything (what CI runs): the quick tier on both cores, then the slow tier (subprocesses,
 # the demo, two-process training, launchers, ViT-B-32, simulations) one test at a time
 test-all: $(STAMP)
 	$(BIN)/ruff check sdtools modx tests benchmarks examples
+	$(BIN)/mypy
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check sdtools modx tests benchmarks examples
+	$(BIN)/mypy
 
 $(VENV)/.bench-installed: $(STAMP)
 	$(BIN)/pip install -q -e ".[dev,bench]"

@@ -17,7 +17,7 @@ app = typer.Typer(
     help="Measure spatial disorder between CLIP checkpoints: rotation, deviation, retrieval.",
 )
 
-add_version(app, "sdtools", app.info.help)
+add_version(app, "sdtools", app.info.help or "")
 
 
 DataOpt = Annotated[str | None, typer.Option(
@@ -239,7 +239,7 @@ def rotation(
         "items, 2,000,000 sampled pairs above)")] = None,
     exact_sam: Annotated[bool, typer.Option(
         "--exact-sam", help="SAM drift over every pair, however many items")] = False,
-    ctx: Ctx = None,
+    ctx: Ctx = None,  # type: ignore[assignment]  # embedding_command always passes a Ctx
     force: bool = False,
 ):
     """Intra-modal rotation from A to B: RAD, SAM drift, Procrustes, CKA, mutual kNN."""
@@ -284,7 +284,7 @@ def deviation(
     data: DataOpt = None,
     json_out: JsonOpt = None,
     plot: PlotOpt = None,
-    ctx: Ctx = None,
+    ctx: Ctx = None,  # type: ignore[assignment]  # embedding_command always passes a Ctx
     force: bool = False,
 ):
     """Inter-modal deviation from A to B: pair similarity, unsynchronised rotation, ranks, gap."""
@@ -337,9 +337,9 @@ def embed(
     ckpt: Annotated[str, typer.Argument(help="checkpoint spec")],
     data: Annotated[str, typer.Option(
         "--data", help="probe set: synthetic[:k=v,...], csv:PATH, karpathy:JSON:ROOT[:split], "
-        "wds:SHARDS, run:RUN_DIR")] = ...,
+        "wds:SHARDS, run:RUN_DIR")],
     out: Annotated[Path, typer.Option("--out", help="output .npz")] = Path("embeddings.npz"),
-    ctx: Ctx = None,
+    ctx: Ctx = None,  # type: ignore[assignment]  # embedding_command always passes a Ctx
     force: bool = False,
 ):
     """Embed a probe set with a checkpoint and save the embeddings (.npz)."""
@@ -368,7 +368,7 @@ def retrieval(
     ckpt_or_emb: Annotated[str, typer.Argument(help="checkpoint spec or embeddings .npz")],
     data: DataOpt = None,
     json_out: JsonOpt = None,
-    ctx: Ctx = None,
+    ctx: Ctx = None,  # type: ignore[assignment]  # embedding_command always passes a Ctx
     force: bool = False,
 ):
     """Recall@1/5/10 both ways and mean/median ranks."""
@@ -426,7 +426,7 @@ def zeroshot(
     data: Annotated[str, typer.Option(
         "--data", help="labelled set: imagefolder:ROOT, csv:PATH:label-key=COL, "
         "wds:SHARDS:label-key=cls, synthetic (options classnames=FILE, templates=FILE|openai|"
-        "simple, n=N per class)")] = ...,
+        "simple, n=N per class)")],
     task: Annotated[str | None, typer.Option(
         "--task", help="classification task where the set carries several (synthetic: "
         "shape, colour)")] = None,
@@ -435,7 +435,7 @@ def zeroshot(
         "--plot", help="write the confusion matrix figure (.png/.pdf/.svg)")] = None,
     predictions: Annotated[bool, typer.Option(
         "--predictions", help="with --json: every image's predicted and true class")] = False,
-    ctx: Ctx = None,
+    ctx: Ctx = None,  # type: ignore[assignment]  # embedding_command always passes a Ctx
     force: bool = False,
 ):
     """Zero-shot classification: top-1, top-5 and mean per-class recall (CLIP_benchmark's)."""
@@ -470,8 +470,8 @@ def zeroshot(
 def linear_probe(
     ckpt: Annotated[str, typer.Argument(help="checkpoint spec")],
     train: Annotated[str, typer.Option("--train", help="labelled training set (a data SPEC "
-                                       "as for zeroshot)")] = ...,
-    test: Annotated[str, typer.Option("--test", help="labelled test set, the same classes")] = ...,
+                                       "as for zeroshot)")],
+    test: Annotated[str, typer.Option("--test", help="labelled test set, the same classes")],
     task: Annotated[str | None, typer.Option(
         "--task", help="classification task where the sets carry several")] = None,
     val_proportion: Annotated[float, typer.Option(
@@ -479,7 +479,7 @@ def linear_probe(
         "the regularisation")] = 0.2,
     seed: Annotated[int, typer.Option("--seed", help="seed of the validation split")] = 0,
     json_out: JsonOpt = None,
-    ctx: Ctx = None,
+    ctx: Ctx = None,  # type: ignore[assignment]  # embedding_command always passes a Ctx
     force: bool = False,
 ):
     """Linear probe: logistic regression on frozen image embeddings, scored on --test.

@@ -179,8 +179,8 @@ def file_kind(path) -> str | None:
                 sw = im.info.get("Software")
             return "figure" if isinstance(sw, str) and _TAG.fullmatch(sw) else None
         if suffix == ".pdf":
-            m = re.search(rb"/Creator \(([^)]*)\)", path.read_bytes())
-            found = m.group(1).decode("latin-1") if m else ""
+            mb = re.search(rb"/Creator \(([^)]*)\)", path.read_bytes())
+            found = mb.group(1).decode("latin-1") if mb else ""
         elif suffix == ".svg":
             m = re.search(r"<dc:creator>\s*<cc:Agent>\s*<dc:title>([^<]*)</dc:title>",
                           path.read_text(errors="replace"))

@@ -376,7 +376,7 @@ def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = Fa
         phases = run.phases(m)
         evals = [run.read_eval(m, t) for t in phases]
         sets = evals[0]["sets"]
-        r = {"i2t": {}, "t2i": {}}
+        r: dict[str, dict[str, list]] = {"i2t": {}, "t2i": {}}
         for direction in ("i2t", "t2i"):
             for k in ("1", "5", "10"):
                 r[direction][k] = [[e["retrieval"][s][direction][k] for s in range(len(sets))]
@@ -444,7 +444,7 @@ def _classification(evals, n_sets: int) -> dict:
     None where a set carries no such task), from the evaluation records."""
     tasks = sorted({task for e in evals for r in e["retrieval"]
                     for task in (r.get("classification") or {})})
-    out = {"zero_shot": {}, "linear_probe": {}}
+    out: dict[str, dict[str, list]] = {"zero_shot": {}, "linear_probe": {}}
     for task in tasks:
         zs, lp = [], []
         for e in evals:

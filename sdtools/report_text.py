@@ -85,8 +85,8 @@ def markdown(report: RunReport | dict) -> str:
         lines += ["", f"## {m}: R@1 (mean of both directions), row = after phase t", "",
                   "| phase | " + " | ".join(sets) + " |",
                   "| --- | " + " | ".join("---" for _ in sets) + " |"]
-        for t, row in enumerate(r.r1):
-            lines.append(f"| {t} | " + " | ".join(f"{x:.1f}" for x in row) + " |")
+        for t, r1_row in enumerate(r.r1):
+            lines.append(f"| {t} | " + " | ".join(f"{x:.1f}" for x in r1_row) + " |")
         if r.max_drop:
             lines.append("| largest drop | " + " | ".join(
                 "–" if x is None else f"{x:.1f}" for x in r.max_drop) + " |")

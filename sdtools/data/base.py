@@ -121,7 +121,7 @@ class Subset(ImageTextData):
         return len(self.images)
 
     @property
-    def in_memory(self) -> bool:
+    def in_memory(self) -> bool:  # type: ignore[override]  # read from the parts, never set
         return self.base.in_memory
 
     def load_image(self, i: int) -> Image.Image:
@@ -169,7 +169,7 @@ class ConcatData(ImageTextData):
         return int(self.offsets[-1])
 
     @property
-    def in_memory(self) -> bool:
+    def in_memory(self) -> bool:  # type: ignore[override]  # read from the parts, never set
         return all(p.in_memory for p in self.parts)
 
     def load_image(self, i: int):

@@ -242,7 +242,7 @@ def _image_files(folder: Path) -> list[Path]:
     walked in sorted order (symlinks followed), each one's files sorted."""
     import os
 
-    out = []
+    out: list[Path] = []
     for here, _, names in sorted(os.walk(folder, followlinks=True)):
         out.extend(Path(here) / n for n in sorted(names)
                    if os.path.splitext(n)[1].lower() in IMAGE_SUFFIXES)

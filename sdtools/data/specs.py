@@ -74,7 +74,7 @@ def display_names(specs) -> list[str]:
              if stems.count(p.name) > 1 and p.kind in ("csv", "karpathy", "imagefolder")
              else p.name
              for p in parsed]
-    out = []
+    out: list[str] = []
     for n in names:
         k = out.count(n) + sum(1 for o in out if o.startswith(n + "#"))
         out.append(n if k == 0 else f"{n}#{k + 1}")
@@ -126,17 +126,17 @@ def parse_spec(spec) -> DataSpec:
         o.update(_options(parts[3:], ("skip-missing",), ("n",), text))
         return DataSpec(kind, text, (parts[0], parts[1]), o)
     if kind == "wds" and colon:
-        shards, opts = rest, {}
+        shards, wopts = rest, {}
         # options follow the last ':' only when it holds key=value (shard lists use '::')
         head, sep, tail = rest.rpartition(":")
         keys = ("caption-key", "n", *LABEL_OPTIONS)
         if sep and "=" in tail and ("/" not in tail or all(
                 x.partition("=")[0].strip() in keys for x in tail.split(",") if x.strip())):
-            shards, opts = head, _options(tail.split(","), (), keys, text)
-            _check_label_options(opts, text)
+            shards, wopts = head, _options(tail.split(","), (), keys, text)
+            _check_label_options(wopts, text)
         if not shards:
             raise DataError(f"{text}: name the shards, e.g. wds:data/{{000..009}}.tar")
-        return DataSpec(kind, text, (shards,), opts)
+        return DataSpec(kind, text, (shards,), wopts)
     if kind == "run" and colon and rest:
         return DataSpec(kind, text, (rest,), {})
     raise DataError(f"unknown data spec {text!r}; {USAGE}")
@@ -240,10 +240,10 @@ def _open_wds(p: DataSpec, skip_missing: bool) -> ImageTextData:
         from .webdataset import LabelledWebDataset
 
         names, templates = _label_files(p)
-        data = LabelledWebDataset(p.args[0], p.options["label-key"], classnames=names,
-                                  templates=templates, cap=n)
-        data.spec = p.text
-        return data
+        labelled = LabelledWebDataset(p.args[0], p.options["label-key"], classnames=names,
+                                      templates=templates, cap=n)
+        labelled.spec = p.text
+        return labelled
     data = WebDatasetData(p.args[0], caption_keys=keys.split(";") if keys else None,
                           max_items=n)
     if n is not None:

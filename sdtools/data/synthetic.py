@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -55,7 +56,7 @@ PROTOCOLS = ("domains", "shift")
 # drops one template, and favours small shapes near the corners. Sized so that a base model
 # is competent there but not perfect (seed 0, 1,000 phase-0 steps: 84 R@1 on the base test
 # set, 56 on the shifted one; shifting every style, tone and template gave 8)
-SHIFT = {
+SHIFT: dict[int, dict[str, tuple[Any, ...]]] = {
     0: {"style": (0, 1), "tone": (0, 1, 2), "templates": (0, 1, 4),
         "size_p": (1 / 3, 1 / 3, 1 / 3), "pos_w": (1, 1, 1, 1, 1, 1, 1, 1, 1)},
     1: {"style": (0, 1, 2), "tone": (0, 1, 2, 3), "templates": (0, 1, 2),
@@ -205,6 +206,7 @@ class SyntheticData(ImageTextData):
     """
 
     in_memory = True
+    domains: np.ndarray  # always set (the base allows None)
 
     def __init__(self, config: SyntheticConfig, domains=(0,), split: str = "test",
                  n: int | None = None):

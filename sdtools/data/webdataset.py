@@ -25,7 +25,7 @@ def expand_shards(pattern: str) -> list[str]:
     webdataset expands them), several patterns joined with ``::``."""
     from braceexpand import braceexpand
 
-    out = []
+    out: list[str] = []
     for part in filter(None, pattern.split("::")):
         out.extend(braceexpand(part))
     return out
@@ -87,7 +87,8 @@ class WebDatasetData(ImageTextData):
         missing = [str(p) for p in self.shards if not p.is_file()]
         if missing:
             raise DataError(f"{len(missing)} shard(s) missing (first: {missing[:3]})")
-        self.index, self.captions, iot = [], [], []
+        self.index: list[tuple] = []  # (shard, key, offset, size) of each sample's image
+        self.captions, iot = [], []
         others: set[str] = set()
         for s in self.shards:
             if max_items is not None and len(self.index) >= max_items:
@@ -201,7 +202,9 @@ class LabelledWebDataset(WebDatasetData):
         if missing:
             raise DataError(f"{len(missing)} shard(s) missing (first: {missing[:3]})")
         self.templates = check_templates(templates or SIMPLE_TEMPLATES, self.spec)
-        index, raw, others = [], [], set()
+        index: list[tuple] = []
+        raw: list[str] = []
+        others: set[str] = set()
         for s in self.shards:
             for key, g in self._groups(s).items():
                 if "img" not in g:

@@ -6,21 +6,25 @@ as numpy arrays or torch tensors on any device; rows are L2-normalised first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 import torch
 
-from .checks import as_embeddings, common, normalize, same_shape, stable_angle_deg, to_numpy
+from .checks import Array, as_embeddings, common, normalize, same_shape, stable_angle_deg, to_numpy
 from .summary import Summary
 
 
-def pair_of(A, B, name_a="A", name_b="B") -> tuple[torch.Tensor, torch.Tensor]:
+def pair_of(A: Array, B: Array, name_a: str = "A",
+            name_b: str = "B") -> tuple[torch.Tensor, torch.Tensor]:
     a = as_embeddings(A, name_a)
     b = as_embeddings(B, name_b)
     same_shape(a, b, name_a, name_b)
     return common(a, b)
 
 
-def sample_angles(A, B) -> np.ndarray:
+def sample_angles(A: Array, B: Array) -> np.ndarray:
     """Per-sample rotation angle ``angle(A_i, B_i)`` in degrees.
 
     Rows are L2-normalised first. Uses ``2 atan2(|a-b|, |a+b|)``, accurate near 0 and 180
@@ -66,8 +70,8 @@ def sample_angles(A, B) -> np.ndarray:
     return to_numpy(stable_angle_deg(normalize(a), normalize(b))).astype(np.float64)
 
 
-def rad(A, B, bin_edges=None, ci: bool = False, n_boot: int = 1000, seed: int = 0,
-        clusters=None) -> Summary:
+def rad(A: Array, B: Array, bin_edges: Sequence[float] | None = None, ci: bool = False,
+        n_boot: int = 1000, seed: int = 0, clusters: npt.ArrayLike | None = None) -> Summary:
     """The Rotation Angle Distribution: :func:`sample_angles` summarised.
 
     Parameters

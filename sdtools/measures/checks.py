@@ -6,15 +6,20 @@ All public measures accept numpy arrays or torch tensors (on any device) and cal
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import numpy as np
 import torch
 
 from ..errors import InputError
 
+# what the measures take as embeddings: a numpy array or a torch tensor (on any device)
+Array: TypeAlias = "np.ndarray | torch.Tensor"
+
 _FLOAT_TYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
-def as_tensor(x, name: str, *, ndim: int = 2) -> torch.Tensor:
+def as_tensor(x: object, name: str, *, ndim: int = 2) -> torch.Tensor:
     """Return ``x`` as a floating torch tensor (no copy where possible), checking its dtype.
 
     float16/bfloat16 are promoted to float32; integer, boolean and complex inputs are refused.
@@ -44,7 +49,8 @@ def as_tensor(x, name: str, *, ndim: int = 2) -> torch.Tensor:
     return t
 
 
-def as_embeddings(x, name: str, *, min_rows: int = 2, check_values: bool = True) -> torch.Tensor:
+def as_embeddings(x: object, name: str, *, min_rows: int = 2,
+                  check_values: bool = True) -> torch.Tensor:
     """Check an (N, D) embedding matrix: float dtype, >= ``min_rows`` rows, finite, no zero rows.
 
     Returns the tensor un-normalised (callers normalise, often chunk by chunk to save memory).
@@ -53,7 +59,7 @@ def as_embeddings(x, name: str, *, min_rows: int = 2, check_values: bool = True)
 
 
 def checked_with_norms(
-    x, name: str, *, min_rows: int = 2, check_values: bool = True
+    x: object, name: str, *, min_rows: int = 2, check_values: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """:func:`as_embeddings` that also returns the row norms (N, 1) it computed for the checks.
 
@@ -113,10 +119,12 @@ def common(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
 
 
 def normalize(t: torch.Tensor) -> torch.Tensor:
-    return t / torch.linalg.vector_norm(t, dim=1, keepdim=True)
+    out: torch.Tensor = t / torch.linalg.vector_norm(t, dim=1, keepdim=True)
+    return out
 
 
-def check_image_of_text(image_of_text, n_images: int, n_texts: int, device) -> torch.Tensor:
+def check_image_of_text(image_of_text: object, n_images: int, n_texts: int,
+                        device: torch.device | str | None) -> torch.Tensor:
     """Check the caption -> image index array; every image must own at least one caption."""
     if isinstance(image_of_text, torch.Tensor):
         idx = image_of_text.detach().cpu()
@@ -193,7 +201,7 @@ PRECISION_EPS = {"bfloat16": 2.0**-7, "float16": 2.0**-10, "float32": 2.0**-23,
 _SAMPLE_ROWS = 4096
 
 
-def value_precision(x) -> str:
+def value_precision(x: object) -> str:
     """The coarsest float format that holds every value of ``x`` exactly (judged on its first
     4,096 rows): ``bfloat16`` or ``float16`` for float32 values that were rounded to one
     (a half-precision re-save), else the array's own dtype name."""
@@ -214,13 +222,13 @@ def value_precision(x) -> str:
     return name
 
 
-def coarsest(*names) -> str:
+def coarsest(*names: str | None) -> str:
     """The coarsest of several precision names (None entries ignored)."""
-    names = [n for n in names if n]
-    return max(names, key=lambda n: PRECISION_EPS.get(n, 0.0)) if names else "float64"
+    given = [n for n in names if n]
+    return max(given, key=lambda n: PRECISION_EPS.get(n, 0.0)) if given else "float64"
 
 
-def check_seed(seed, name: str = "seed") -> int:
+def check_seed(seed: object, name: str = "seed") -> int:
     """A random seed: an integer in [0, 2^63)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
             or not 0 <= int(seed) < 2**63:

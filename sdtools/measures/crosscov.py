@@ -14,6 +14,10 @@ import torch
 from ..errors import InputError
 from .checks import checked_with_norms, common, same_shape
 
+# what prepare returns: A, B, their inverse row norms, whether both are unit, their centres
+Prep = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool,
+             torch.Tensor | None, torch.Tensor | None]
+
 BLOCK = 1024  # rows per block at most; block b belongs to group b % G and fold b % k
 GROUPS_PER_FOLD = 11  # groups of probe items per fold, the units of the bootstrap intervals
 
@@ -53,12 +57,13 @@ class CrossCov:
         return float(self.aa.sum() + self.bb.sum() - 2 * self.ab.sum())
 
 
-def prepare(A, B, center: bool):
+def prepare(A, B, center: bool) -> Prep:
     """Checked tensors on one device and dtype, the inverse row norms, and the centres."""
     a, na = checked_with_norms(A, "A")
     b, nb = checked_with_norms(B, "B")
     same_shape(a, b, "A", "B")
     a, b = common(a, b)
+    assert na is not None and nb is not None  # computed: the values are checked
     ia = 1.0 / na.to(device=a.device, dtype=a.dtype)
     ib = 1.0 / nb.to(device=a.device, dtype=a.dtype)
     tol = 8 * torch.finfo(a.dtype).eps
@@ -142,7 +147,7 @@ def blocks(n: int, k: int, per_fold: int, split: Split | None):
                               for i, s in enumerate(range(0, n, block)))
 
 
-def cross_covariance(prep, k: int, per_fold: int = 1, split: Split | None = None) -> CrossCov:
+def cross_covariance(prep: Prep, k: int, per_fold: int = 1, split: Split | None = None) -> CrossCov:
     """One pass: fold (and, with ``per_fold`` > 1, group) cross-covariances and norms. With
     ``split`` the rows fall into groups by label, and the share of the change that the rows of
     one label share (``group_share``, unbiased for independent moves) is measured too."""
@@ -196,7 +201,8 @@ def cross_covariance(prep, k: int, per_fold: int = 1, split: Split | None = None
         if var > 0 and n > labels:
             between -= (labels - 1) / (n - labels) * (var - between)
             spread = min(max(between / var, 0.0), 1.0)
-    return CrossCov(Ms.double().cpu(), *folded, block=block,
+    return CrossCov(Ms.double().cpu(), folded[0], folded[1], folded[2], folded[3],
+                    block=block,
                     group_M=Gm if groups > k else None, group_stats=stats,
                     eps=float(torch.finfo(a.dtype).eps), split=split, group_share=share,
                     group_spread=spread, sum_a=sum_a.cpu(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from .checks import (
     to_numpy,
     value_precision,
 )
-from .crosscov import BLOCK, cross_covariance, prepare, rows
+from .crosscov import BLOCK, Prep, cross_covariance, prepare, rows
 from .crossnull import NULL_SPLITS, cross_null, null_groups
 from .retrieval import ranks
 from .rotations import (
@@ -135,8 +136,9 @@ class DeviationResult:
         given = [(v, key) for v, key in ((self.cross_text, "text_by_image"),
                                          (self.cross_image, "image_by_text")) if v is not None]
         mean = sum(v for v, _ in given) / len(given) if given else None
-        out = {"text_by_image": self.cross_text, "image_by_text": self.cross_image,
-               "mean": mean, "null": self.cross_null}
+        out: dict[str, Any] = {"text_by_image": self.cross_text,
+                               "image_by_text": self.cross_image, "mean": mean,
+                               "null": self.cross_null}
         if self.cross_withheld:
             out["withheld"] = self.cross_withheld
         if mean is not None and self.cross_null is not None:
@@ -324,7 +326,7 @@ def _fit(a, b):
     return fit_folds(cc.M, cc.aa, cc.bb, cc.n, cc.eps, cc.base), cc
 
 
-def _gram(prep) -> torch.Tensor:
+def _gram(prep: Prep) -> torch.Tensor:
     a = prep[0]
     G = torch.zeros(a.shape[1], a.shape[1], dtype=a.dtype, device=a.device)
     for s in range(0, a.shape[0], BLOCK):

@@ -9,14 +9,18 @@ and check that each measure reads back what was planted.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 
 def unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    out: np.ndarray = x / np.linalg.norm(x, axis=1, keepdims=True)
+    return out
 
 
-def clip_like(rng, n: int, d: int, spectrum: str = "power", cone: float = 0.0,
+def clip_like(rng: np.random.Generator, n: int, d: int, spectrum: str = "power", cone: float = 0.0,
               alpha: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """``n`` unit rows in ``d`` dimensions and the orthonormal basis (columns, strongest
     first) they are drawn in.
@@ -39,7 +43,8 @@ def clip_like(rng, n: int, d: int, spectrum: str = "power", cone: float = 0.0,
     return unit(z @ basis.T), basis
 
 
-def plane_rotation(basis: np.ndarray, angles_deg, where: str = "high") -> np.ndarray:
+def plane_rotation(basis: np.ndarray, angles_deg: Sequence[float],
+                   where: str = "high") -> np.ndarray:
     """A rotation (D x D, acting on rows: ``X @ R``) turning consecutive pairs of basis axes by
     ``angles_deg``: the strongest axes (``where="high"``, axes 1-2, 3-4, ...; axis 0, a cone's
     axis, is left alone) or the weakest (``"low"``)."""
@@ -54,7 +59,7 @@ def plane_rotation(basis: np.ndarray, angles_deg, where: str = "high") -> np.nda
     return R
 
 
-def jitter(X: np.ndarray, deg, rng) -> np.ndarray:
+def jitter(X: np.ndarray, deg: npt.ArrayLike, rng: np.random.Generator) -> np.ndarray:
     """Every row turned by ``deg`` degrees (a scalar or one per row) towards a random
     perpendicular direction: a change with no rotation in it."""
     E = rng.standard_normal(X.shape)
@@ -62,10 +67,12 @@ def jitter(X: np.ndarray, deg, rng) -> np.ndarray:
     E = unit(E)
     t = np.radians(np.asarray(deg, dtype=np.float64))
     t = t[:, None] if t.ndim else t
-    return np.cos(t) * X + np.sin(t) * E
+    out: np.ndarray = np.cos(t) * X + np.sin(t) * E
+    return out
 
 
-def captions(rng, V: np.ndarray, per_image=(3, 5), spread: float = 0.5):
+def captions(rng: np.random.Generator, V: np.ndarray, per_image: tuple[int, int] = (3, 5),
+             spread: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
     """Captions near their images: ``per_image`` (low, high) captions each, every one its
     image plus isotropic noise of relative size ``spread``. Returns ``(T, image_of_text)``."""
     n, d = V.shape

@@ -284,13 +284,15 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     left = float(cc.aa.sum() + cc.bb.sum() - 2.0 * torch.sum(R * M))
     k = cc.M.shape[0]
     ho_left = heldout_left(cc.M, cc.aa, cc.bb, fold_R)
-    resid = per_group = None
+    resid = None
+    per_group: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     if residuals or exact:
         base2, left2, ho2, resid, per_group = _second_pass(prep, R, fold_R, cc, exact)
         if exact:
             base, left, ho_left = base2, left2, ho2
     explained = 1.0 if base == 0.0 else 1.0 - left / base
     heldout = 1.0 if base == 0.0 else 1.0 - ho_left / base
+    assert cc.sum_a is not None  # cross_covariance sets it
     null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=cc.group_share,
                        per_group=n / cc.labels if cc.labels else 1.0,
                        spread=cc.group_spread,
@@ -339,7 +341,7 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
         precision_floor_deg=math.degrees(floor), **cis)
 
 
-def _group_values(cc, R, fold_R):
+def _group_values(cc, R, fold_R) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per group of items: ``||A_g - B_g||^2``, ``||A_g R - B_g||^2`` and the held-out
     ``||A_g R_{-f(g)} - B_g||^2``, from the group matrices (D x D products, no data pass)."""
     st = cc.group_stats

@@ -124,8 +124,8 @@ def draw_change(rng, X, basis, labels, s: Shape):
         B = _turn(X, rng.standard_normal(X.shape), size)
         B[still] = X[still]
         return kind, f"{still.mean():.0%} still, others jittered ({what})", B, labels
-    style = ["independent", "strong", "weak"] + (["shared"] if labels is not None else [])
-    style = style[int(rng.integers(len(style)))]
+    styles = ["independent", "strong", "weak"] + (["shared"] if labels is not None else [])
+    style = styles[int(rng.integers(len(styles)))]
     E = rng.standard_normal(X.shape)
     if style in ("strong", "weak"):  # along the data's strongest or weakest spread (the
         # cone's axis, where every row sits alike, excluded)

@@ -198,8 +198,8 @@ def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024, ci: bo
     ks = tuple(int(k) for k in ks)
     if not ks or min(ks) < 1:
         raise InputError(f"ks must be positive integers, got {ks}")
-    r_i2t, r_t2i = ranks(V, T, image_of_text, chunk_size=chunk_size)
-    r_i2t, r_t2i = to_numpy(r_i2t), to_numpy(r_t2i)
+    rank_i2t, rank_t2i = ranks(V, T, image_of_text, chunk_size=chunk_size)
+    r_i2t, r_t2i = to_numpy(rank_i2t), to_numpy(rank_t2i)
     return RetrievalResult(
         i2t={k: float(100.0 * np.mean(r_i2t <= k)) for k in ks},
         t2i={k: float(100.0 * np.mean(r_t2i <= k)) for k in ks},

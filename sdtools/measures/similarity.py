@@ -11,6 +11,8 @@ L2-normalised first, as for every sdtools measure. The two spaces may differ in 
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from ..errors import InputError
@@ -37,7 +39,7 @@ def _moments(x: torch.Tensor, y: torch.Tensor):
     squared row norms, summed in float64 without a float64 copy of the inputs."""
     n = x.shape[0]
     d1, d2 = x.shape[1], y.shape[1]
-    f64 = dict(dtype=torch.float64, device=x.device)
+    f64: dict[str, Any] = dict(dtype=torch.float64, device=x.device)
     m = {"xy": torch.zeros(d1, d2, **f64), "xx": torch.zeros(d1, d1, **f64),
          "yy": torch.zeros(d2, d2, **f64), "sx": torch.zeros(d1, **f64),
          "sy": torch.zeros(d2, **f64), "kd": torch.empty(n, **f64), "ld": torch.empty(n, **f64)}

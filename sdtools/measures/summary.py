@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable, Sequence
+from typing import Any, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from .checks import check_seed
 
@@ -17,7 +20,7 @@ BOOT_SEED = 0
 BOOT_LEVEL = 0.95
 
 
-def clean_edges(edges) -> tuple[float, ...]:
+def clean_edges(edges: Iterable[float]) -> tuple[float, ...]:
     """Bin edges as floats without rounding noise (-0.4, not -0.3999999999999999)."""
     return tuple(float(round(float(e), 10)) for e in edges)
 
@@ -25,7 +28,8 @@ def clean_edges(edges) -> tuple[float, ...]:
 BLOCK_DRAWS = 1 << 22  # bootstrap draws held at a time (16 MB of indices): memory flat in N
 
 
-def bootstrap_means(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.ndarray:
+def bootstrap_means(values: npt.ArrayLike, n_boot: int = BOOT_N,
+                    seed: int = BOOT_SEED) -> np.ndarray:
     """The mean of ``values`` (n,), or of each column of ``values`` (n, m), in each of
     ``n_boot`` resamples of the n rows with replacement: shape (n_boot,) or (n_boot, m).
 
@@ -48,10 +52,12 @@ def bootstrap_means(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.n
         flat = (block + (np.arange(m, dtype=np.int64) * n)[:, None]).ravel()
         counts = np.bincount(flat, minlength=m * n).reshape(m, n)
         out[s : s + m] = (counts @ cols) / n
-    return out[:, 0] if v.ndim == 1 else out
+    res: np.ndarray = out[:, 0] if v.ndim == 1 else out
+    return res
 
 
-def cluster_means(values, clusters, n_boot: int = BOOT_N, seed: int = BOOT_SEED) -> np.ndarray:
+def cluster_means(values: npt.ArrayLike, clusters: npt.ArrayLike | None, n_boot: int = BOOT_N,
+                  seed: int = BOOT_SEED) -> np.ndarray:
     """:func:`bootstrap_means` resampling whole clusters (``clusters``: (n,) integer labels,
     e.g. each caption's image): each resample's mean is the sum of the drawn clusters' values
     over their item count. Items of one cluster share its fate, so they are drawn together;
@@ -67,10 +73,11 @@ def cluster_means(values, clusters, n_boot: int = BOOT_N, seed: int = BOOT_SEED)
                      np.bincount(label, minlength=c).astype(np.float64)], 1)
     means = bootstrap_means(sums, n_boot, seed)
     out = means[:, :-1] / means[:, -1:]
-    return out[:, 0] if v.ndim == 1 else out
+    res: np.ndarray = out[:, 0] if v.ndim == 1 else out
+    return res
 
 
-def percentile_ci(samples, level: float = BOOT_LEVEL) -> tuple[float, float]:
+def percentile_ci(samples: npt.ArrayLike, level: float = BOOT_LEVEL) -> tuple[float, float]:
     """The central ``level`` interval of bootstrap samples (percentile method)."""
     lo, hi = np.quantile(np.asarray(samples, dtype=np.float64), [(1 - level) / 2,
                                                                   (1 + level) / 2])
@@ -87,12 +94,13 @@ class Interval:
     n_boot: int = BOOT_N
     seed: int = BOOT_SEED
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {"low": self.low, "high": self.high, "level": self.level, "n_boot": self.n_boot,
                 "seed": self.seed}
 
 
-def interval_text(iv, fmt: str = "{:.2f}", scale: float = 1.0) -> str:
+def interval_text(iv: Interval | dict[str, float] | None, fmt: str = "{:.2f}",
+                  scale: float = 1.0) -> str:
     """`` [low, high]`` of an interval (an :class:`Interval` or its dict), each bound times
     ``scale`` in ``fmt``; nothing when there is none."""
     if not iv:
@@ -101,8 +109,8 @@ def interval_text(iv, fmt: str = "{:.2f}", scale: float = 1.0) -> str:
     return f" [{fmt.format(scale * lo)}, {fmt.format(scale * hi)}]"
 
 
-def mean_interval(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED,
-                  level: float = BOOT_LEVEL, clusters=None) -> Interval:
+def mean_interval(values: npt.ArrayLike, n_boot: int = BOOT_N, seed: int = BOOT_SEED,
+                  level: float = BOOT_LEVEL, clusters: npt.ArrayLike | None = None) -> Interval:
     """Bootstrap interval of the mean of per-item values; with ``clusters`` (one label per
     item) whole clusters are resampled (see :func:`cluster_means`)."""
     v = np.asarray(values, dtype=np.float64).ravel()
@@ -110,7 +118,11 @@ def mean_interval(values, n_boot: int = BOOT_N, seed: int = BOOT_SEED,
     return Interval(*percentile_ci(boot, level), level, n_boot, seed)
 
 
-def jsonable(x):
+@overload
+def jsonable(x: dict[Any, Any]) -> dict[str, Any]: ...
+@overload
+def jsonable(x: object) -> Any: ...
+def jsonable(x: object) -> Any:
     """Convert numpy/torch scalars and arrays, tuples and dataclasses into JSON-ready values."""
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
         if hasattr(x, "to_dict"):
@@ -183,14 +195,14 @@ class Summary:
     @classmethod
     def of(
         cls,
-        values,
-        bin_edges=DEFAULT_ANGLE_EDGES,
-        quantiles=DEFAULT_QUANTILES,
-        thresholds=DEFAULT_THRESHOLDS,
+        values: npt.ArrayLike,
+        bin_edges: Sequence[float] = DEFAULT_ANGLE_EDGES,
+        quantiles: Sequence[float] = DEFAULT_QUANTILES,
+        thresholds: Sequence[float] = DEFAULT_THRESHOLDS,
         ci: bool = False,
         n_boot: int = BOOT_N,
         seed: int = BOOT_SEED,
-        clusters=None,
+        clusters: npt.ArrayLike | None = None,
     ) -> Summary:
         """``ci``: bootstrap intervals of the mean and the shares (``n_boot`` resamples of the
         items, ``seed``; with ``clusters``, one label per value, of whole clusters)."""
@@ -208,7 +220,7 @@ class Summary:
                                            seed=seed) for j, t in enumerate(thresholds)}
         edges = np.asarray(bin_edges, dtype=np.float64)
         hist, _ = np.histogram(np.clip(v, edges[0], edges[-1]), bins=edges)
-        qs = np.quantile(v, quantiles) if quantiles else []
+        qs: np.ndarray | list[float] = np.quantile(v, quantiles) if quantiles else []
         return cls(
             n=int(v.size),
             mean=float(v.mean()),
@@ -224,7 +236,7 @@ class Summary:
             share_above_ci=share_ci,
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return jsonable(
             {
                 "n": self.n,

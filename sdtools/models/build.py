@@ -6,8 +6,9 @@ import copy
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 
@@ -16,8 +17,8 @@ from ..errors import CheckpointError
 
 class Loaded(NamedTuple):
     model: torch.nn.Module
-    preprocess: object
-    tokenizer: object
+    preprocess: Callable[..., Any]
+    tokenizer: Callable[..., Any]
 
 
 def resolve_model_cfg(arch) -> tuple[str, dict]:

@@ -121,7 +121,7 @@ def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
         if model is not None:
             raise CheckpointError(f"{spec} names its architecture; drop --model")
         name, cfg = pretrained_model_cfg(arch, tag)
-        path = cached_pretrained(arch, tag, cache_dir=cache_dir)
+        path: str | Path = cached_pretrained(arch, tag, cache_dir=cache_dir)
         obj, meta = read_checkpoint_file(path)
         content = f"{spec}:{file_sha256(path)}"
     else:
@@ -142,7 +142,9 @@ def load_checkpoint(spec, model=None, device=None, cache_dir=None) -> Loaded:
     load_state_dict_checked(net, sd, name)
     if device is not None:
         net = net.to(device)
-    net.sdtools_info = {"spec": spec, "sha256": content, "arch": name, "model_cfg": cfg}
+    # torch types a Module's attributes as Tensor | Module; this one is a plain dict
+    net.sdtools_info = {  # type: ignore[assignment]
+        "spec": spec, "sha256": content, "arch": name, "model_cfg": cfg}
     return Loaded(net, make_preprocess(cfg), make_tokenizer(cfg))
 
 

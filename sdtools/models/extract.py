@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -223,6 +224,7 @@ def embed(
         model_id = _model_id(loaded)
     path = None
     if cache:
+        assert model_id is not None  # set above whenever cache is on
         path = (Path(cache_dir or default_cache_dir())
                 / f"{cache_key(model_id, data, compute)}.npz")
         if path.exists():
@@ -233,15 +235,18 @@ def embed(
                     print(f"embedding cache entry {path.name} is damaged; recomputing it",
                           file=sys.stderr)
     loaded = loaded or _resolve(model_or_spec, arch)
-    model = loaded.model.to(device).eval()
+    model: Any = loaded.model.to(device).eval()  # open_clip's CLIP: encode_image, encode_text
     rank, world = rank_world() if shard else (0, 1)
     img_idx = np.arange(data.n_images)[rank::world]
     txt_idx = np.arange(len(data.captions))[rank::world]
     dim = None
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16,
                                                 enabled=use_amp):
+        # ImageDataset is a map-style dataset by protocol, without torch's base class
+        images: torch.utils.data.Dataset[tuple[int, torch.Tensor]] = torch.utils.data.Subset(
+            ImageDataset(data, loaded.preprocess), img_idx.tolist())  # type: ignore[arg-type]
         loader = torch.utils.data.DataLoader(
-            torch.utils.data.Subset(ImageDataset(data, loaded.preprocess), img_idx.tolist()),
+            images,
             batch_size=batch_size, num_workers=num_workers,
             pin_memory=device.type == "cuda",
         )
@@ -256,6 +261,7 @@ def embed(
         pbar.close()
     img = torch.cat(img_out) if img_out else None
     txt = torch.cat(txt_out) if txt_out else None
+    assert img is not None and txt is not None  # each process has images and captions
     if world > 1:
         img, txt = _gather(img, img_idx, data.n_images), _gather(txt, txt_idx,
                                                                  len(data.captions))
@@ -422,7 +428,7 @@ def embed_classes(ref: ModelRef, classnames, templates, device=None, *, batch_si
 
 
 def _gather(local: torch.Tensor, idx: np.ndarray, n: int) -> torch.Tensor:
-    parts = [None] * torch.distributed.get_world_size()
+    parts: list[Any] = [None] * torch.distributed.get_world_size()
     torch.distributed.all_gather_object(parts, (idx, local.numpy()))
     out = np.empty((n, parts[0][1].shape[1]), dtype=np.float32)
     for i, f in parts:

@@ -26,8 +26,8 @@ def cached_pretrained(arch: str, tag: str, cache_dir=None) -> str:
         try:
             from huggingface_hub import try_to_load_from_cache
         except ImportError:  # pragma: no cover - huggingface_hub ships with open_clip
-            try_to_load_from_cache = None
-        if try_to_load_from_cache is not None:
+            pass
+        else:
             repo, filename = os.path.split(hub.rstrip("/")) if not hub.endswith("/") else (
                 hub.rstrip("/"), "open_clip_pytorch_model.bin")
             names = [*_safetensors_names(filename), filename]

@@ -249,12 +249,12 @@ def fig_rotation_picture(report, out, run_dir=None, n_samples: int = 6) -> list[
         _, _, vt = np.linalg.svd(base.image - mu, full_matrices=False)
         pick = np.random.default_rng(1).choice(base.n_images, n_samples, replace=False)
         T = len(report.methods[m].geometry)
-        traj = []
+        steps = []
         for t in range(T + 1):
             e = probe_of(run_dir, m, t)
             x = e.image[pick] / np.linalg.norm(e.image[pick], axis=1, keepdims=True)
-            traj.append((x - mu) @ vt[:2].T)
-        traj = np.stack(traj)  # (T+1, n, 2)
+            steps.append((x - mu) @ vt[:2].T)
+        traj = np.stack(steps)  # (T+1, n, 2)
         bg = (base.image - mu) @ vt[:2].T
         ax.scatter(bg[:, 0], bg[:, 1], s=1, color="#ddd")
         for j in range(n_samples):
