@@ -167,7 +167,8 @@ def _task(data, task: str | None):
     if task is None:
         if len(tasks) > 1:
             raise DataError(f"{data.spec} carries several classification tasks "
-                            f"({', '.join(tasks)}); choose one with task=")
+                            f"({', '.join(tasks)}); choose one with --task TASK "
+                            "(task=TASK in Python)")
         task = next(iter(tasks))
     if task not in tasks:
         raise DataError(f"{data.spec} has no task {task!r} (tasks: {', '.join(tasks)})")
