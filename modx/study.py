@@ -62,6 +62,11 @@ class Plan:
             raise ConfigError("a study needs at least one seed")
         if len(set(self.seeds)) < len(self.seeds):
             raise ConfigError(f"seeds {self.seeds} repeat a seed; give each once")
+        unknown = [m for m in (self.grid if isinstance(self.grid, dict) else ())
+                   if m not in METHODS]
+        if unknown:
+            raise ConfigError(f"unknown method {unknown[0]!r} in [grid]; methods: "
+                              f"{', '.join(METHODS)}")
         if not isinstance(self.grid, dict) or REFERENCE not in self.grid:
             raise ConfigError("a study compares against finetune: put it in [grid]")
         for method, values in self.grid.items():

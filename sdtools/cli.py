@@ -173,9 +173,11 @@ class Ctx:
         # the same network, however its file spelled the config: compare parameter shapes
         ca, cb = ea.meta.get("param_shapes"), eb.meta.get("param_shapes")
         if (ca and cb and ca != cb) or ea.dim != eb.dim:
+            dims = (f" (embedding dimensions {ea.dim} and {eb.dim})" if ea.dim != eb.dim
+                    else "")
             raise CheckpointError(
                 f"A ({ea.meta.get('arch')}) and B ({eb.meta.get('arch')}) have different "
-                "architectures; compare checkpoints of one architecture"
+                f"architectures{dims}; compare checkpoints (or embeddings) of one architecture"
             )
         return ea, eb
 
@@ -444,6 +446,11 @@ def zeroshot(
     from .classify import zero_shot
 
     _checkpoint_only(ckpt, "zeroshot")
+    if predictions and json_out is None:
+        from .errors import UserError
+
+        raise UserError("--predictions writes every image's prediction into the --json file; "
+                        "give --json F too")
     _check_outputs(json_out, plot=plot, force=force)
     ds = _labelled(ctx, data)
     from .data.base import loader_workers

@@ -129,7 +129,12 @@ def check_image_of_text(image_of_text: object, n_images: int, n_texts: int,
     if isinstance(image_of_text, torch.Tensor):
         idx = image_of_text.detach().cpu()
     else:
-        idx = torch.as_tensor(np.asarray(image_of_text))
+        arr = np.asarray(image_of_text)
+        if arr.dtype == object or arr.dtype.kind in "USV":
+            raise InputError("image_of_text must be an integer array with one image index per "
+                             f"caption, got {type(image_of_text).__name__} ({arr.dtype}); for "
+                             "one caption per image give numpy.arange(n_images)")
+        idx = torch.as_tensor(arr)
     if idx.ndim != 1:
         raise InputError(f"image_of_text must be 1-D, got shape {tuple(idx.shape)}")
     if idx.dtype.is_floating_point or idx.dtype == torch.bool or idx.is_complex():

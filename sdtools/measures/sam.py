@@ -286,8 +286,10 @@ def sam_drift(
     n = a.shape[0]
     total_pairs = n * (n - 1) // 2
     if max_pairs is not None:
-        if max_pairs < 2:
-            raise InputError(f"max_pairs must be at least 2, got {max_pairs}")
+        if isinstance(max_pairs, bool) or not isinstance(max_pairs, (int, np.integer)) \
+                or max_pairs < 2:
+            raise InputError(f"max_pairs must be an integer of at least 2 (or None: every "
+                             f"pair), got {max_pairs!r}")
         if max_pairs < total_pairs:
             return _sam_drift_sampled(a, b, int(max_pairs), seed, bin_edges, quantiles)
     a = normalize(a)

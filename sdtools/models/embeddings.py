@@ -5,6 +5,7 @@ Saved as ``.npz`` (no pickles: ``meta`` is stored as JSON text), written atomica
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -164,6 +165,14 @@ class Embeddings:
                 if missing:
                     raise EmbeddingsError(f"{path} is not an embeddings file (missing "
                                           f"{sorted(missing)}); {hint}")
+                if "format_version" in z.files:
+                    version = z["format_version"]
+                    if version.shape != () or not np.issubdtype(version.dtype, np.integer) \
+                            or int(version) > FORMAT_VERSION or int(version) < 1:
+                        raise EmbeddingsError(
+                            f"{path} has embeddings format {version.tolist()!r}, and this "
+                            f"version of sdtools reads format 1 to {FORMAT_VERSION}; embed again "
+                            "with this version, or upgrade sdtools to read it")
                 meta = json.loads(str(z["meta"])) if "meta" in z.files else {}
                 if not isinstance(meta, dict):
                     raise EmbeddingsError(f"{path} is not an embeddings file (its meta is a "
@@ -174,7 +183,14 @@ class Embeddings:
         except UserError as exc:  # arrays that are there but unusable (NaN, shapes, ...)
             raise type(exc)(f"{path}: {exc}") from None
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            why = "it holds pickled objects" if "pickle" in str(exc) else "unreadable or truncated"
+            why = "unreadable or truncated"
+            if "pickle" in str(exc):  # numpy tries to unpickle what is neither .npz nor .npy
+                head = b""
+                with contextlib.suppress(OSError), open(path, "rb") as fh:
+                    head = fh.read(2)
+                why = ("it holds pickled objects" if head[:1] == b"\x80"
+                       else "not an .npz archive: it starts with neither the zip nor the .npy "
+                       "signature")
             raise EmbeddingsError(f"{path} is not an embeddings file ({why}); {hint}") from None
 
     def __repr__(self) -> str:

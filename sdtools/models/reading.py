@@ -72,6 +72,10 @@ def read_checkpoint_file(path) -> tuple[dict, dict]:
             raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
     with open(path, "rb") as fh:
         head = fh.read(4)
+    if head[:2] == b"PK" and path.suffix.lower() == ".npz":
+        raise CheckpointError(f"{path} is saved embeddings (.npz), not a checkpoint; this needs "
+                              "the checkpoint the embeddings came from (it embeds the images "
+                              "itself)")
     if head[:2] == b"PK" and _is_torchscript(path):
         return {TORCHSCRIPT: _torchscript_state_dict(path)}, {}
     if head[:2] != b"PK" and head[:1] != b"\x80":  # neither a zip archive nor a pickle
@@ -97,7 +101,8 @@ def read_checkpoint_file(path) -> tuple[dict, dict]:
         raise CheckpointError(f"{path} is not a checkpoint (its pickle is damaged)") from None
     except Exception as exc:  # torch raises many types on garbage (KeyError, RuntimeError, ...)
         why = type(exc).__name__
-        raise CheckpointError(f"{path} is not a checkpoint (unreadable: {why})") from None
+        raise CheckpointError(f"{path} is not a checkpoint (unreadable: {why}); a torch file cut "
+                              "short or damaged reads so: save or copy it again") from None
     return obj, {}
 
 

@@ -104,6 +104,8 @@ BAD = [
       "imagefolder:{d}/test:classnames={d}/other.txt"], "name different classes"),
     (["zeroshot", "{d}/a.pt", "--data", "imagefolder:{d}/test:templates=fancy"], "built-in"),
     (["zeroshot", "{d}/emb.npz", "--data", "imagefolder:{d}/test"], "not saved embeddings"),
+    (["zeroshot", "{d}/a.pt", "--data", "imagefolder:{d}/test", "--predictions"],
+     "give --json F too"),
 ]
 
 
@@ -115,3 +117,19 @@ def test_bad_input_is_one_line(files, args, msg, capsys, monkeypatch):
     assert msg in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert json.loads((files / "user.json").read_text()) == {}
+
+
+def test_api_refuses_saved_embeddings_as_a_checkpoint(files, tmp_path):
+    """The API says what the CLI says: zero-shot embeds itself, so .npz is the wrong input."""
+    V = np.eye(4, dtype=np.float32)
+    sdtools.Embeddings(V, V, np.arange(4)).save(tmp_path / "e.npz")
+    with pytest.raises(sdtools.errors.CheckpointError, match="saved embeddings"):
+        sdtools.zero_shot(str(tmp_path / "e.npz"), f"imagefolder:{files / 'test'}", cache=False)
+
+
+def test_api_input_types_are_user_errors():
+    V = np.eye(6, dtype=np.float32)
+    with pytest.raises(sdtools.errors.InputError, match="image_of_text must be an integer"):
+        sdtools.retrieval(V, V, None)
+    with pytest.raises(sdtools.errors.InputError, match="max_pairs must be an integer"):
+        sdtools.sam_drift(V, V, max_pairs=2.5)

@@ -110,6 +110,7 @@ def files(tmp_path):
     grid = "[grid]\nfinetune = [5e-4]\n"
     (tmp_path / "unknown.toml").write_text(f"seeds = [0]\n{grid}magic = [1.0]\n")
     (tmp_path / "unknown0.toml").write_text(f"seeds = [0]\n{grid}magic = []\n")
+    (tmp_path / "only.toml").write_text("seeds = [0]\n[grid]\nmagic = [1]\n")  # no finetune
     (tmp_path / "user").mkdir()
     (tmp_path / "user" / "notes.txt").write_text("mine")
     return tmp_path
@@ -118,6 +119,7 @@ def files(tmp_path):
 MODX = [
     (["study", "{d}/unknown.toml", "--list"], "unknown method 'magic'"),
     (["study", "{d}/unknown0.toml", "--list"], "unknown method 'magic'"),
+    (["study", "{d}/only.toml", "--list"], "unknown method 'magic'"),
     (["study", "--list"], "give a study plan file (TOML) or --preset"),
     (["train", "--data", DATA, "--methods", "finetune", "--out", "{d}/user", "--steps", "1"],
      "pass --force"),

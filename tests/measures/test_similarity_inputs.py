@@ -157,6 +157,25 @@ def test_embeddings_roundtrip_and_errors(tmp_path, good):
         sdtools.Embeddings(good, good[:, :3], np.arange(20))
 
 
+def test_embeddings_files_that_are_not_ours_say_why(tmp_path, good):
+    import pickle
+
+    (tmp_path / "text.npz").write_text("hello\n")
+    with pytest.raises(ValueError, match="neither the zip nor the .npy signature"):
+        sdtools.Embeddings.load(tmp_path / "text.npz")
+    (tmp_path / "pickled.npz").write_bytes(pickle.dumps({"image": 1}))
+    with pytest.raises(ValueError, match="pickled objects"):
+        sdtools.Embeddings.load(tmp_path / "pickled.npz")
+    iot = np.arange(20)
+    path = sdtools.Embeddings(good, good, iot).save(tmp_path / "e.npz")
+    with np.load(path) as z:
+        arrays = dict(z)
+    for version in (np.array(99), np.array(0), np.array([1, 2]), np.array(1.5)):
+        np.savez(tmp_path / "v.npz", **{**arrays, "format_version": version})
+        with pytest.raises(ValueError, match="embeddings format"):
+            sdtools.Embeddings.load(tmp_path / "v.npz")
+
+
 def test_atomic_writes_get_ordinary_permissions(tmp_path):
     import os
 
