@@ -68,7 +68,7 @@ def train(
     if config is not None:
         cfg = load(config, overrides)
     else:
-        cfg = from_dict({k: v for k, v in overrides.items() if v is not None}, "flags")
+        cfg = from_dict({}, "flags", {k: v for k, v in overrides.items() if v is not None})
     _run(cfg, resume, force)
 
 

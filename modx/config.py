@@ -311,6 +311,10 @@ def from_dict(d: dict, source: str = "config", overrides: dict | None = None) ->
             _merge_options(flat, v)
         else:
             flat[k] = v
+    if (overrides or {}).get("steps") is not None and flat.get("epochs") is not None:
+        raise ConfigError(f"steps = {flat['steps']} from the command line has no effect with "
+                          f"epochs = {flat['epochs']} (a phase then runs that many passes over "
+                          "its images); give one of them")
     return TrainConfig(**flat).validate()
 
 

@@ -266,6 +266,12 @@ def check_access(path: Path, what: str) -> None:
             if not os.access(parent, os.W_OK | os.X_OK):
                 raise UserError(f"cannot write {what} {path}: {parent} is not writable; choose "
                                 "another place")
+            try:  # permissions can say yes where a file still cannot be made (root, /proc)
+                with tempfile.NamedTemporaryFile(dir=parent, prefix=".sdtools-check-"):
+                    pass
+            except OSError as exc:
+                raise UserError(f"cannot write {what} {path}: a file cannot be made in {parent} "
+                                f"({exc.strerror or exc}); choose another place") from None
             return
 
 

@@ -6,6 +6,7 @@ in one line and exit code 2 with nothing written."""
 import io
 import json
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -276,3 +277,19 @@ def test_a_zero_byte_times_json_is_refused_in_one_line(tmp_path, capsys):
     code, _, err = _run(main, ["study", plan, "--out", tmp_path / "st", "-q"], capsys)
     assert code == 2 and "times.json" in err and "Traceback" not in err, err
     assert json.dumps(sorted(p.name for p in (tmp_path / "st").iterdir())) == '["times.json"]'
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_an_output_where_no_file_can_be_made_is_refused_before_work(tmp_path, capsys):
+    """Permissions may say yes (root) where a file still cannot be made: tried first."""
+    from sdtools.cli import main
+
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    V = np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32)
+    sdtools.Embeddings(V, V, np.arange(40)).save(a)
+    sdtools.Embeddings(V + 0.1, V, np.arange(40)).save(b)
+    with pytest.raises(SystemExit) as e:
+        main(["rotation", str(a), str(b), "-q", "--json", "/proc/x.json"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "a file cannot be made in /proc" in err and "Traceback" not in err

@@ -130,3 +130,13 @@ def test_set_on_the_command_line_refuses_a_key_also_given_as_a_flag(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert "lr is given both as --lr and --set" in err and "\n" not in err
+
+
+def test_steps_from_the_command_line_with_epochs_is_refused(tmp_path):
+    """--steps would be ignored where epochs is set: refused, naming both."""
+    with pytest.raises(ConfigError, match="has no effect with epochs = 1"):
+        from_dict({"epochs": 1}, "flags", {"steps": 3})
+    with pytest.raises(ConfigError, match="has no effect with epochs"):
+        from_dict({}, "flags", {"steps": 3, "epochs": 2.0})
+    assert from_dict({"epochs": 1}, "flags", {"steps": None}).epochs == 1  # not given
+    assert from_dict({"steps": 3, "epochs": 1}).epochs == 1  # a run's own config.json
