@@ -35,7 +35,7 @@ class TrainConfig:
     # optimisation (AdamW, cosine schedule with warmup)
     phase0_steps: int = 500
     phase0_lr: float = 1e-3
-    steps: int = 150  # per phase 1..T (ignored when epochs is set)
+    steps: int = 150  # per phase 1..T (epochs, when set, decides instead; not both as flags)
     epochs: float | None = None  # per phase, over that phase's images
     lr: float = 5e-4
     batch_size: int = 128
