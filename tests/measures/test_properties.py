@@ -27,3 +27,15 @@ def test_generated_shapes_are_what_they_say():
     # every row sits alike on the cone's axis: scaling it keeps the order of all angles
     np.testing.assert_allclose(X @ basis[:, 0], np.sqrt(0.6))
     assert np.mean(X @ X.T) == pytest.approx(0.6, abs=0.1)
+
+
+def test_groups_too_few_for_the_folds_are_a_stated_refusal():
+    """A rotation of rows in two groups: rigidity's held-out folds cannot be made, and the
+    harness counts the one-line refusal as the invariant (not a crash, not a number)."""
+    rng = np.random.default_rng(0)
+    s = properties.draw_shape(rng, 64, 100_000)
+    X, _, _ = properties.make_data(rng, s)
+    Q, _ = np.linalg.qr(rng.standard_normal((X.shape[1], X.shape[1])))
+    rows = properties.check("rotation", X, X @ Q, np.arange(X.shape[0]) % 2, s)
+    assert [r for r in rows if r[0] == "rigidity"] == [
+        ("rigidity", "refused (too few groups)", "refused", "-", True)]
