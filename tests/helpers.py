@@ -56,3 +56,14 @@ def planted_rotation(angles_deg, dim, rng, reflect=False):
 
 def unit_rows(x):
     return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def run_cli(main, args, capsys):
+    """``(exit code, stdout, stderr)`` of a command-line ``main`` run in-process."""
+    try:
+        main([str(x) for x in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err

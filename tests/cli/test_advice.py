@@ -8,19 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import tiny_cfg
+from helpers import run_cli, tiny_cfg
 from PIL import Image
-
-
-def _run(main, args, capsys):
-    try:
-        main([str(x) for x in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 DATA = "synthetic:n_domains=3,train_per_domain=24,test_per_domain=6"
 
@@ -82,13 +71,13 @@ def test_a_damaged_run_file_names_the_real_fix(run, tmp_path, capsys, damage, wh
     from modx.cli import main
 
     args = _damaged(run, tmp_path, damage)
-    code, _, err = _run(main, args, capsys)
+    code, _, err = run_cli(main, args, capsys)
     assert code == 2, err
     assert what in err and fix in err, err
     assert "pass a .pt" not in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1, err
     if "config.json" in what:  # a fresh run there is refused with the same advice
-        code, _, err2 = _run(main, args[:-1], capsys)
+        code, _, err2 = run_cli(main, args[:-1], capsys)
         assert code == 2 and "config.json is damaged" in err2, err2
 
 
@@ -130,7 +119,7 @@ MODX = [
 def test_modx_advice_names_the_real_fix(files, capsys, args, msg):
     from modx.cli import main
 
-    code, _, err = _run(main, [a.format(d=files) for a in args], capsys)
+    code, _, err = run_cli(main, [a.format(d=files) for a in args], capsys)
     assert code == 2 and msg in err, err
     assert "has no knob" not in err and "not both" not in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
@@ -140,7 +129,7 @@ def test_demo_has_the_force_its_refusal_names(files, capsys):
     """modx demo into a folder of the user's files says --force, and has it."""
     from modx.cli import main
 
-    code, out, _ = _run(main, ["demo", "--help"], capsys)
+    code, out, _ = run_cli(main, ["demo", "--help"], capsys)
     assert code == 0 and "--force" in out
 
 

@@ -10,7 +10,7 @@ import tarfile
 import numpy as np
 import pytest
 import torch
-from helpers import save_modx, tiny_cfg
+from helpers import run_cli, save_modx, tiny_cfg
 from PIL import Image
 
 import sdtools
@@ -134,16 +134,6 @@ def _snapshot(d):
             for p in sorted(d.rglob("*")) if p.is_file() and "cache" not in p.parts}
 
 
-def _run(main, args, capsys):
-    try:
-        main([str(x) for x in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 SDTOOLS = [
     (["rotation", "{d}/missing.pt", "{d}/a.pt", "--data", DATA], "not found"),
     (["rotation", "{d}/a.pt", "{d}/a.pt"], "--data"),
@@ -231,7 +221,7 @@ def test_sdtools_cli_bad_input(files, args, msg, capsys, monkeypatch):
 
     monkeypatch.setenv("SDTOOLS_CACHE", str(files / "cache"))
     before = _snapshot(files)
-    code, _, err = _run(main, [a.format(d=files) for a in args] + ["-q"], capsys)
+    code, _, err = run_cli(main, [a.format(d=files) for a in args] + ["-q"], capsys)
     assert code == 2, err
     assert msg in err, err
     assert "Traceback" not in err
@@ -294,7 +284,7 @@ def test_modx_cli_bad_input(files, args, msg, capsys):
     from modx.cli import main
 
     before = _snapshot(files)
-    code, _, err = _run(main, [a.format(d=files) for a in args], capsys)
+    code, _, err = run_cli(main, [a.format(d=files) for a in args], capsys)
     assert code == 2, err
     assert msg in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
@@ -309,7 +299,7 @@ def test_tensorboard_is_checked_when_the_config_is_read(files, capsys, monkeypat
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "tensorboard" else real(name, *a))
-    code, _, err = _run(main, ["train", str(files / "tb.toml")], capsys)
+    code, _, err = run_cli(main, ["train", str(files / "tb.toml")], capsys)
     assert code == 2 and "pip install" in err and "tensorboard" in err
 
 

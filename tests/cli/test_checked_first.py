@@ -11,21 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import save_modx
+from helpers import run_cli, save_modx
 from PIL import Image
 
 import sdtools
 from sdtools.errors import UserError
-
-
-def _run(main, args, capsys):
-    try:
-        main([str(x) for x in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _png():
@@ -97,7 +87,7 @@ def test_a_plan_is_checked_when_read(d, capsys, name, msg, listing):
     from modx.cli import main
 
     out = d / f"study-{name}-{listing}"
-    code, _, err = _run(main, ["study", d / f"{name}.toml", "--out", out]
+    code, _, err = run_cli(main, ["study", d / f"{name}.toml", "--out", out]
                         + (["--list"] if listing else []), capsys)
     assert code == 2 and msg in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
@@ -133,7 +123,7 @@ def test_train_checks_its_data_before_writing(d, tmp_path, capsys, args, msg):
             argv.insert(1, cfg)
         else:
             argv.append(a.format(d=d))
-    code, _, err = _run(main, argv, capsys)
+    code, _, err = run_cli(main, argv, capsys)
     assert code == 2 and msg in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "run").exists()
@@ -159,7 +149,7 @@ def test_local_launcher_refuses_gpus_it_does_not_have(d, tmp_path, capsys, monke
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     plan = tmp_path / "p.toml"
     plan.write_text("seeds = [0]\n[base]\nsteps = 1\n[grid]\nfinetune = [5e-4]\n")
-    code, _, err = _run(main, ["study", plan, "--out", tmp_path / "st", "--launcher", "local",
+    code, _, err = run_cli(main, ["study", plan, "--out", tmp_path / "st", "--launcher", "local",
                                "--gpus-per-cell", "1", "-q"], capsys)
     assert code == 2 and "0 CUDA GPU(s)" in err, err
     assert not (tmp_path / "st").exists()
@@ -193,7 +183,7 @@ def test_flags_that_would_be_ignored_are_refused(emb, capsys, monkeypatch, args,
     from sdtools.cli import main
 
     monkeypatch.setenv("SDTOOLS_CACHE", str(emb / "cache"))
-    code, _, err = _run(main, [a.format(d=emb) for a in args] + ["-q"], capsys)
+    code, _, err = run_cli(main, [a.format(d=emb) for a in args] + ["-q"], capsys)
     assert code == 2 and msg in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
@@ -203,10 +193,10 @@ def test_a_mixed_pair_still_takes_data(emb, capsys, monkeypatch):
     from sdtools.cli import main
 
     monkeypatch.setenv("SDTOOLS_CACHE", str(emb / "cache"))
-    code, _, err = _run(main, ["embed", emb / "m.pt", "--data", "synthetic:n=8", "--out",
+    code, _, err = run_cli(main, ["embed", emb / "m.pt", "--data", "synthetic:n=8", "--out",
                                emb / "m8", "-q"], capsys)
     assert code == 0 and (emb / "m8.npz").is_file(), err
-    code, _, err = _run(main, ["rotation", emb / "m8.npz", emb / "m.pt", "--data",
+    code, _, err = run_cli(main, ["rotation", emb / "m8.npz", emb / "m.pt", "--data",
                                "synthetic:n=8", "-q", "--max-pairs", "10"], capsys)
     assert code == 0, err
 
@@ -260,7 +250,7 @@ def test_a_read_only_cache_is_found_by_trying_to_write(emb, tmp_path, capsys, mo
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     monkeypatch.setenv("SDTOOLS_CACHE", str(cache))
-    code, _, err = _run(main, ["retrieval", emb / "m.pt", "--data", "synthetic:n=4", "-q"],
+    code, _, err = run_cli(main, ["retrieval", emb / "m.pt", "--data", "synthetic:n=4", "-q"],
                         capsys)
     assert code == 0, err
     assert "warning: the embedding cache" in err and "not writable" in err, err
@@ -274,7 +264,7 @@ def test_a_zero_byte_times_json_is_refused_in_one_line(tmp_path, capsys):
     plan.write_text("seeds = [0]\n[base]\nsteps = 1\n[grid]\nfinetune = [5e-4]\n")
     (tmp_path / "st").mkdir()
     (tmp_path / "st" / "times.json").write_bytes(b"")
-    code, _, err = _run(main, ["study", plan, "--out", tmp_path / "st", "-q"], capsys)
+    code, _, err = run_cli(main, ["study", plan, "--out", tmp_path / "st", "-q"], capsys)
     assert code == 2 and "times.json" in err and "Traceback" not in err, err
     assert json.dumps(sorted(p.name for p in (tmp_path / "st").iterdir())) == '["times.json"]'
 

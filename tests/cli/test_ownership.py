@@ -11,22 +11,12 @@ import signal
 import matplotlib
 import numpy as np
 import pytest
-from helpers import save_modx
+from helpers import run_cli, save_modx
 
 import sdtools
 from sdtools.io import file_kind, written_by_us
 
 matplotlib.use("Agg")
-
-
-def _run(main, args, capsys):
-    try:
-        main([str(x) for x in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _sha(p):
@@ -52,7 +42,7 @@ def _user_figure(path, title):
 
 def _refused(main, args, capsys, what, *keep):
     before = {p: _sha(p) for p in keep}
-    code, _, err = _run(main, args + ["-q"], capsys)
+    code, _, err = run_cli(main, args + ["-q"], capsys)
     assert code == 2, err
     assert what in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
@@ -86,11 +76,11 @@ def test_figures_sdtools_drew_are_known_again(d, capsys):
 
     for suffix in (".png", ".svg", ".pdf"):
         fig = d / f"rot{suffix}"
-        code, _, err = _run(main, ["rotation", d / "good.npz", d / "good.npz", "--plot", fig,
+        code, _, err = run_cli(main, ["rotation", d / "good.npz", d / "good.npz", "--plot", fig,
                                    "-q"], capsys)
         assert code == 0, err
         assert file_kind(fig) == "figure"
-        code, _, err = _run(main, ["rotation", d / "good.npz", d / "good.npz", "--plot", fig,
+        code, _, err = run_cli(main, ["rotation", d / "good.npz", d / "good.npz", "--plot", fig,
                                    "-q"], capsys)  # a second run replaces its own figure
         assert code == 0, err
 
@@ -110,9 +100,9 @@ def test_json_of_another_kind_is_not_replaced(d, capsys):
     from sdtools.cli import main
 
     r = d / "r.json"
-    assert _run(main, ["retrieval", d / "good.npz", "--json", r, "-q"], capsys)[0] == 0
+    assert run_cli(main, ["retrieval", d / "good.npz", "--json", r, "-q"], capsys)[0] == 0
     assert file_kind(r) == "retrieval"
-    assert _run(main, ["retrieval", d / "good.npz", "--json", r, "-q"], capsys)[0] == 0
+    assert run_cli(main, ["retrieval", d / "good.npz", "--json", r, "-q"], capsys)[0] == 0
     err = _refused(main, ["rotation", d / "good.npz", d / "good.npz", "--json", r], capsys,
                    "holds sdtools retrieval output, not rotation", r)
     assert "--force" in err
@@ -180,12 +170,12 @@ def test_report_force_keeps_a_users_files_among_the_figures(d, capsys, monkeypat
     save(pyplot().figure(), run / "figures" / "stale.png")  # an old figure sdtools drew
     err = _refused(main, ["report", run], capsys, "notes.txt", mine)
     assert "every other file is kept" in err  # the refusal says what --force does
-    code, _, err = _run(main, ["report", run, "--force", "-q"], capsys)
+    code, _, err = run_cli(main, ["report", run, "--force", "-q"], capsys)
     assert code == 0, err
     assert mine.read_text() == "my notes"
     assert sorted(p.name for p in (run / "figures").iterdir()) == ["a.png", "notes.txt"]
     assert file_kind(run / "report.json") == "report" and file_kind(run / "report.md") == "report"
-    code, _, err = _run(main, ["report", run, "--force", "-q"], capsys)  # again: the same
+    code, _, err = run_cli(main, ["report", run, "--force", "-q"], capsys)  # again: the same
     assert code == 0 and mine.read_text() == "my notes"
 
 
@@ -211,7 +201,7 @@ def test_study_out_verifies_content(d, capsys, name, text):
     out = d / "study"
     out.mkdir()
     (out / name).write_text(text)
-    code, _, err = _run(main, ["study", plan, "--out", out, "-q"], capsys)
+    code, _, err = run_cli(main, ["study", plan, "--out", out, "-q"], capsys)
     assert code == 2 and "which sdtools did not write" in err and name in err, err
     assert (out / name).read_text() == text and sorted(os.listdir(out)) == [name]
 
@@ -268,7 +258,7 @@ def test_non_regular_files_are_refused_without_a_hang(d, fifo, capsys, args, wha
     torch.save(loaded.model.state_dict(), d / "bare.pt")
     for suffix in (".png", ".npz", ".json"):
         os.mkfifo(f"{fifo}{suffix}")
-    code, _, err = _run(main, [a.format(d=d, p=fifo) for a in args] + ["-q"], capsys)
+    code, _, err = run_cli(main, [a.format(d=d, p=fifo) for a in args] + ["-q"], capsys)
     assert code == 2 and what in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
@@ -278,7 +268,7 @@ def test_non_regular_files_are_refused_without_a_hang(d, fifo, capsys, args, wha
 def test_modx_refuses_a_pipe_or_folder_as_its_config(d, fifo, capsys, cmd):
     from modx.cli import main
 
-    code, _, err = _run(main, [a.format(d=d, p=fifo) for a in cmd], capsys)
+    code, _, err = run_cli(main, [a.format(d=d, p=fifo) for a in cmd], capsys)
     assert code == 2 and ("is a named pipe" in err or "is a directory" in err), err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
 
@@ -296,7 +286,7 @@ def test_train_force_writes_beside_a_users_files_never_over_them(tmp_path, capsy
     else:
         mine.write_text("mine")
     before = sorted(p.name for p in out.rglob("*"))
-    code, _, err = _run(main, ["train", "--data", "synthetic:n_domains=2,train_per_domain=16,"
+    code, _, err = run_cli(main, ["train", "--data", "synthetic:n_domains=2,train_per_domain=16,"
                                "test_per_domain=4", "--out", out, "--force", "--steps", "1",
                                "--phase0-steps", "1", "--batch-size", "4", "-q"], capsys)
     assert code == 2 and f"holds {name}, a name the run writes" in err, err
