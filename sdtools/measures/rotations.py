@@ -67,13 +67,21 @@ def orthogonalize(R: torch.Tensor, steps: int = 1) -> torch.Tensor:
     return R
 
 
-def fold_svd(M: torch.Tensor):
+FOLD_SVD_RANGE = 1e-3  # fold SVDs in float64 when a kept direction is weaker than this share
+# of the strongest (float32's singular vectors there err by about eps32 s_1 / s_k)
+
+
+def fold_svd(M: torch.Tensor, precise: bool = False):
     """A fold complement's SVD in float32 (half the cost of float64), returned as float64:
     the fit made from it is then orthogonalised in float64 by :func:`orthogonalize`. The
-    fit's error is first order in the singular vectors' error (about 1e-7 relative) and a
-    held-out residual at the fit's optimum second order in it; what float32 fits left
-    behind, non-orthogonality of 3e-6 that swamped changes under 0.2 degrees, the Newton
-    step removes."""
+    fit's error is first order in the singular vectors' error (about ``eps32 s_1 / s_k``
+    for direction k) and a held-out residual at the fit's optimum second order in it; what
+    float32 fits left behind, non-orthogonality of 3e-6 that swamped changes under 0.2
+    degrees, the Newton step removes. ``precise``: in float64, for a spectrum whose kept
+    directions span more than ``1 / FOLD_SVD_RANGE`` (steep spectra, where a rotation in the
+    weakest planes would otherwise be read as 97% of itself)."""
+    if precise:
+        return torch.linalg.svd(M.double())
     return tuple(x.double() for x in torch.linalg.svd(M.float()))
 
 
@@ -144,7 +152,8 @@ def fit_folds(Ms: torch.Tensor, aa, bb, n, eps: float, base: float, rank: int | 
     sigma2 = residual_variance(s, float(aa.sum() + bb.sum()), N)
     r = determined_rank(s, sigma2, N, eps) if rank is None else rank
     k = Ms.shape[0]
-    svds = [fold_svd(total - Ms[f]) for f in range(k)] if k > 1 else []
+    steep = r > 0 and float(s[r - 1]) < FOLD_SVD_RANGE * float(s[0])
+    svds = [fold_svd(total - Ms[f], steep) for f in range(k)] if k > 1 else []
     forced = rank is not None
     ranks = [_fold_rank(sv[1], r, sigma2, N - float(n[f]), eps, forced)
              for f, sv in enumerate(svds)]
