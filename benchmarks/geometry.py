@@ -268,7 +268,50 @@ def bench_measures_coco(n_img: int = 5_000, per_image: int = 5, d: int = 512,
     }
 
 
+def bench_cli_coco(n_img: int = 5_000, per_image: int = 5, d: int = 512) -> dict:
+    """``sdtools rotation --modality both`` plus ``sdtools deviation`` on saved embeddings of a
+    COCO-5K-shaped probe (the shape of ``measures_coco``), as a user runs them: each its own
+    process, every null and interval on, both cores. Target: under 30 s together. The baseline
+    is the interpreter start and the import of sdtools' CLI (``sdtools --help``), measured in
+    the same run."""
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    import sdtools
+    from sdtools.measures.planted import captions, clip_like, jitter
+
+    rng = np.random.default_rng(7)
+    V, _ = clip_like(rng, n_img, d, "power", 0.5)
+    T, iot = captions(rng, V, (per_image, per_image))
+    Vb, Tb = jitter(V, 10.0, rng), jitter(T, 10.0, rng)
+    exe = [sys.executable, "-m", "sdtools.cli"]
+    with tempfile.TemporaryDirectory() as tmp:
+        a = sdtools.Embeddings(V.astype(np.float32), T.astype(np.float32), iot).save(
+            f"{tmp}/a.npz")
+        b = sdtools.Embeddings(Vb.astype(np.float32), Tb.astype(np.float32), iot).save(
+            f"{tmp}/b.npz")
+
+        def run(*args) -> float:
+            t0 = time.perf_counter()
+            subprocess.run([*exe, *map(str, args)], check=True, capture_output=True)
+            return time.perf_counter() - t0
+
+        base = run("--help")
+        rot = run("rotation", a, b, "--modality", "both", "-q", "--json", f"{tmp}/r.json")
+        dev = run("deviation", a, b, "-q", "--json", f"{tmp}/d.json")
+    return {
+        "name": f"sdtools rotation --modality both + deviation from saved embeddings, "
+                f"{n_img:,} images x {iot.size:,} captions, D={d}",
+        "cli_start_s": round(base, 2), "rotation_s": round(rot, 2), "deviation_s": round(dev, 2),
+        "together_s": round(rot + dev, 2), "target": "under 30 s together",
+        "pass": rot + dev <= 30.0,
+    }
+
+
 BENCHES = {
+    "cli_coco": bench_cli_coco,
     "measures_coco": bench_measures_coco,
     "rotation_large": bench_rotation_large,
     "bootstrap": bench_bootstrap,
