@@ -76,19 +76,19 @@ def _allowed(model, name: str) -> str:
     """A key's allowed values as the schema's model states them: its range, its choices."""
     import typing
 
-    from modx import config
+    from modx.config_schema import bounds_text, type_text
 
     ann = model.model_fields[name].annotation
     if typing.get_origin(ann) is typing.Literal:
-        return config.type_text(ann)
-    bounds = config.bounds_text(model, name)
+        return type_text(ann)
+    bounds = bounds_text(model, name)
     hint = model.model_fields[name].description
     return f"{bounds} ({hint})" if bounds and hint else bounds or "–"
 
 
 def config_page() -> str:
     """The training config schema: fields, types, defaults, comments; the TOML sections."""
-    from modx import config
+    from modx import config, config_schema
     from modx.methods import METHODS
 
     src = inspect.getsource(config.TrainConfig).splitlines()
@@ -136,7 +136,7 @@ def config_page() -> str:
                 shown = repr(f.default)
             else:
                 shown = repr(f.default_factory())  # type: ignore[misc]
-            model = config.TABLE_OF[name]
+            model = config_schema.TABLE_OF[name]
             key = model.model_fields[name].alias or name
             sec = "top level" if model.table is None else (
                 f"`[{model.table}]`" if key == name else f"`[{model.table}]` as `{key}`")
@@ -149,10 +149,10 @@ def config_page() -> str:
               "written as the method's TOML section:", "",
               "| section | key | type | default |", "| --- | --- | --- | --- |"]
     for n, opts in own.items():
-        model = config.options_model(METHODS[n])
+        model = config_schema.options_model(METHODS[n])
         for k, v in opts.items():
-            lines.append(f"| `[{n}]` | `{k}` | {config.type_text(model.model_fields[k].annotation)}"
-                         f" | `{_cell(repr(v))}` |")
+            kind = config_schema.type_text(model.model_fields[k].annotation)
+            lines.append(f"| `[{n}]` | `{k}` | {kind} | `{_cell(repr(v))}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -63,7 +63,7 @@ def test_generated_reference_pages_cover_the_code():
     assert all(f"| `{name}` |" in methods for name in METHODS)
     config = gen.config_page()
     assert "`lr`" in config and "`[modx]`" in config
-    from modx.config import SCHEMA, bounds_text
+    from modx.config_schema import SCHEMA, bounds_text
 
     for model in SCHEMA:  # every key, with the range its model allows
         for name in model.model_fields:

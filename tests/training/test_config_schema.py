@@ -242,7 +242,7 @@ def test_every_field_of_the_config_is_in_exactly_one_table_with_its_type():
 
 
 def test_a_methods_settings_schema_follows_its_declared_defaults():
-    from modx.config import options_model, type_text
+    from modx.config_schema import options_model, type_text
     from modx.methods import METHODS
 
     model = options_model(METHODS["zscl"])
