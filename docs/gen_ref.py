@@ -6,8 +6,9 @@
 - :func:`cli_page`: every command of the ``sdtools`` and ``modx`` typer apps, with its help,
   arguments and options, read from click's command objects (what ``--help`` prints).
 - :func:`config_page`: the training config schema, from ``modx.config.TrainConfig``'s fields,
-  their defaults and the comments beside them, and the TOML sections (``SECTIONS`` and the
-  methods' own ``options``).
+  their defaults and the comments beside them, and the schema's models (``modx.config.SCHEMA``:
+  each key's TOML section and allowed values; the models built from the methods' own
+  ``options``).
 - :func:`methods_page`: the methods table, from the method registry (discovery included).
 """
 
@@ -71,31 +72,42 @@ _FIELD = re.compile(r"^    (\w+): ([^=]+?) = (.+?)(?:\s+#\s*(.*))?$")
 _GROUP = re.compile(r"^    # (.*)$")
 
 
+def _allowed(model, name: str) -> str:
+    """A key's allowed values as the schema's model states them: its range, its choices."""
+    import typing
+
+    from modx.config_schema import bounds_text, type_text
+
+    ann = model.model_fields[name].annotation
+    if typing.get_origin(ann) is typing.Literal:
+        return type_text(ann)
+    bounds = bounds_text(model, name)
+    hint = model.model_fields[name].description
+    return f"{bounds} ({hint})" if bounds and hint else bounds or "–"
+
+
 def config_page() -> str:
     """The training config schema: fields, types, defaults, comments; the TOML sections."""
-    from modx import config
+    from modx import config, config_schema
     from modx.methods import METHODS
 
     src = inspect.getsource(config.TrainConfig).splitlines()
     fields = {f.name: f for f in dataclasses.fields(config.TrainConfig)}
-    section_of: dict[str, list[str]] = {}
-    for sec, keys in config.SECTIONS.items():
-        for k in keys:
-            field = config.RENAMED.get((sec, k), k)
-            section_of.setdefault(field, []).append(sec if field == k else f"{sec} ({k})")
     lines = ["# Config schema", "",
              "Generated from `modx.config.TrainConfig` (its fields, defaults and the comments "
-             "beside them) by `docs/gen_ref.py`. A TOML config sets these keys at the top "
-             "level or in the section named in the last column; command-line flags and "
-             "`--set KEY=VALUE` win over the file. A section the schema does not have, a key "
-             "in the wrong section or a key given twice is refused.", ""]
+             "beside them) and the schema's models (`modx.config.SCHEMA`: each key's section "
+             "and allowed values) by `docs/gen_ref.py`. A TOML config sets these keys at the "
+             "top level or in the section named; command-line flags and `--set KEY=VALUE` win "
+             "over the file. A section the schema does not have, a key in the wrong section or "
+             "a key given twice is refused, and so is a value of another type (`true` is no "
+             "integer, `2.5` no batch size) or outside the allowed range, naming the key.", ""]
     group: list[str] = []
     rows: list[str] = []
 
     def flush():
         if rows:
-            lines.extend(["| key | type | default | TOML section | meaning |",
-                          "| --- | --- | --- | --- | --- |", *rows, ""])
+            lines.extend(["| key | type | default | allowed | TOML section | meaning |",
+                          "| --- | --- | --- | --- | --- | --- |", *rows, ""])
             rows.clear()
 
     for line in src:
@@ -124,19 +136,23 @@ def config_page() -> str:
                 shown = repr(f.default)
             else:
                 shown = repr(f.default_factory())  # type: ignore[misc]
-            sec = (", ".join(f"`[{x}]`" for x in section_of[name]) if name in section_of
-                   else "top level")
-            rows.append(f"| `{name}` | `{_cell(typ)}` | `{_cell(shown)}` | {sec} | "
-                        f"{_cell(note or '')} |")
+            model = config_schema.TABLE_OF[name]
+            key = model.model_fields[name].alias or name
+            sec = "top level" if model.table is None else (
+                f"`[{model.table}]`" if key == name else f"`[{model.table}]` as `{key}`")
+            rows.append(f"| `{name}` | `{_cell(typ)}` | `{_cell(shown)}` | "
+                        f"{_cell(_allowed(model, name))} | {sec} | {_cell(note or '')} |")
     flush()
     own = {n: c.options for n, c in METHODS.items() if c.options}
     lines += ["## Methods' own settings", "",
               "Declared by each method class (`options`), stored in `method_options` and "
               "written as the method's TOML section:", "",
-              "| section | key | default |", "| --- | --- | --- |"]
+              "| section | key | type | default |", "| --- | --- | --- | --- |"]
     for n, opts in own.items():
+        model = config_schema.options_model(METHODS[n])
         for k, v in opts.items():
-            lines.append(f"| `[{n}]` | `{k}` | `{_cell(repr(v))}` |")
+            kind = config_schema.type_text(model.model_fields[k].annotation)
+            lines.append(f"| `[{n}]` | `{k}` | {kind} | `{_cell(repr(v))}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
+
+from pydantic import ValidationError
 
 try:  # Python 3.11+ reads TOML itself; 3.10 uses tomli, the same parser
     import tomllib
@@ -14,8 +15,10 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 from modx.errors import ConfigError
 from sdtools.dist import check_device
 
+from .config_schema import RENAMED, SCHEMA, SECTIONS, options_model, refusal
+
 __all__ = ["ConfigError", "TrainConfig", "flatten", "from_dict", "load", "to_toml",
-           "TRAINING_KEYS", "SECTIONS"]
+           "TRAINING_KEYS", "SECTIONS", "SCHEMA", "check_schema"]
 
 
 @dataclasses.dataclass
@@ -81,32 +84,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         from .methods import METHODS
 
-        check_types(self)
-        if not 0 <= self.seed < 2**32:
-            raise ConfigError(f"seed must be an integer in [0, 2^32), got {self.seed}")
-        for name in ("lr", "phase0_lr", "eps"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("steps", "phase0_steps", "weight_decay", "alpha", "lwf_weight",
-                     "rkd_weight", "ewc_lambda", "checkpoint_every", "log_every"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.workers is not None and self.workers < 0:
-            raise ConfigError(f"workers must be >= 0 (0: decode in the training process), got "
-                              f"{self.workers}")
-        if not self.dist_timeout_min > 0:
-            raise ConfigError(f"dist_timeout_min must be > 0, got {self.dist_timeout_min}")
-        if self.preload_gb < 0:
-            raise ConfigError(f"preload_gb must be >= 0 (0: never keep a phase's images in "
-                              f"memory), got {self.preload_gb}")
-        if self.epochs is not None and not self.epochs > 0:
-            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        if self.lwf_temperature <= 0:
-            raise ConfigError(f"[lwf] temperature must be > 0, got {self.lwf_temperature}")
-        if self.clip_grad is not None and self.clip_grad < 0:
-            raise ConfigError(f"clip_grad must be >= 0 (0: no clipping), got {self.clip_grad}")
+        check_schema(self)
         check_device(self.device)
         import torch
 
@@ -121,32 +99,17 @@ class TrainConfig:
             if importlib.util.find_spec("tensorboard") is None:
                 raise ConfigError("tensorboard = true needs the tensorboard package: pip install "
                                   "'sdtools-modx[tensorboard]' (or set tensorboard = false)")
-        for name in ("ewc_batches", "replay_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.optimizer not in ("openclip", "official"):
-            raise ConfigError(f"optimizer must be openclip or official, got {self.optimizer!r}")
         bad = [m for m in self.methods if m not in METHODS]
         if bad:
             raise ConfigError(f"unknown strategy {bad[0]!r}; valid: {', '.join(METHODS)}")
         check_method_options(self.method_options)
         if not self.methods:
             raise ConfigError("no methods to run; name at least one (e.g. finetune)")
-        if self.precision not in ("fp32", "amp_bf16"):
-            raise ConfigError(f"precision must be fp32 or amp_bf16, got {self.precision!r}")
-        if self.reduction not in ("sum", "mean"):
-            raise ConfigError(f"reduction must be sum or mean, got {self.reduction!r}")
-        for name in ("batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be >= 1")
         if self.batch_size % self.grad_accum:
-            raise ConfigError("batch_size must be a multiple of grad_accum")
-        if not 0 <= self.warmup < 1:
-            raise ConfigError("warmup is a share of the steps, in [0, 1)")
+            raise ConfigError(f"batch_size must be a multiple of grad_accum, got {self.batch_size}"
+                              f" and {self.grad_accum}")
         if self.steps < 1 and self.epochs is None and any(m != "joint" for m in self.methods):
             raise ConfigError("steps must be >= 1 (or set epochs)")
-        if not 0 <= self.replay_fraction < 1:
-            raise ConfigError("replay_fraction must be in [0, 1)")
         check_phase_count(self.phases, self.init)
         return self
 
@@ -172,44 +135,16 @@ FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 TRAINING_KEYS = tuple(k for k in FIELDS if k not in ("out", "quiet", "log_every", "tensorboard",
                                                        "device", "checkpoint_every", "workers",
                                                        "preload_gb", "dist_timeout_min"))
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
-          "list[str]": (list,), "dict": (dict,)}
 
 
-def check_types(cfg: TrainConfig) -> None:
-    """Every field has the type its annotation names: numbers are numbers, lists are lists."""
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        parts = [p.strip() for p in str(f.type).split("|")]
-        if v is None and "None" in parts:
-            continue
-        kinds = [k for p in parts if p != "None" for k in _TYPES[p]]
-        ok = isinstance(v, tuple(kinds)) and not (isinstance(v, bool) and bool not in kinds)
-        if ok and isinstance(v, list):
-            ok = all(isinstance(x, str) for x in v)
-        if ok and isinstance(v, float) and not math.isfinite(v):
-            ok = False
-        if not ok:
-            want = " or ".join("a list of strings" if p == "list[str]" else
-                               {"int": "an integer", "float": "a number", "str": "a string",
-                                "bool": "true or false", "None": "left out",
-                                "dict": "a table of method sections"}[p] for p in parts)
-            raise ConfigError(f"{f.name} must be {want}, got {v!r}")
-
-
-# the sections a config may have, each with the keys it may hold: a method's knobs under
-# the method's name; everything else at the top level
-SECTIONS = {
-    "modx": ("alpha", "temperature", "reduction", "exclude_diagonal", "teacher_cache"),
-    "lwf": ("lwf_weight", "temperature"),  # temperature here is lwf_temperature
-    "rkd": ("rkd_weight",),
-    "ewc": ("ewc_lambda", "ewc_batches"),
-    "replay": ("replay_size", "replay_fraction"),
-}
-
-
-# a section's key that names another field: [lwf] temperature is LwF's own
-RENAMED = {("lwf", "temperature"): "lwf_temperature"}
+def check_schema(cfg: TrainConfig) -> None:
+    """Every field against its table of the schema: types and ranges, one line naming the key."""
+    for model in SCHEMA:
+        values = {n: getattr(cfg, n) for n in model.model_fields}
+        try:
+            model.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(refusal(model, values, exc)) from None
 
 
 def method_sections() -> dict[str, tuple[str, ...]]:
@@ -220,7 +155,7 @@ def method_sections() -> dict[str, tuple[str, ...]]:
 
 
 def check_method_options(opts: dict) -> None:
-    """Each method's own settings: known keys, numbers, and what the method accepts."""
+    """Each method's own settings: known keys, their types, and what the method accepts."""
     from .methods import METHODS
 
     own = method_sections()
@@ -228,22 +163,11 @@ def check_method_options(opts: dict) -> None:
         if name not in own or not isinstance(values, dict):
             raise ConfigError(f"method_options names {name!r}, which has no settings of its own"
                               f" (methods with settings: {', '.join(own) or 'none'})")
-        for key, value in values.items():
-            if key not in own[name]:
-                raise ConfigError(f"{key!r} is not a setting of {name}; it takes "
-                                  f"{', '.join(own[name])}")
-            default = METHODS[name].options[key]
-            if isinstance(default, bool):  # a switch: true or false (1 or 0 from older plans)
-                if not (isinstance(value, bool) or value in (0, 1)):
-                    raise ConfigError(f"[{name}] {key} must be true or false, got {value!r}")
-            elif isinstance(default, str):
-                if not isinstance(value, str):
-                    raise ConfigError(f"[{name}] {key} must be a string, got {value!r}")
-            elif isinstance(value, bool) or not isinstance(value, (int, float)) \
-                    or not math.isfinite(value):
-                raise ConfigError(f"[{name}] {key} must be a number, got {value!r}")
-            elif isinstance(METHODS[name].options[key], int) and not isinstance(value, int):
-                raise ConfigError(f"[{name}] {key} must be an integer, got {value!r}")
+        model = options_model(METHODS[name])
+        try:
+            model.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError(refusal(model, values, exc, name)) from None
         METHODS[name].check_options(values)
 
 

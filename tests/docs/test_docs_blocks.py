@@ -63,6 +63,14 @@ def test_generated_reference_pages_cover_the_code():
     assert all(f"| `{name}` |" in methods for name in METHODS)
     config = gen.config_page()
     assert "`lr`" in config and "`[modx]`" in config
+    from modx.config_schema import SCHEMA, bounds_text
+
+    for model in SCHEMA:  # every key, with the range its model allows
+        for name in model.model_fields:
+            row = next(r for r in config.splitlines() if r.startswith(f"| `{name}` |"))
+            assert bounds_text(model, name) in row, row
+    assert "| in [0, 1) (a share of the steps) | top level |" in config  # warmup
+    assert "| `[lwf]` as `temperature` |" in config
     api = gen.api_page()
     assert all(f"## `sdtools.{name}`" in api for name in sdtools.__all__)
     assert "| holds |" in gen.validity_page()
