@@ -136,12 +136,14 @@ def test_example_shift_plan_is_the_shift_preset():
 
 def _fake_rows(plan, point):
     """Cells of a plan without training: ``point(cell) -> (learning, retention, max_drop)``."""
+    from modx.study_records import CellMetrics, CellResult
+
     rows = []
     for c in plan.cells():
         learning, retention, drop = point(c)
-        rows.append({"cell": c.index, "seed": c.seed, "method": c.method, "value": c.value,
-                     "learning": learning, "retention": retention, "max_drop": drop,
-                     "area_old": retention / 2, "final_avg": 50.0 + learning / 10})
+        rows.append(CellResult(c.index, c.seed, c.method, c.value, c.name, CellMetrics(
+            phase0_r1=[50.0], learning=learning, retention=retention, max_drop=drop,
+            area_old=retention / 2, final_avg=50.0 + learning / 10, geometry=None)))
     return rows
 
 
@@ -206,6 +208,10 @@ def test_study_classifies_every_seed_and_reads_each_stability_measure(tmp_path, 
     monkeypatch.setattr(ss, "_collect", lambda plan, out, partial=False: rows)
     study = ss.aggregate(plan, tmp_path / "study")
     saved = json.loads((tmp_path / "study" / "study.json").read_text())
+    from modx.study_records import CellResult
+
+    assert [CellResult.from_dict(c).to_dict() for c in saved["cells"]] == saved["cells"]
+    assert [r.to_dict() for r in rows] == saved["cells"]
     d = saved["claims"]["d_modx_vs_finetune"]
     assert d["verdict"] == "holds" and d["classes"]["dominating"] == 3
     per_seed = next(g for g in saved["frontier"] if g["method"] == "modx"
@@ -227,8 +233,8 @@ def test_cell_metrics_read_stability_three_ways():
     rep = SimpleNamespace(methods={"finetune": SimpleNamespace(r1=r1, geometry=[],
                                                                sets=["d0", "d1", "d2"])})
     m = cell_metrics(rep, "finetune")
-    assert (m["retention"], m["max_drop"], m["area_old"]) == (-5.0, 10.0, -7.5)
-    assert m["learning"] == 45.0
+    assert (m.retention, m.max_drop, m.area_old) == (-5.0, 10.0, -7.5)
+    assert m.learning == 45.0 and m.geometry is None
     assert [STABILITY[k](m) for k in ("retention", "max_drop", "area_old")] == [-5.0, -10.0,
                                                                                  -7.5]
 
