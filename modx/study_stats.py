@@ -37,8 +37,6 @@ from sdtools.run_report import RunReport
 from sdtools.runs import RunDir, environment
 
 from .frontier import (
-    ALPHA,
-    CLASSES,
     LEVEL,
     MIN_SEEDS,
     frontier_gap,
@@ -46,7 +44,14 @@ from .frontier import (
     t_interval,
     verdict,
 )
-from .study_records import MODALITIES, CellGeometry, CellMetrics, CellResult
+from .study_records import (
+    MODALITIES,
+    CellGeometry,
+    CellMetrics,
+    CellResult,
+    FrontierRow,
+)
+from .study_text import markdown
 
 METRICS = ("retention", "learning", "final_avg", "max_drop", "area_old")
 # stability axes, higher is better: a cell's metrics -> value (CellMetrics.stability)
@@ -352,10 +357,11 @@ def aggregate(plan, out, partial: bool = False) -> dict:
 def figure_gaps(frontier: list[dict], measure: str = "retention") -> list[dict]:
     """What the figure's verdict panel plots, as plain data: per method and knob value, each
     seed's class and bounds, and the interval over seeds of the lower bound."""
-    return [{"method": g["method"], "knob": g["knob"], "lower": g["lower"],
-             "seeds": [{k: v[k] for k in ("class", "lower", "upper", "gap")}
-                       for v in g["per_seed"].values()]}
-            for g in frontier if g["measure"] == measure]
+    rows = [FrontierRow.from_dict(g, f"frontier[{i}]") for i, g in enumerate(frontier)]
+    return [{"method": g.method, "knob": g.knob, "lower": g.gap.lower.to_dict(),
+             "seeds": [{"class": v.class_, "lower": v.lower, "upper": v.upper, "gap": v.gap}
+                       for v in g.gap.per_seed.values()]}
+            for g in rows if g.measure == measure]
 
 
 def _curves(rows, plan) -> dict:
@@ -369,106 +375,6 @@ def _curves(rows, plan) -> dict:
                         "retention": t_interval([m.retention for m in cell])})
         out[method] = pts
     return out
-
-
-MEASURE_NAMES = {"retention": "end-of-stream retention", "max_drop": "minus the largest drop",
-                 "area_old": "area under the old-domain curve"}
-
-
-def _f(x, nd=2):
-    return "–" if x is None else f"{x:+.{nd}f}"
-
-
-def _ci(d):
-    return "–" if not d.get("ci") else f"[{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]"
-
-
-def _claim_cells(c: dict) -> tuple[str, str, int | str]:
-    """Mean, interval and seeds of a claim's headline statistic, as text."""
-    if isinstance(c.get("lower"), dict):
-        r = c["lower"]
-        return _f(r["mean"], 3), _ci(r), r.get("n_seeds", 0)
-    if "retention" in c and isinstance(c["retention"], dict):
-        r = c["retention"]
-        return _f(r["mean"], 3), _ci(r), r.get("n_seeds", 0)
-    parts = {k: v for k, v in c.items() if isinstance(v, dict) and "n_seeds" in v}
-    if parts:
-        text = ", ".join(f"{k.replace('_', ' ')} {_f(v['mean'], 2)} {_ci(v)}"
-                         for k, v in parts.items())
-        return text, "", min(v["n_seeds"] for v in parts.values())
-    return _f(c.get("mean"), 3), _ci(c), c.get("n_seeds", 0)
-
-
-def markdown(study: dict) -> str:
-    from sdtools.io import md_tag
-
-    lines = [f"# Study {study['plan']['name']}", "", md_tag("study"), "",
-             *([f"**Partial: {study['cells_done']} of {study['cells_planned']} cells "
-                "finished.**", ""] if study.get("partial") else []),
-             f"Seeds {study['plan']['seeds']}; cells {len(study['cells'])}; intervals: 95% t "
-             "over seeds; one alpha, one-sided "
-             f"{ALPHA:g}, for every claim. Methods are placed per seed against the baseline's "
-             "best trade-off: with E(l) the best stability of a baseline run learning l or "
-             "more, the method's gap at its own learning is at least `lower` (its stability "
-             "minus E at the baseline learning next below its own) and at most `upper` (minus "
-             "E at its own learning; fine-tuning's points include (0, 0), lr -> 0); "
-             "dominating when lower > 0, dominated when upper < 0, matched inside the "
-             "baseline's learning range, else incomparable. "
-             "Claims (d) and (e) test the mean lower bound above 0 (t, Holm over the planned "
-             f"values) and need at least {MIN_SEEDS} seeds with spread.", "", "## Claims", "",
-             "| claim | statistic | mean | 95% CI | seeds | verdict |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for c in study["claims"].values():
-        mean, ci, n = _claim_cells(c)
-        note = f" ({c['reason']})" if c.get("reason") else ""
-        if c.get("value") is not None:
-            note += f" (best value {c['value']})"
-        lines.append(f"| {c['claim']} | {c['statistic']} | {mean} | {ci} | {n} | "
-                     f"{c['verdict']}{note} |")
-        if "joint_above_both" in c:
-            jm, jf = c["joint_minus_modx_final_avg"], c["joint_minus_finetune_final_avg"]
-            lines.append(f"| joint training above both (final average) | paired final_avg "
-                         f"difference, joint minus modx / minus finetune | {_f(jm['mean'], 3)} / "
-                         f"{_f(jf['mean'], 3)} | {_ci(jm)} / {_ci(jf)} | {jm['n_seeds']} | "
-                         f"{c['joint_above_both']} |")
-        for m, b in (c.get("by_measure") or {}).items():
-            if m != "retention":
-                note = f" (best value {b['value']})" if b.get("value") is not None else ""
-                lines.append(f"| the same, on {MEASURE_NAMES[m]} | lower bound | "
-                             f"{_f(b['lower']['mean'], 3)} | {_ci(b['lower'])} | "
-                             f"{b['lower']['n_seeds']} | {b['verdict']}{note} |")
-    pv = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
-    for measure in MEASURE_NAMES:
-        rows = [g for g in study.get("frontier", []) if g.get("measure") == measure]
-        if not rows:
-            continue
-        lines += ["", f"## Against fine-tuning's points: {MEASURE_NAMES[measure]}", "",
-                  "| method | knob | matched / dominating / dominated / incomparable | lower "
-                  "bound | 95% CI | p (t) | p (sign-flip) | upper bound | 95% CI | chord gap |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for g in rows:
-            lo, up = g["lower"], g["upper"]
-            cls = " / ".join(str(g["classes"][k]) for k in CLASSES)
-            lines.append(f"| {g['method']} | {g['knob']} | {cls} | {_f(lo['mean'])} | "
-                         f"{_ci(lo)} | {pv(lo['p'])} | {pv(lo['p_sign_flip'])} | "
-                         f"{_f(up['mean'])} | {_ci(up)} | {_f(g['chord']['mean'])} |")
-    lines += ["", "## Per seed, end-of-stream retention against fine-tuning's points", "",
-              "| method | knob | seed | class | learning | retention | lower | upper | chord "
-              "gap |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for g in study.get("frontier", []):
-        if g.get("measure") != "retention":
-            continue
-        for seed, v in g["per_seed"].items():
-            lines.append(f"| {g['method']} | {g['knob']} | {seed} | {v['class']} | "
-                         f"{_f(v['learning'])} | {_f(v['stability'])} | {_f(v['lower'])} | "
-                         f"{_f(v['upper'])} | {_f(v['gap'])} |")
-    lines += ["", "## Paired differences against finetune at the reference lr", "",
-              "| method | knob | metric | mean | 95% CI | seeds |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for p in study["paired"]:
-        lines.append(f"| {p['method']} | {p['knob']} | {p['metric']} | {_f(p['mean'])} | "
-                     f"{_ci(p)} | {p['n_seeds']} |")
-    return "\n".join(lines) + "\n"
 
 
 def read_times(out: Path) -> dict:

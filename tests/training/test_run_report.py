@@ -185,10 +185,13 @@ def test_a_study_names_the_cell_whose_report_changed_shape(tmp_path):
                 [0], {"finetune": [5e-4]})
     run_study(plan, tmp_path / "s", progress=False)
     # the study's cell rows read back as records and write back key for key
-    from modx.study_records import CellResult
+    from modx.study_records import CellResult, Claims
     from sdtools.records import RecordError
 
-    cells = json.loads((tmp_path / "s" / "study.json").read_text())["cells"]
+    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    cells = study["cells"]
+    claims = Claims.from_dict(study["claims"], "study.json.claims")
+    assert claims.d_modx_vs_finetune is None and claims.to_dict() == study["claims"]
     rows = [CellResult.from_dict(c, "study.json") for c in cells]
     assert [r.to_dict() for r in rows] == cells and rows[0].metrics.geometry is not None
     assert list(rows[0].to_dict()) == list(cells[0])
