@@ -37,8 +37,6 @@ from sdtools.run_report import RunReport
 from sdtools.runs import RunDir, environment
 
 from .frontier import (
-    ALPHA,
-    CLASSES,
     LEVEL,
     MIN_SEEDS,
     frontier_gap,
@@ -46,12 +44,18 @@ from .frontier import (
     t_interval,
     verdict,
 )
+from .study_records import (
+    MODALITIES,
+    CellGeometry,
+    CellMetrics,
+    CellResult,
+    FrontierRow,
+)
+from .study_text import markdown
 
 METRICS = ("retention", "learning", "final_avg", "max_drop", "area_old")
-# stability axes, higher is better: cell -> value
-STABILITY = {"retention": lambda r: r.get("retention"),
-             "max_drop": lambda r: None if r.get("max_drop") is None else -r["max_drop"],
-             "area_old": lambda r: r.get("area_old")}
+# stability axes, higher is better: a cell's metrics -> value (CellMetrics.stability)
+STABILITY = {m: (lambda c, m=m: c.stability(m)) for m in ("retention", "max_drop", "area_old")}
 
 
 def metric_matrix(rep, metric: str = "r1") -> np.ndarray:
@@ -72,11 +76,12 @@ def metric_matrix(rep, metric: str = "r1") -> np.ndarray:
     return m
 
 
-def cell_metrics(report: RunReport, method: str, metric: str = "r1") -> dict:
+def cell_metrics(report: RunReport, method: str, metric: str = "r1") -> CellMetrics:
     """A cell's numbers from its run report, read on ``metric`` (:func:`metric_matrix`):
     old-domain retention, new-domain learning (over the sets carrying the metric), final
     average, the old domain's largest drop, phase 0's row, and the geometry of the last phase
-    against phase 0 on the old-domain probe."""
+    against phase 0 on the old-domain probe (pooled where the report has no per-set
+    geometry)."""
     rep = report.methods[method]
     r = metric_matrix(rep, metric)
     last = r.shape[0] - 1
@@ -87,34 +92,30 @@ def cell_metrics(report: RunReport, method: str, metric: str = "r1") -> dict:
     else:
         gains = list(r[last, 1:] - r[0, 1:])
     gains = [g for g in gains if not np.isnan(g)]
-    learning = float(np.mean(gains)) if gains else 0.0
-    g = rep.geometry[-1].vs_phase0 if rep.geometry else None
-    old = (g.get("per_set") or {}).get(rep.sets[0], g) if g else None
-    out = {
-        "phase0_r1": [None if np.isnan(x) else float(x) for x in r[0]],  # after phase 0
-        "retention": float(r[last, 0] - r[0, 0]),
-        "learning": learning,
-        "final_avg": float(np.nanmean(r[last])),
-        "max_drop": float(np.max(r[0, 0] - r[:, 0])),
-        "area_old": float(np.mean(r[1:, 0] - r[0, 0])) if last > 0 else 0.0,
-    }
-    if old is not None:
-        for mod in ("image", "text"):
-            p = old[mod]["procrustes"]
-            out[f"rigidity_{mod}"] = p.get("rigidity")
-            held = p.get("explained_heldout")  # None: withheld, never averaged
-            out[f"heldout_gain_{mod}"] = (None if held is None
-                                          else held - p.get("null_heldout", 0.0))
-            top = (old[mod].get("topology") or {}).get("topology_kept")
-            out[f"topology_kept_{mod}"] = top
-        cross = old["deviation"].get("cross_residual", {})
-        out["cross_residual"] = cross.get("mean")
-        out["cross_excess"] = cross.get("excess")  # over its calibrated in-step null
-        out["relative_max_angle"] = old["deviation"]["relative_rotation"]["max_angle"]
-    return out
+    geometry = None
+    if rep.geometry:
+        old = rep.geometry[-1].vs_phase0.of_set(rep.sets[0])
+        pro = {mod: old.modality(mod).procrustes for mod in MODALITIES}
+        top = {mod: old.modality(mod).topology.topology_kept for mod in MODALITIES}
+        cross = old.deviation.cross_residual
+        geometry = CellGeometry(
+            rigidity_image=pro["image"].rigidity, heldout_gain_image=pro["image"].heldout_gain,
+            topology_kept_image=top["image"], rigidity_text=pro["text"].rigidity,
+            heldout_gain_text=pro["text"].heldout_gain, topology_kept_text=top["text"],
+            cross_residual=cross.mean,
+            cross_excess=cross.over_null.excess if cross.over_null else None,
+            relative_max_angle=old.deviation.relative_rotation.max_angle)
+    return CellMetrics(
+        phase0_r1=[None if np.isnan(x) else float(x) for x in r[0]],  # after phase 0
+        retention=float(r[last, 0] - r[0, 0]),
+        learning=float(np.mean(gains)) if gains else None,  # no set after the old carries it
+        final_avg=float(np.nanmean(r[last])),
+        max_drop=float(np.max(r[0, 0] - r[:, 0])),
+        area_old=float(np.mean(r[1:, 0] - r[0, 0])) if last > 0 else 0.0,
+        geometry=geometry)
 
 
-def _collect(plan, out: Path, partial: bool = False) -> list[dict]:
+def _collect(plan, out: Path, partial: bool = False) -> list[CellResult]:
     metric = getattr(plan, "metric", "r1")
     rows = []
     for c in plan.cells():
@@ -134,8 +135,7 @@ def _collect(plan, out: Path, partial: bool = False) -> list[dict]:
                 raise
             raise ConfigError(f"{where} is damaged ({type(exc).__name__}: {exc}); {redo}") \
                 from None
-        rows.append({"cell": c.index, "seed": c.seed, "method": c.method, "value": c.value,
-                     "name": c.name, **metrics})
+        rows.append(CellResult(c.index, c.seed, c.method, c.value, c.name, metrics))
     return rows
 
 
@@ -165,19 +165,27 @@ def _check_cell(plan, c, out, report: RunReport, where: str, redo: str) -> None:
                                       f"(a percentage in [0, 100]); {redo}")
 
 
-def _by(rows, method, value):
-    return {r["seed"]: r for r in rows if r["method"] == method and r["value"] == value}
+def _by(rows: list[CellResult], method, value) -> dict[int, CellMetrics]:
+    """``{seed: metrics}`` of one method and knob value."""
+    return {r.seed: r.metrics for r in rows if r.method == method and r.value == value}
 
 
-def _paired(a: dict, b: dict, metric: str) -> list[float]:
-    return [a[s][metric] - b[s][metric] for s in sorted(set(a) & set(b))
-            if a[s].get(metric) is not None and b[s].get(metric) is not None]
+PAIRED = {"retention": lambda m: m.retention, "learning": lambda m: m.learning,
+          "final_avg": lambda m: m.final_avg}
+
+
+def _paired(a: dict[int, CellMetrics], b: dict[int, CellMetrics], metric: str) -> list[float]:
+    """Per seed both have, ``a``'s metric minus ``b``'s (seeds where either is None left
+    out)."""
+    get = PAIRED[metric]
+    pairs = [(get(a[s]), get(b[s])) for s in sorted(set(a) & set(b))]
+    return [x - y for x, y in pairs if x is not None and y is not None]
 
 
 def _points(rows, method: str, value, measure: str = "retention") -> dict:
     """``{seed: (learning, stability)}`` of one method and knob value."""
-    return {s: (r["learning"], STABILITY[measure](r))
-            for s, r in _by(rows, method, value).items()}
+    return {s: (m.learning, m.stability(measure))
+            for s, m in _by(rows, method, value).items()}
 
 
 # fine-tuning at lr -> 0 is the phase-0 model: learning 0 and every stability measure 0, exactly
@@ -264,13 +272,14 @@ def _all(verdicts) -> str:
 def claims(rows, plan) -> dict:
     ref = _by(rows, "finetune", plan.reference)
     out = {}
-    ret = t_interval([r["retention"] for r in ref.values()])
+    ret = t_interval([m.retention for m in ref.values()])
     out["a_finetune_forgets"] = {
         "claim": "fine-tuning forgets the old domain (retention < 0 R@1 points)",
         "statistic": "retention of finetune at the reference lr", **ret,
         "verdict": _verdict_n(ret, 0.0, "<")}
-    stat = {f"{k}_{m}": t_interval([r.get(f"{k}_{m}") for r in ref.values()])
-            for k in ("rigidity", "topology_kept") for m in ("image", "text")}
+    geo = [m.geometry for m in ref.values()]
+    stat = {f"{k}_{mod}": t_interval([None if g is None else getattr(g, k)(mod) for g in geo])
+            for k in ("rigidity", "topology_kept") for mod in MODALITIES}
     out["b_rotation_like"] = {
         "claim": "each modality's change is more rotation-like than jitter of its size: "
                  "rigidity (held-out share against the jitter null) and topology_kept (the "
@@ -280,7 +289,7 @@ def claims(rows, plan) -> dict:
         "mostly_rotation": _all(_verdict_n(stat[f"rigidity_{m}"], 0.5) for m in ("image",
                                                                                   "text")),
         "verdict": _all(_verdict_n(x) for x in stat.values())}
-    cr = t_interval([r.get("cross_excess") for r in ref.values()])
+    cr = t_interval([None if g is None else g.cross_excess for g in geo])
     out["c_out_of_step"] = {
         "claim": "image and text turn out of step: the cross-applied residual above its "
                  "calibrated in-step null",
@@ -327,7 +336,8 @@ def aggregate(plan, out, partial: bool = False) -> dict:
     from sdtools.io import tag
 
     times = read_times(out)
-    study = {"written_by": tag(), "kind": "study", "plan": plan.to_dict(), "cells": rows,
+    study = {"written_by": tag(), "kind": "study", "plan": plan.to_dict(),
+             "cells": [r.to_dict() for r in rows],
              "paired": paired_table(rows, plan),
              "frontier": frontier_table(rows, plan), "claims": claims(rows, plan),
              "level": LEVEL, "environment": environment(), "partial": partial,
@@ -347,10 +357,11 @@ def aggregate(plan, out, partial: bool = False) -> dict:
 def figure_gaps(frontier: list[dict], measure: str = "retention") -> list[dict]:
     """What the figure's verdict panel plots, as plain data: per method and knob value, each
     seed's class and bounds, and the interval over seeds of the lower bound."""
-    return [{"method": g["method"], "knob": g["knob"], "lower": g["lower"],
-             "seeds": [{k: v[k] for k in ("class", "lower", "upper", "gap")}
-                       for v in g["per_seed"].values()]}
-            for g in frontier if g["measure"] == measure]
+    rows = [FrontierRow.from_dict(g, f"frontier[{i}]") for i, g in enumerate(frontier)]
+    return [{"method": g.method, "knob": g.knob, "lower": g.gap.lower.to_dict(),
+             "seeds": [{"class": v.class_, "lower": v.lower, "upper": v.upper, "gap": v.gap}
+                       for v in g.gap.per_seed.values()]}
+            for g in rows if g.measure == measure]
 
 
 def _curves(rows, plan) -> dict:
@@ -360,110 +371,10 @@ def _curves(rows, plan) -> dict:
         pts = []
         for v in values or [None]:
             cell = _by(rows, method, v).values()
-            pts.append({"knob": v, "learning": t_interval([r["learning"] for r in cell]),
-                        "retention": t_interval([r["retention"] for r in cell])})
+            pts.append({"knob": v, "learning": t_interval([m.learning for m in cell]),
+                        "retention": t_interval([m.retention for m in cell])})
         out[method] = pts
     return out
-
-
-MEASURE_NAMES = {"retention": "end-of-stream retention", "max_drop": "minus the largest drop",
-                 "area_old": "area under the old-domain curve"}
-
-
-def _f(x, nd=2):
-    return "–" if x is None else f"{x:+.{nd}f}"
-
-
-def _ci(d):
-    return "–" if not d.get("ci") else f"[{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]"
-
-
-def _claim_cells(c: dict) -> tuple[str, str, int | str]:
-    """Mean, interval and seeds of a claim's headline statistic, as text."""
-    if isinstance(c.get("lower"), dict):
-        r = c["lower"]
-        return _f(r["mean"], 3), _ci(r), r.get("n_seeds", 0)
-    if "retention" in c and isinstance(c["retention"], dict):
-        r = c["retention"]
-        return _f(r["mean"], 3), _ci(r), r.get("n_seeds", 0)
-    parts = {k: v for k, v in c.items() if isinstance(v, dict) and "n_seeds" in v}
-    if parts:
-        text = ", ".join(f"{k.replace('_', ' ')} {_f(v['mean'], 2)} {_ci(v)}"
-                         for k, v in parts.items())
-        return text, "", min(v["n_seeds"] for v in parts.values())
-    return _f(c.get("mean"), 3), _ci(c), c.get("n_seeds", 0)
-
-
-def markdown(study: dict) -> str:
-    from sdtools.io import md_tag
-
-    lines = [f"# Study {study['plan']['name']}", "", md_tag("study"), "",
-             *([f"**Partial: {study['cells_done']} of {study['cells_planned']} cells "
-                "finished.**", ""] if study.get("partial") else []),
-             f"Seeds {study['plan']['seeds']}; cells {len(study['cells'])}; intervals: 95% t "
-             "over seeds; one alpha, one-sided "
-             f"{ALPHA:g}, for every claim. Methods are placed per seed against the baseline's "
-             "best trade-off: with E(l) the best stability of a baseline run learning l or "
-             "more, the method's gap at its own learning is at least `lower` (its stability "
-             "minus E at the baseline learning next below its own) and at most `upper` (minus "
-             "E at its own learning; fine-tuning's points include (0, 0), lr -> 0); "
-             "dominating when lower > 0, dominated when upper < 0, matched inside the "
-             "baseline's learning range, else incomparable. "
-             "Claims (d) and (e) test the mean lower bound above 0 (t, Holm over the planned "
-             f"values) and need at least {MIN_SEEDS} seeds with spread.", "", "## Claims", "",
-             "| claim | statistic | mean | 95% CI | seeds | verdict |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for c in study["claims"].values():
-        mean, ci, n = _claim_cells(c)
-        note = f" ({c['reason']})" if c.get("reason") else ""
-        if c.get("value") is not None:
-            note += f" (best value {c['value']})"
-        lines.append(f"| {c['claim']} | {c['statistic']} | {mean} | {ci} | {n} | "
-                     f"{c['verdict']}{note} |")
-        if "joint_above_both" in c:
-            jm, jf = c["joint_minus_modx_final_avg"], c["joint_minus_finetune_final_avg"]
-            lines.append(f"| joint training above both (final average) | paired final_avg "
-                         f"difference, joint minus modx / minus finetune | {_f(jm['mean'], 3)} / "
-                         f"{_f(jf['mean'], 3)} | {_ci(jm)} / {_ci(jf)} | {jm['n_seeds']} | "
-                         f"{c['joint_above_both']} |")
-        for m, b in (c.get("by_measure") or {}).items():
-            if m != "retention":
-                note = f" (best value {b['value']})" if b.get("value") is not None else ""
-                lines.append(f"| the same, on {MEASURE_NAMES[m]} | lower bound | "
-                             f"{_f(b['lower']['mean'], 3)} | {_ci(b['lower'])} | "
-                             f"{b['lower']['n_seeds']} | {b['verdict']}{note} |")
-    pv = lambda x: "–" if x is None else f"{x:.3f}"  # noqa: E731
-    for measure in MEASURE_NAMES:
-        rows = [g for g in study.get("frontier", []) if g.get("measure") == measure]
-        if not rows:
-            continue
-        lines += ["", f"## Against fine-tuning's points: {MEASURE_NAMES[measure]}", "",
-                  "| method | knob | matched / dominating / dominated / incomparable | lower "
-                  "bound | 95% CI | p (t) | p (sign-flip) | upper bound | 95% CI | chord gap |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-        for g in rows:
-            lo, up = g["lower"], g["upper"]
-            cls = " / ".join(str(g["classes"][k]) for k in CLASSES)
-            lines.append(f"| {g['method']} | {g['knob']} | {cls} | {_f(lo['mean'])} | "
-                         f"{_ci(lo)} | {pv(lo['p'])} | {pv(lo['p_sign_flip'])} | "
-                         f"{_f(up['mean'])} | {_ci(up)} | {_f(g['chord']['mean'])} |")
-    lines += ["", "## Per seed, end-of-stream retention against fine-tuning's points", "",
-              "| method | knob | seed | class | learning | retention | lower | upper | chord "
-              "gap |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for g in study.get("frontier", []):
-        if g.get("measure") != "retention":
-            continue
-        for seed, v in g["per_seed"].items():
-            lines.append(f"| {g['method']} | {g['knob']} | {seed} | {v['class']} | "
-                         f"{_f(v['learning'])} | {_f(v['stability'])} | {_f(v['lower'])} | "
-                         f"{_f(v['upper'])} | {_f(v['gap'])} |")
-    lines += ["", "## Paired differences against finetune at the reference lr", "",
-              "| method | knob | metric | mean | 95% CI | seeds |",
-              "| --- | --- | --- | --- | --- | --- |"]
-    for p in study["paired"]:
-        lines.append(f"| {p['method']} | {p['knob']} | {p['metric']} | {_f(p['mean'])} | "
-                     f"{_ci(p)} | {p['n_seeds']} |")
-    return "\n".join(lines) + "\n"
 
 
 def read_times(out: Path) -> dict:

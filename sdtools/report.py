@@ -13,6 +13,7 @@ import numpy as np
 
 from . import __version__
 from .errors import AnalysisError, InputError, RunError
+from .geometry_record import DEVIATION_KEYS
 from .measures.angles import rad
 from .measures.checks import coarsest
 from .measures.intermodal import DeviationResult, deviation
@@ -24,7 +25,7 @@ from .measures.topology import TopologyResult, topology_kept
 from .models.embeddings import Embeddings
 from .progress import bar
 from .report_text import markdown, summary_rows
-from .run_report import DEVIATION_KEYS, SCHEMA, RunReport
+from .run_report import SCHEMA, RunReport
 from .runs import RunDir
 
 MODALITIES = ("image", "text")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .geometry_record import CrossNullRecord
 from .measures.summary import interval_text
 from .run_report import MethodReport, RunReport, as_report
 
@@ -32,17 +33,16 @@ def summary_rows(report: RunReport | dict) -> list[dict]:
             "bwt": r.bwt,
             "domain0_r1_last": r.r1[-1][0],
             "domain0_r1_phase0": r.r1[0][0],
-            "rad_mean_image": last["image"]["rad"]["mean"] if last else None,
-            "rad_mean_text": last["text"]["rad"]["mean"] if last else None,
-            "sam_drift_image": last["image"]["sam_drift"]["mean"] if last else None,
-            "sam_drift_text": last["text"]["sam_drift"]["mean"] if last else None,
-            "explained_image": last["image"]["procrustes"]["explained"] if last else None,
-            "heldout_image": last["image"]["procrustes"].get("explained_heldout")
-            if last else None,
-            "rigidity_image": last["image"]["procrustes"].get("rigidity") if last else None,
-            "unsync_abs_mean": last["deviation"]["unsync_abs_mean"] if last else None,
+            "rad_mean_image": last.image.rad.mean if last else None,
+            "rad_mean_text": last.text.rad.mean if last else None,
+            "sam_drift_image": last.image.sam_drift.mean if last else None,
+            "sam_drift_text": last.text.sam_drift.mean if last else None,
+            "explained_image": last.image.procrustes.explained if last else None,
+            "heldout_image": last.image.procrustes.explained_heldout if last else None,
+            "rigidity_image": last.image.procrustes.rigidity if last else None,
+            "unsync_abs_mean": last.deviation.unsync_abs_mean if last else None,
             "relative_rotation_geodesic":
-                last["deviation"]["relative_rotation"]["geodesic_deg"] if last else None,
+                last.deviation.relative_rotation.geodesic_deg if last else None,
             "extras_mean": {k: _mean(v[1:]) for k, v in r.extras.items()},
         })
     return rows
@@ -134,24 +134,24 @@ def _geometry_lines(r: MethodReport) -> list[str]:
     if not r.geometry:
         return []
     g = r.geometry[-1].vs_phase0
-    parts = {"pooled": g, **g.get("per_set", {})}
+    parts = {"pooled": g, **(g.per_set or {})}
     lines = ["", "Last phase against phase 0 (images; [low, high]: 95% bootstrap intervals "
              "over probe items):", "", "| probe | RAD mean (deg) | rank | explained in / held "
              "out | rigidity | topology kept | cross-applied residual (in-step null) |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, p in parts.items():
-        rad, pro = p["image"]["rad"], p["image"]["procrustes"]
-        cross = p["deviation"].get("cross_residual", {}).get("mean")
+        rad, pro = p.image.rad, p.image.procrustes
+        cross = p.deviation.cross_residual
         lines.append(
-            f"| {name} | {rad['mean']:.1f}{interval_text(rad.get('mean_ci'), '{:.1f}')} | "
-            f"{pro.get('rank', '–')} | "
-            f"{pro['explained']:.2f} / {_fmt(pro.get('explained_heldout'))}"
-            f"{interval_text(pro.get('explained_heldout_ci'))} | "
-            f"{_fmt(pro.get('rigidity'))}{interval_text(pro.get('rigidity_ci'))} | "
-            f"{_fmt(p['image'].get('topology', {}).get('topology_kept'))} | "
-            f"{_fmt(cross, 3)}{_null_text(p['deviation'].get('cross_residual', {}))} |")
+            f"| {name} | {rad.mean:.1f}{interval_text(rad.mean_ci, '{:.1f}')} | "
+            f"{pro.rank} | "
+            f"{pro.explained:.2f} / {_fmt(pro.explained_heldout)}"
+            f"{interval_text(pro.explained_heldout_ci)} | "
+            f"{_fmt(pro.rigidity)}{interval_text(pro.rigidity_ci)} | "
+            f"{_fmt(p.image.topology.topology_kept)} | "
+            f"{_fmt(cross.mean, 3)}{_null_text(cross.null)} |")
     lines += [f"| {name} | not measured: {why} | | | | | |"
-              for name, why in g.get("per_set_skipped", {}).items()]
+              for name, why in (g.per_set_skipped or {}).items()]
     return lines
 
 
@@ -159,6 +159,5 @@ def _fmt(x, nd: int = 2) -> str:
     return "–" if x is None else f"{x:.{nd}f}"
 
 
-def _null_text(c: dict) -> str:
-    null = c.get("null")
-    return "" if not null else f" ({null['mean']['value']:.3f})"
+def _null_text(null: CrossNullRecord | None) -> str:
+    return "" if null is None else f" ({null.mean.value:.3f})"

@@ -13,26 +13,25 @@ phase; they are read with those lists moved into the method's ``extras``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from pathlib import Path
+from typing import NoReturn
 
 from .errors import RunError
+from .geometry_record import DEVIATION_KEYS, Geometry, SetGeometry
+from .records import RecordError
 
 SCHEMA = 2
 READABLE = (1, 2)
-MODALITY_KEYS = ("n", "rad", "sam_drift", "procrustes", "topology", "linear_cka", "mutual_knn",
-                 "knn_k", "knn_n")
-DEVIATION_KEYS = ("pos_shift", "unsync", "unsync_abs_mean", "unsync_abs_mean_ci",
-                  "relative_rotation", "cross_residual", "top1", "modality_gap_a",
-                  "modality_gap_b", "pos_sim_a_mean", "pos_sim_b_mean")
 
 
 class ReportShapeError(RunError):
     """A report.json whose shape this version does not read."""
 
 
-def _fail(where: str, what: str):
+def _fail(where: str, what: str) -> NoReturn:
     raise ReportShapeError(f"{where}: {what}; rebuild the report with this version "
                            "(sdtools report RUN --out DIR --force)")
 
@@ -49,35 +48,29 @@ def _keys(d, where: str, required, optional=()) -> dict:
     return d
 
 
-def check_geometry(g, where: str, nested: bool = True) -> dict:
-    """One geometry record (:func:`sdtools.report.geometry`): both modalities' rotation
-    measures and the inter-modal deviation, plus ``per_set`` records when ``nested``."""
-    _keys(g, where, ("image", "text", "deviation"),
-          ("per_set", "per_set_skipped") if nested else ())
-    for mod in ("image", "text"):
-        _keys(g[mod], f"{where}.{mod}", MODALITY_KEYS)
-    _keys(g["deviation"], f"{where}.deviation", DEVIATION_KEYS)
-    for name, sub in (g.get("per_set") or {}).items():
-        check_geometry(sub, f"{where}.per_set.{name}", nested=False)
-    return g
-
-
 @dataclasses.dataclass(frozen=True)
 class PhaseGeometry:
     """Geometry after phase ``phase``: against phase 0 (pooled probe and ``per_set``) and
     against the previous phase (pooled)."""
 
     phase: int
-    vs_phase0: dict
-    vs_prev: dict
+    vs_phase0: Geometry
+    vs_prev: SetGeometry
 
     @classmethod
     def from_dict(cls, d, where: str) -> PhaseGeometry:
         _keys(d, where, ("phase", "vs_phase0", "vs_prev"))
         if not isinstance(d["phase"], int) or d["phase"] < 1:
             _fail(f"{where}.phase", f"expected a phase number >= 1, got {d['phase']!r}")
-        return cls(d["phase"], check_geometry(d["vs_phase0"], f"{where}.vs_phase0"),
-                   check_geometry(d["vs_prev"], f"{where}.vs_prev", nested=False))
+        try:
+            return cls(d["phase"], Geometry.from_dict(d["vs_phase0"], f"{where}.vs_phase0"),
+                       SetGeometry.from_dict(d["vs_prev"], f"{where}.vs_prev"))
+        except RecordError as exc:
+            _fail(exc.where, exc.what)
+
+    def to_dict(self) -> dict:
+        return {"phase": self.phase, "vs_phase0": self.vs_phase0.to_dict(),
+                "vs_prev": self.vs_prev.to_dict()}
 
 
 def _matrix(x, rows: int, cols: int, where: str, none_ok: bool = False) -> list:
@@ -213,7 +206,8 @@ class MethodReport:
         return {task: mtil(m) for task, m in self.zero_shot.items()}
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = {f.name: [g.to_dict() for g in self.geometry] if f.name == "geometry"
+             else copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)}
         for k in ("extras", "zero_shot", "linear_probe", "style"):
             if not d[k]:
                 del d[k]
@@ -296,4 +290,4 @@ def as_report(report) -> RunReport:
 
 
 __all__ = ["DEVIATION_KEYS", "MethodReport", "PhaseGeometry", "ReportShapeError", "RunReport",
-           "SCHEMA", "as_report", "check_geometry", "mtil"]
+           "SCHEMA", "as_report", "mtil"]

@@ -14,12 +14,13 @@ ROOT = Path(__file__).resolve().parents[1]
 # sdtools, lowest first: a module may import its own layer and those listed before it
 LAYERS = [
     ("base", ["sdtools", "sdtools.errors", "sdtools.io", "sdtools.runs", "sdtools.dist",
-              "sdtools.progress", "sdtools.runner"]),
+              "sdtools.progress", "sdtools.runner", "sdtools.records"]),
     ("measures", ["sdtools.measures", "sdtools.measures.*"]),
     ("data", ["sdtools.data", "sdtools.data.*"]),
     ("models", ["sdtools.models", "sdtools.models.*"]),
     ("evaluation", ["sdtools.evaluate", "sdtools.evaluate.*", "sdtools.classify"]),
-    ("reports", ["sdtools.run_report", "sdtools.report_text", "sdtools.report", "sdtools.tables"]),
+    ("reports", ["sdtools.geometry_record", "sdtools.run_report", "sdtools.report_text",
+                 "sdtools.report", "sdtools.tables"]),
     ("figures", ["sdtools.viz", "sdtools.viz.*"]),
     ("commands", ["sdtools.cli"]),
 ]

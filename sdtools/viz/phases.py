@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..measures.summary import Interval
 from ..run_report import RunReport, as_report
 from .runfig import (
     MOD_STYLE,
@@ -41,8 +42,8 @@ def fig_rad(report, out) -> list[Path]:
                 ax.axis("off")
                 continue
             for j, mod in enumerate(("image", "text")):
-                r = geo[t].vs_phase0[mod]["rad"]
-                hist_bars(ax, r, MOD_STYLE[mod], f"{mod} {r['mean']:.0f}°", 0.45 * j)
+                r = geo[t].vs_phase0.modality(mod).rad
+                hist_bars(ax, r, MOD_STYLE[mod], f"{mod} {r.mean:.0f}°", 0.45 * j)
             ax.legend(frameon=False, fontsize=6)
             if i == 0:
                 ax.set_title(f"phase {geo[t].phase} vs 0")
@@ -65,9 +66,10 @@ def fig_sam(report, out) -> list[Path]:
         geo = report.methods[m].geometry
         ph = [g.phase for g in geo]
         for mod, ls in (("image", "-"), ("text", "--")):
-            axes[0, 0].plot(ph, [g.vs_phase0[mod]["rad"]["mean"] for g in geo], ls,
+            axes[0, 0].plot(ph, [g.vs_phase0.modality(mod).rad.mean for g in geo], ls,
                             marker="o", ms=3, color=method_colour(report, m), label=f"{m} {mod}")
-            axes[0, 1].plot(ph, [g.vs_phase0[mod]["sam_drift"]["mean"] for g in geo], ls,
+            axes[0, 1].plot(ph, [g.vs_phase0.modality(mod).sam_drift.mean
+                                     for g in geo], ls,
                             marker="o", ms=3, color=method_colour(report, m))
     axes[0, 0].set(title="RAD mean vs phase 0 (rotation)", xlabel="phase", ylabel="deg")
     axes[0, 1].set(title="SAM drift mean vs phase 0 (topology)", xlabel="phase", ylabel="deg")
@@ -91,12 +93,12 @@ def fig_procrustes(report, out) -> list[Path]:
         geo = report.methods[m].geometry
         cmap = pyplot().get_cmap("viridis")
         for k, g in enumerate(geo):
-            p = g.vs_phase0["image"]["procrustes"]
-            ang = np.asarray(p["angles_deg"], dtype=float)
-            held = 100 * as_float(p.get("explained_heldout"))
+            p = g.vs_phase0.image.procrustes
+            ang = np.asarray(p.angles_deg, dtype=float)
+            held = 100 * as_float(p.explained_heldout)
             ax.plot(np.arange(1, ang.size + 1), ang, color=cmap(k / max(len(geo) - 1, 1)),
                     label=f"ph {g.phase}: {held:.0f}% held out, "
-                          f"rig. {as_float(p.get('rigidity')):.2f}")
+                          f"rig. {as_float(p.rigidity):.2f}")
         ax.set_title(m, color=method_colour(report, m))
         ax.set_xlabel("plane (sorted)")
         if i == 0:
@@ -124,7 +126,7 @@ def fig_deviation(report, out, run_dir=None) -> list[Path]:
             for ax in axes[i]:
                 ax.axis("off")
             continue
-        last = geo[-1].vs_phase0["deviation"]
+        last = geo[-1].vs_phase0.deviation
         ax = axes[i, 0]
         a = probe_of(run_dir, m, 0) if run_dir else None
         b = probe_of(run_dir, m, geo[-1].phase) if run_dir else None
@@ -137,21 +139,21 @@ def fig_deviation(report, out, run_dir=None) -> list[Path]:
             ax.plot([0, hi], [0, hi], color="#999", lw=0.7, ls="--")
             ax.set(xlabel="image angle (deg)")
         else:
-            hist_bars(ax, last["unsync"], dict(color=method_colour(report, m)), "image - caption",
+            hist_bars(ax, last.unsync, dict(color=method_colour(report, m)), "image - caption",
                       0.0)
             ax.set(xlabel="unsync (deg)")
         if i == 0:
             ax.set_title("rotation: image vs caption", fontsize=7)
         ax.set_ylabel(f"{m}\ncaption angle", color=method_colour(report, m))
-        hist_bars(axes[i, 1], last["pos_shift"], dict(color=method_colour(report, m)),
-              f"mean {last['pos_shift']['mean']:+.3f}", 0.0)
+        hist_bars(axes[i, 1], last.pos_shift, dict(color=method_colour(report, m)),
+                  f"mean {last.pos_shift.mean:+.3f}", 0.0)
         axes[i, 1].legend(frameon=False, fontsize=6, loc="upper left")
         axes[i, 1].set(xlabel="cos shift of true pairs")
         if i == 0:
             axes[i, 1].set_title("pair cosine shift", fontsize=7)
         ph = [g.phase for g in geo]
-        lost = [g.vs_phase0["deviation"]["top1"]["t2i"]["lost"] for g in geo]
-        gained = [g.vs_phase0["deviation"]["top1"]["t2i"]["gained"] for g in geo]
+        lost = [g.vs_phase0.deviation.top1.t2i.lost for g in geo]
+        gained = [g.vs_phase0.deviation.top1.t2i.gained for g in geo]
         x = np.arange(len(ph))
         axes[i, 2].bar(x - 0.2, lost, 0.4, color="#d62728", label="lost")
         axes[i, 2].bar(x + 0.2, gained, 0.4, color="#2ca02c", label="gained")
@@ -271,12 +273,12 @@ def fig_rotation_picture(report, out, run_dir=None, n_samples: int = 6) -> list[
     return save_both(fig, Path(out), "fig7_rotation_picture")
 
 
-def _yerr(values: np.ndarray, cis: list):
-    """Error bars (2, n) from intervals ``{"low", "high"}``, or None when any is missing."""
-    if not cis or not all(cis):
+def _yerr(values: np.ndarray, cis: list[Interval | None]):
+    """Error bars (2, n) from intervals, or None when any is missing."""
+    if not cis or any(c is None for c in cis):
         return None
-    lo = np.asarray([c["low"] for c in cis])
-    hi = np.asarray([c["high"] for c in cis])
+    lo = np.asarray([c.low for c in cis if c is not None])
+    hi = np.asarray([c.high for c in cis if c is not None])
     return np.clip(np.stack([values - lo, hi - values]), 0, None)
 
 
@@ -289,7 +291,7 @@ def fig_domains(report, out) -> list[Path]:
     sets = []
     for m in methods:
         for g in report.methods[m].geometry:
-            for name in g.vs_phase0.get("per_set", {}):
+            for name in g.vs_phase0.per_set or {}:
                 if name not in sets:
                     sets.append(name)
     sets = sets or ["pooled"]
@@ -297,22 +299,22 @@ def fig_domains(report, out) -> list[Path]:
     for j, name in enumerate(sets):
         for m in methods:
             geo = report.methods[m].geometry
-            parts = [g.vs_phase0 if name == "pooled" else g.vs_phase0.get("per_set", {})
-                     .get(name) for g in geo]
-            ph = [g.phase for g, p in zip(geo, parts, strict=True) if p]
-            parts = [p for p in parts if p]
+            found = [(g.phase, g.vs_phase0 if name == "pooled"
+                       else (g.vs_phase0.per_set or {}).get(name)) for g in geo]
+            ph = [t for t, p in found if p is not None]
+            parts = [p for _, p in found if p is not None]
             if not parts:
                 continue
-            rad = [p["image"]["rad"] for p in parts]
-            mean = np.asarray([r["mean"] for r in rad])
-            axes[0, j].errorbar(ph, mean, yerr=_yerr(mean, [r.get("mean_ci") for r in rad]),
+            rad = [p.image.rad for p in parts]
+            mean = np.asarray([r.mean for r in rad])
+            axes[0, j].errorbar(ph, mean, yerr=_yerr(mean, [r.mean_ci for r in rad]),
                                 marker="o", ms=3, color=method_colour(report, m), label=m,
                                 capsize=2)
-            pro = [p["image"]["procrustes"] for p in parts]
-            held = np.asarray([as_float(p.get("explained_heldout")) for p in pro])
+            pro = [p.image.procrustes for p in parts]
+            held = np.asarray([as_float(p.explained_heldout) for p in pro])
             axes[1, j].errorbar(ph, held, marker="o", ms=3, color=method_colour(report, m),
                                 capsize=2,
-                                yerr=_yerr(held, [p.get("explained_heldout_ci") for p in pro]))
+                                yerr=_yerr(held, [p.explained_heldout_ci for p in pro]))
         axes[0, j].set_title(name, fontsize=7)
         axes[1, j].axhline(0, color="#999", lw=0.6)
         axes[1, j].set_xlabel("phase")

@@ -7,6 +7,7 @@ import functools
 
 import numpy as np
 
+from ..geometry_record import SummaryRecord
 from ..run_report import RunReport, as_report
 from .style import colour, pyplot
 
@@ -44,9 +45,9 @@ def panel_grid(n_rows, n_cols, w=7.0, h_row=1.5, sharey=False):
     return fig, axes
 
 
-def hist_bars(ax, summary, style, label, offset):
-    edges = np.asarray(summary["bin_edges"], dtype=float)
-    hist = np.asarray(summary["histogram"], dtype=float)
+def hist_bars(ax, summary: SummaryRecord, style, label, offset):
+    edges = np.asarray(summary.bin_edges, dtype=float)
+    hist = np.asarray(summary.histogram, dtype=float)
     share = hist / max(hist.sum(), 1)
     idx = np.arange(len(share))
     ax.bar(idx + offset, share, width=0.42, align="edge", label=label, alpha=0.9, **style)

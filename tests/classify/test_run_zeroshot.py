@@ -58,8 +58,8 @@ def test_run_with_an_imagefolder_set_reports_transfer_avg_last(tmp_path):
     # the folder's 12 images share 3 class captions: too few distinct for the per-set fit,
     # said in the report instead of ending the run
     g = rep.methods["finetune"].geometry[-1].vs_phase0
-    assert set(g["per_set"]) == set(sets)
-    (name, why), = g["per_set_skipped"].items()
+    assert set(g.per_set) == set(sets)
+    (name, why), = g.per_set_skipped.items()
     assert "distinct" in why
     md = (tmp_path / "run" / "report.md").read_text()
     assert f"| {name} | not measured: " in md

@@ -48,7 +48,7 @@ def test_the_fake_cells_aggregate(study):
 
     plan, out, _ = study
     rows = _collect(plan, out)
-    assert [r["cell"] for r in rows] == [c.index for c in plan.cells()]
+    assert [r.cell for r in rows] == [c.index for c in plan.cells()]
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 250.0, -40.0])

@@ -137,10 +137,19 @@ def test_a_study_reads_zero_shot_accuracy_when_its_plan_says_so():
     rep = SimpleNamespace(r1=r1, zero_shot={"class": zs}, sets=["a", "b", "c"], geometry=[])
     report = SimpleNamespace(methods={"m": rep})
     by_r1 = cell_metrics(report, "m")
-    assert (by_r1["retention"], by_r1["learning"]) == (-20.0, (50.0 + 60.0) / 2)
+    assert (by_r1.retention, by_r1.learning) == (-20.0, (50.0 + 60.0) / 2)
     by_zs = cell_metrics(report, "m", "zero_shot:class")
-    assert by_zs["retention"] == -15.0 and by_zs["learning"] == 70.0  # set c carries no labels
-    assert by_zs["max_drop"] == 15.0 and by_zs["phase0_r1"] == [80.0, 20.0, None]
+    assert by_zs.retention == -15.0 and by_zs.learning == 70.0  # set c carries no labels
+    assert by_zs.max_drop == 15.0 and by_zs.phase0_r1 == [80.0, 20.0, None]
+    # only the old domain carries the task: no learning to read (None, not a learning of 0),
+    # and such a cell is no data against a trade-off curve
+    rep.zero_shot["only_old"] = [[row[0], None, None] for row in zs]
+    none = cell_metrics(report, "m", "zero_shot:only_old")
+    assert none.learning is None and none.retention == -15.0
+    from modx.frontier import classify
+
+    assert classify((none.learning, none.stability("retention")), [(1.0, 0.0)])["class"] \
+        == "no data"
     with pytest.raises(ConfigError, match="no zero-shot task 'shape'.*it has class"):
         cell_metrics(report, "m", "zero_shot:shape")
     rep.zero_shot["class"] = [[None, *row[1:]] for row in zs]

@@ -37,6 +37,8 @@ def test_the_report_written_reads_back_whole(run):
     assert d["schema"] == SCHEMA
     back = RunReport.read(path / "report.json")
     assert back.to_dict() == d == report.to_dict()
+    # key for key and in the file's order: what a rewrite writes is the file as it is
+    assert json.dumps(back.to_dict(), indent=2) + "\n" == (path / "report.json").read_text()
     ft = back.methods["finetune"]
     assert ft.n_phases == 3 and len(ft.geometry) == 2 and ft.geometry[1].phase == 2
     assert ft.sets == ["domain0", "domain1", "domain2"]
@@ -79,10 +81,66 @@ def _broken(d):
     yield "geometry[0].vs_prev.image: missing rad", lambda: g["vs_prev"]["image"].pop("rad")
     yield "per_set.domain1.deviation: missing top1", lambda: g["vs_phase0"]["per_set"]["domain1"][
         "deviation"].pop("top1")
+    pro = g["vs_phase0"]["image"]["procrustes"]
+    yield "vs_phase0.image.procrustes: missing null_heldout", lambda: pro.pop("null_heldout")
+    yield "vs_phase0.image.procrustes.rigidity: expected a number, got str", \
+        lambda: pro.__setitem__("rigidity", "0.9")
+    yield "vs_phase0.image.procrustes: missing rigidity_ci", lambda: pro.pop("rigidity_ci")
+    yield "vs_phase0.image.procrustes: unknown key(s) rigidty", \
+        lambda: pro.__setitem__("rigidty", 0.5)
+    yield "vs_phase0.deviation.top1.t2i: missing lost", \
+        lambda: g["vs_phase0"]["deviation"]["top1"]["t2i"].pop("lost")
+    yield "vs_prev: unknown key(s) per_set", \
+        lambda: g["vs_prev"].__setitem__("per_set", g["vs_phase0"]["per_set"])
+    yield "vs_phase0.per_set_skipped: null; leave the key out", \
+        lambda: g["vs_phase0"].__setitem__("per_set_skipped", None)
     yield "methods.finetune.geometry", lambda: m["geometry"].pop()
     yield "schema 3", lambda: d.__setitem__("schema", 3)
     yield "methods.finetune.extras.x", lambda: m.__setitem__("extras", {"x": [1.0]})
     yield "methods.finetune.style", lambda: m.__setitem__("style", {"color": "red"})
+
+
+def test_geometry_reads_as_records_with_what_may_be_absent_as_none(run):
+    """Attribute access down to the measures; the held-out gain is the held-out share over
+    its null, None where withheld; a topology record written before its rank reading, or a
+    cross null before its tolerance, reads (None) and is written back as it was."""
+    from modx.study_stats import cell_metrics
+
+    d = json.loads((run[0] / "report.json").read_text())
+    rep = RunReport.from_dict(d)
+    g = rep.methods["finetune"].geometry[-1].vs_phase0
+    old = g.per_set["domain0"]
+    raw = d["methods"]["finetune"]["geometry"][-1]["vs_phase0"]["per_set"]["domain0"]
+    pro = raw["text"]["procrustes"]
+    assert old.text.procrustes.rigidity == pro["rigidity"]
+    assert old.image.rad.mean == raw["image"]["rad"]["mean"]
+    assert g.of_set("domain0") is old and g.of_set("no such set") is g
+    m = cell_metrics(rep, "finetune")
+    gain = None if pro["explained_heldout"] is None else (pro["explained_heldout"]
+                                                          - pro["null_heldout"])
+    assert m.geometry.heldout_gain_text == gain
+    assert m.geometry.relative_max_angle == raw["deviation"]["relative_rotation"]["max_angle"]
+    older = copy.deepcopy(d)
+    geo = older["methods"]["finetune"]["geometry"][0]["vs_phase0"]
+    for k in ("metric_kept", "rank_corr", "rank_corr_null", "n_moved", "groups", "n_items",
+              "warnings"):
+        del geo["image"]["topology"][k]
+    null = geo["deviation"]["cross_residual"]["null"]
+    if null is not None:
+        null.pop("tolerance")
+    back = RunReport.from_dict(copy.deepcopy(older))
+    top = back.methods["finetune"].geometry[0].vs_phase0.image.topology
+    assert top.rank_reading is None and top.topology_kept == geo["image"]["topology"][
+        "topology_kept"]
+    assert back.to_dict() == older
+    del geo["image"]["topology"]["n_pairs"]
+    with pytest.raises(ReportShapeError, match="image.topology: missing n_pairs"):
+        RunReport.from_dict(older)
+    geo["image"]["topology"]["n_pairs"] = 1
+    geo["image"]["topology"]["rank_corr"] = 0.5  # a rank reading must come whole
+    with pytest.raises(ReportShapeError, match="image.topology: missing metric_kept, "
+                                               "rank_corr_null, n_moved, groups"):
+        RunReport.from_dict(older)
 
 
 def test_a_changed_shape_is_refused_naming_the_key(run):
@@ -126,6 +184,20 @@ def test_a_study_names_the_cell_whose_report_changed_shape(tmp_path):
                       "steps": 1, "batch_size": 16, "phases": "contiguous:2", "log_every": 0},
                 [0], {"finetune": [5e-4]})
     run_study(plan, tmp_path / "s", progress=False)
+    # the study's cell rows read back as records and write back key for key
+    from modx.study_records import CellResult, Claims
+    from sdtools.records import RecordError
+
+    study = json.loads((tmp_path / "s" / "study.json").read_text())
+    cells = study["cells"]
+    claims = Claims.from_dict(study["claims"], "study.json.claims")
+    assert claims.d_modx_vs_finetune is None and claims.to_dict() == study["claims"]
+    rows = [CellResult.from_dict(c, "study.json") for c in cells]
+    assert [r.to_dict() for r in rows] == cells and rows[0].metrics.geometry is not None
+    assert list(rows[0].to_dict()) == list(cells[0])
+    del cells[0]["heldout_gain_text"]  # the geometry of a cell comes whole or not at all
+    with pytest.raises(RecordError, match=r"^study.json.cells\[0\]: missing heldout_gain_text$"):
+        CellResult.from_dict(cells[0], "study.json.cells[0]")
     rep = tmp_path / "s" / "seed0" / "finetune-lr0.0005" / "report.json"
     d = json.loads(rep.read_text())
     d["methods"]["finetune"].pop("r1")

@@ -11,6 +11,7 @@ from helpers import tiny_cfg
 from modx.study import load_plan, run_study
 from modx.study_stats import markdown, t_interval, verdict
 from sdtools.data.synthetic import SHIFT, SyntheticConfig, SyntheticStream
+from sdtools.records import RecordError
 
 PLAN = """
 name = "tiny"
@@ -47,18 +48,46 @@ def test_zero_spread_gives_no_interval_and_no_verdict():
     assert same["ci"] is None and verdict(same["ci"]) == "inconclusive"
 
 
+def _claims(d_claim):
+    """A study's claims with (a)-(c) from one interval and (d) as given."""
+    ti = t_interval([1.0, 2.0])
+    plain = {"claim": "x", "statistic": "y", **ti, "verdict": "inconclusive"}
+    rotation = {"claim": "r", "statistic": "s", "rigidity_image": ti, "rigidity_text": ti,
+                "topology_kept_image": ti, "topology_kept_text": ti,
+                "mostly_rotation": "inconclusive", "verdict": "inconclusive"}
+    return {"a_finetune_forgets": plain, "b_rotation_like": rotation, "c_out_of_step": plain,
+            "d_modx_vs_finetune": d_claim}
+
+
 def test_report_gives_joint_against_both():
     jm = t_interval([2.0, 2.5, 1.5])
     jf = t_interval([3.0, -1.0, 0.5])
-    claim = {"claim": "Mod-X forgets less", "statistic": "paired retention difference",
-             "retention": t_interval([1.0, 2.0, 1.5]), "verdict": "holds",
+    classes = {"matched": 0, "dominating": 3, "dominated": 0, "incomparable": 0}
+    lower = {**t_interval([1.0, 2.0, 1.5]), "p": 0.01, "p_sign_flip": 0.125, "missing": []}
+    claim = {"claim": "Mod-X forgets less", "measure": "retention",
+             "statistic": "lower bound against fine-tuning's points", "verdict": "holds",
+             "best": "3.0", "holm_p": {"3.0": 0.01}, "family": ["3.0"], "alpha": 0.025,
+             "reason": None, "value": 3.0, "against": "finetune", "lower": lower,
+             "classes": classes, "by_value": {}, "by_measure": {},
              "joint_minus_modx_final_avg": jm, "joint_minus_finetune_final_avg": jf,
              "joint_above_both": "inconclusive"}
-    md = markdown({"plan": {"name": "x", "seeds": [0, 1, 2], "reference": 5e-4}, "cells": [],
-                   "claims": {"d_modx_vs_finetune": claim}, "paired": []})
+    study = {"plan": {"name": "x", "seeds": [0, 1, 2], "reference": 5e-4}, "cells": [],
+             "claims": _claims(claim), "paired": []}
+    md = markdown(study)
     row = next(line for line in md.splitlines() if line.startswith("| joint training above"))
     assert "+2.000 / +0.833" in row and row.endswith("| 3 | inconclusive |")
     assert f"[{jm['ci'][0]:+.2f}, {jm['ci'][1]:+.2f}]" in row
+    head = next(line for line in md.splitlines() if line.startswith("| Mod-X forgets less"))
+    assert "| +1.500 |" in head and head.endswith("| holds (best value 3.0) |")
+    # a claim's key gone is said, naming it, not rendered from a default
+    del claim["lower"]["n_seeds"]
+    with pytest.raises(RecordError, match=r"^study.claims.d_modx_vs_finetune.lower: "
+                                          r"missing n_seeds$"):
+        markdown(study)
+    claim["lower"]["n_seeds"] = 3
+    del claim["joint_above_both"]  # the joint comparison comes whole or not at all
+    with pytest.raises(RecordError, match="missing joint_above_both"):
+        markdown(study)
 
 
 def _plan(tmp_path):
@@ -136,12 +165,14 @@ def test_example_shift_plan_is_the_shift_preset():
 
 def _fake_rows(plan, point):
     """Cells of a plan without training: ``point(cell) -> (learning, retention, max_drop)``."""
+    from modx.study_records import CellMetrics, CellResult
+
     rows = []
     for c in plan.cells():
         learning, retention, drop = point(c)
-        rows.append({"cell": c.index, "seed": c.seed, "method": c.method, "value": c.value,
-                     "learning": learning, "retention": retention, "max_drop": drop,
-                     "area_old": retention / 2, "final_avg": 50.0 + learning / 10})
+        rows.append(CellResult(c.index, c.seed, c.method, c.value, c.name, CellMetrics(
+            phase0_r1=[50.0], learning=learning, retention=retention, max_drop=drop,
+            area_old=retention / 2, final_avg=50.0 + learning / 10, geometry=None)))
     return rows
 
 
@@ -206,6 +237,17 @@ def test_study_classifies_every_seed_and_reads_each_stability_measure(tmp_path, 
     monkeypatch.setattr(ss, "_collect", lambda plan, out, partial=False: rows)
     study = ss.aggregate(plan, tmp_path / "study")
     saved = json.loads((tmp_path / "study" / "study.json").read_text())
+    from modx.study_records import CellResult
+
+    assert [CellResult.from_dict(c).to_dict() for c in saved["cells"]] == saved["cells"]
+    from modx.study_records import Claims, FrontierRow, PairedRow
+
+    assert Claims.from_dict(saved["claims"]).to_dict() == saved["claims"]
+    for key, rec in (("frontier", FrontierRow), ("paired", PairedRow)):
+        assert [rec.from_dict(g).to_dict() for g in saved[key]] == saved[key]
+    assert json.dumps(Claims.from_dict(saved["claims"]).to_dict()) == json.dumps(
+        saved["claims"])  # the file's key order
+    assert [r.to_dict() for r in rows] == saved["cells"]
     d = saved["claims"]["d_modx_vs_finetune"]
     assert d["verdict"] == "holds" and d["classes"]["dominating"] == 3
     per_seed = next(g for g in saved["frontier"] if g["method"] == "modx"
@@ -227,8 +269,8 @@ def test_cell_metrics_read_stability_three_ways():
     rep = SimpleNamespace(methods={"finetune": SimpleNamespace(r1=r1, geometry=[],
                                                                sets=["d0", "d1", "d2"])})
     m = cell_metrics(rep, "finetune")
-    assert (m["retention"], m["max_drop"], m["area_old"]) == (-5.0, 10.0, -7.5)
-    assert m["learning"] == 45.0
+    assert (m.retention, m.max_drop, m.area_old) == (-5.0, 10.0, -7.5)
+    assert m.learning == 45.0 and m.geometry is None
     assert [STABILITY[k](m) for k in ("retention", "max_drop", "area_old")] == [-5.0, -10.0,
                                                                                  -7.5]
 
