@@ -27,8 +27,11 @@ def run_app(typer_app, argv=None) -> None:
     previous = None
     with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    from .log import cli_messages
+
     try:
-        code = _run(typer_app, argv)
+        with cli_messages():
+            code = _run(typer_app, argv)
     finally:
         if previous is not None:  # give the caller's handler back (in-process callers)
             signal.signal(signal.SIGTERM, previous)
