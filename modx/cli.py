@@ -200,7 +200,7 @@ def study(
 def main(argv=None) -> None:
     from sdtools.runner import run_app
 
-    run_app(app, argv)
+    run_app(app, argv, loggers=("sdtools", "modx"))
 
 
 if __name__ == "__main__":

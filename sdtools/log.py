@@ -1,4 +1,4 @@
-"""Messages of the library: ``logging`` loggers under ``sdtools`` and ``modx``.
+"""Messages of the library: ``logging`` loggers named after their modules.
 
 Library code logs through :func:`get_logger` (``logging.getLogger(__name__)`` with a filter
 that drops records on every rank but 0 under ``torchrun``). Used as a library, nothing is
@@ -14,9 +14,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
-
-PACKAGES = ("sdtools", "modx")
+from collections.abc import Iterator, Sequence
 
 
 def process_rank() -> int:
@@ -76,23 +74,24 @@ class _Stderr(logging.Handler):
             self.handleError(record)
 
 
-_cli: _Stderr | None = None
+_cli: tuple[str, ...] | None = None  # the loggers the command line being run shows
 
 
 @contextlib.contextmanager
-def cli_messages(level: int = logging.INFO) -> Iterator[None]:
-    """The command lines' messages while inside: the package loggers at ``level`` (INFO),
-    plain lines on stderr (``warning:`` / ``error:`` before those levels); undone on exit,
-    so an in-process caller's logging is left as it was."""
+def cli_messages(packages: Sequence[str] = ("sdtools",),
+                 level: int = logging.INFO) -> Iterator[None]:
+    """The command lines' messages while inside: the loggers of ``packages`` at ``level``
+    (INFO), plain lines on stderr (``warning:`` / ``error:`` before those levels); undone on
+    exit, so an in-process caller's logging is left as it was."""
     global _cli
     handler = _Stderr()
     saved = []
-    for name in PACKAGES:
+    for name in packages:
         logger = logging.getLogger(name)
         saved.append((logger, logger.level))
         logger.setLevel(level)
         logger.addHandler(handler)
-    outer, _cli = _cli, handler
+    outer, _cli = _cli, tuple(packages)
     try:
         yield
     finally:
@@ -105,6 +104,6 @@ def cli_messages(level: int = logging.INFO) -> Iterator[None]:
 def quiet_messages(quiet: bool) -> bool:
     """The command lines' ``-q/--quiet`` (an option callback): warnings and errors only."""
     if quiet and _cli is not None:
-        for name in PACKAGES:
+        for name in _cli:
             logging.getLogger(name).setLevel(logging.WARNING)
     return quiet

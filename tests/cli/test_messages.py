@@ -37,7 +37,7 @@ def test_the_command_line_handler_shows_info_and_under_quiet_warnings_only(capsy
     monkeypatch.delenv("RANK", raising=False)
     log = get_logger("modx.study")
     before = logging.getLogger("modx").level
-    with cli_messages():
+    with cli_messages(("sdtools", "modx")):
         log.info("cell 1/2")
         log.warning("stopped 1 job")
         quiet_messages(True)
