@@ -7,12 +7,14 @@ from typing import Annotated
 
 import typer
 
+from sdtools.log import quiet_messages
 from sdtools.runner import add_version
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Continual CLIP training with Mod-X and its baselines.")
 
 add_version(app, "modx", app.info.help)
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", callback=quiet_messages)]
 
 
 def _methods(value: str | None) -> list[str] | None:
@@ -46,7 +48,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="continue the run in --out")] = False,
     force: Annotated[bool, typer.Option(help="write the run into an --out folder that holds "
                                         "other files")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOpt = False,
     set_: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE", help="any setting, e.g. --set warmup=0.1 --set "
         "lwf.temperature=2 --set zscl.ensemble=false (repeatable; wins over the file)")] = None,
@@ -117,7 +119,7 @@ def demo(
     figures: Annotated[bool, typer.Option(help="draw the figures")] = True,
     force: Annotated[bool, typer.Option(help="write the run into an --out folder that holds "
                                         "other files (they are kept)")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOpt = False,
 ):
     """The built-in synthetic continual benchmark, end to end: train, evaluate, report, figures."""
     from .demo import demo_config
@@ -152,7 +154,7 @@ def study(
     gpus_per_cell: Annotated[int | None, typer.Option(help="GPUs per job")] = None,
     cpus_per_cell: Annotated[int | None, typer.Option(help="CPUs per job")] = None,
     parallel: Annotated[int | None, typer.Option(help="jobs at once")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+    quiet: QuietOpt = False,
 ):
     """Seeds x methods x knobs: one run per cell, paired statistics, claims, figures."""
     from modx.errors import ConfigError
@@ -186,7 +188,7 @@ def study(
         res = launch(p, out, launcher, opts, force=force,
                      say=(lambda m: None) if quiet else typer.echo)
     else:
-        res = run_study(p, out, cell=cell, progress=not quiet, force=force)
+        res = run_study(p, out, cell=cell, progress=not quiet, say=typer.echo, force=force)
     if res and not quiet:
         for name, c in res["claims"].items():
             typer.echo(f"{name}: {c['verdict']}")
@@ -198,7 +200,7 @@ def study(
 def main(argv=None) -> None:
     from sdtools.runner import run_app
 
-    run_app(app, argv)
+    run_app(app, argv, loggers=("sdtools", "modx"))
 
 
 if __name__ == "__main__":

@@ -17,14 +17,18 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 from modx.errors import ConfigError, TrainingError
 from sdtools.errors import Interrupted
+from sdtools.log import get_logger
 from sdtools.runs import RunDir
 
 from .launch_options import LAUNCHERS, OPTIONS, check_options  # noqa: F401 (re-exported)
 from .study import Plan, finish, prepare, run_timed, seed_phase0
+
+log = get_logger(__name__)
 
 
 def slurm_parameters(name: str, opts: dict) -> dict:
@@ -96,9 +100,11 @@ def _wait(jobs, names: list[str]) -> None:
 
 
 def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool = False,
-           say=print) -> dict | None:
+           say: Callable[[str], None] | None = None) -> dict | None:
     """Run the study's unfinished work as jobs; returns the aggregate (None if cells are
-    left, which cannot happen unless a job failed)."""
+    left, which cannot happen unless a job failed). ``say``: where the progress lines go
+    (default: this module's logger, at INFO)."""
+    say = say or log.info
     if launcher not in LAUNCHERS:
         raise ConfigError(f"unknown launcher {launcher!r}; use {' or '.join(LAUNCHERS)}")
     opts = check_options(dict(opts or {}))
@@ -131,10 +137,8 @@ def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool
                 _wait(jobs, names[k:k + step])
     except (KeyboardInterrupt, Interrupted):
         n = _stop(jobs, launcher)
-        import sys
-
-        print(f"{launcher}: stopped {n} running job(s) of this study; launch again to resume "
-              "it (finished cells are kept)", file=sys.stderr)
+        log.warning("%s: stopped %d running job(s) of this study; launch again to resume it "
+                    "(finished cells are kept)", launcher, n)
         raise
     return finish(plan, out)
 

@@ -14,15 +14,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from modx.errors import ConfigError
 from sdtools.errors import UserError
 from sdtools.io import write_json
+from sdtools.log import get_logger
 from sdtools.runs import RunDir
 
 from .config import FIELDS, TRAINING_KEYS, TrainConfig, flatten, from_dict, read_toml
 from .methods import METHODS
+
+log = get_logger(__name__)
 
 
 def knob(method: str) -> str | None:
@@ -306,9 +310,11 @@ def finish(plan: Plan, out: Path) -> dict | None:
 
 
 def run_study(plan: Plan, out, cell: int | None = None, progress: bool = True,
-              say=print, force: bool = False) -> dict | None:
+              say: Callable[[str], None] | None = None, force: bool = False) -> dict | None:
     """Run every cell (or one); when all are done, aggregate into ``DIR/study.json``. An
-    ``out`` folder holding anything a study does not write is refused unless ``force``."""
+    ``out`` folder holding anything a study does not write is refused unless ``force``.
+    ``say``: where the progress lines go (default: this module's logger, at INFO)."""
+    say = say or log.info
     cells = plan.cells()
     if cell is not None and not 0 <= cell < len(cells):
         raise ConfigError(f"--cell {cell} is outside [0, {len(cells)}); see --list")

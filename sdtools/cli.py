@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from .log import quiet_messages
 from .runner import add_version
 
 app = typer.Typer(
@@ -28,7 +29,8 @@ ModelOpt = Annotated[str | None, typer.Option(
     "one")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, ...")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="images/captions per batch")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or tables")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or tables",
+                                        callback=quiet_messages)]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="write the results as JSON")]
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help="write a figure (.png/.pdf)")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="do not read or write the "

@@ -17,18 +17,22 @@ def _on_sigterm(signum, frame):
     raise Interrupted(signum)
 
 
-def run_app(typer_app, argv=None) -> None:
+def run_app(typer_app, argv=None, loggers: tuple[str, ...] = ("sdtools",)) -> None:
     """Run a typer app: a :class:`~sdtools.errors.UserError` prints one line and exits with
     code 2; Ctrl-C exits 130 and SIGTERM 143, saying "interrupted". Anything else is a bug and
     keeps its traceback. Output files are written atomically, so an interrupted command
-    leaves no partial file."""
+    leaves no partial file. The messages of ``loggers`` are shown on stderr meanwhile
+    (:func:`~sdtools.log.cli_messages`)."""
     import signal
 
     previous = None
     with contextlib.suppress(ValueError):  # not the main thread: leave SIGTERM alone
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    from .log import cli_messages
+
     try:
-        code = _run(typer_app, argv)
+        with cli_messages(loggers):
+            code = _run(typer_app, argv)
     finally:
         if previous is not None:  # give the caller's handler back (in-process callers)
             signal.signal(signal.SIGTERM, previous)

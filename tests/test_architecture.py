@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # sdtools, lowest first: a module may import its own layer and those listed before it
 LAYERS = [
     ("base", ["sdtools", "sdtools.errors", "sdtools.io", "sdtools.runs", "sdtools.dist",
-              "sdtools.progress", "sdtools.runner", "sdtools.records"]),
+              "sdtools.progress", "sdtools.runner", "sdtools.records", "sdtools.log"]),
     ("measures", ["sdtools.measures", "sdtools.measures.*"]),
     ("data", ["sdtools.data", "sdtools.data.*"]),
     ("models", ["sdtools.models", "sdtools.models.*"]),

@@ -21,6 +21,7 @@ from sdtools.data.base import loader_workers
 from sdtools.data.specs import display_names, open_data, synthetic_of
 from sdtools.dist import barrier, rank_world
 from sdtools.io import write_text
+from sdtools.log import get_logger
 from sdtools.models.build import (
     Loaded,
     build_model,
@@ -43,6 +44,8 @@ from .fisher import fisher_diagonal
 from .guard import check_out_dir
 from .metrics import MetricsLogger
 from .phase import train_phase
+
+log = get_logger(__name__)
 
 FAIL_ENV = "MODX_FAIL_AT"  # tests: "METHOD:PHASE:STEP[:exit|int|term]" fails there
 
@@ -209,7 +212,7 @@ class Trainer:
     # ------------------------------------------------------------------ helpers
     def say(self, msg: str) -> None:
         if self.progress and self.rank == 0:
-            print(msg, flush=True)
+            log.info(msg)
 
     def bar(self, total: int, initial: int, desc: str):
         return bar(self.progress and self.rank == 0, total, desc, unit="step", initial=initial)

@@ -7,8 +7,11 @@ follows from these D x D matrices and a few sums, so the data is read once.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ..errors import InputError
@@ -17,6 +20,9 @@ from .checks import checked_with_norms, common, same_shape
 # what prepare returns: A, B, their inverse row norms, whether both are unit, their centres
 Prep = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool,
              torch.Tensor | None, torch.Tensor | None]
+
+# one block of a pass: (group, first row, end row), or (group, LongTensor of rows, None)
+Block: TypeAlias = "tuple[int, int, int] | tuple[int, torch.Tensor, None]"
 
 BLOCK = 1024  # rows per block at most; block b belongs to group b % G and fold b % k
 GROUPS_PER_FOLD = 11  # groups of probe items per fold, the units of the bootstrap intervals
@@ -57,7 +63,7 @@ class CrossCov:
         return float(self.aa.sum() + self.bb.sum() - 2 * self.ab.sum())
 
 
-def prepare(A, B, center: bool) -> Prep:
+def prepare(A: object, B: object, center: bool) -> Prep:
     """Checked tensors on one device and dtype, the inverse row norms, and the centres."""
     a, na = checked_with_norms(A, "A")
     b, nb = checked_with_norms(B, "B")
@@ -75,14 +81,17 @@ def prepare(A, B, center: bool) -> Prep:
     return a, b, ia, ib, unit, ma, mb
 
 
-def rows(a, b, ia, ib, unit, ma, mb, s, e=None):
+def rows(a: torch.Tensor, b: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor, unit: bool,
+         ma: torch.Tensor | None, mb: torch.Tensor | None, s: int | torch.Tensor,
+         e: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows s:e of A and B (or the rows indexed by ``s``, a LongTensor, with ``e`` None), unit
     (and centred when asked); no copy when contiguous and already unit."""
-    sel = slice(s, e) if e is not None else s
+    sel: slice | int | torch.Tensor = slice(s, e) if e is not None else s
     if unit and ma is None:
         return a[sel], b[sel]
     ac, bc = a[sel] * ia[sel], b[sel] * ib[sel]
     if ma is not None:
+        assert mb is not None  # prepare gives both centres or neither
         ac = ac - ma
         bc = bc - mb
     return ac, bc
@@ -108,14 +117,15 @@ class Split:
     label: np.ndarray
     n_labels: int
 
-    def blocks(self):
+    def blocks(self) -> Iterator[tuple[int, torch.Tensor]]:
         """(group, row indices) in blocks of at most ``BLOCK`` rows."""
         for g, idx in enumerate(self.index):
             for s in range(0, idx.numel(), BLOCK):
                 yield g, idx[s : s + BLOCK]
 
 
-def split_by(labels, n: int, k: int, per_fold: int = 1, seed: int = 0) -> Split:
+def split_by(labels: npt.ArrayLike | torch.Tensor, n: int, k: int, per_fold: int = 1,
+             seed: int = 0) -> Split:
     """:class:`Split` of ``n`` rows by ``labels`` (one per row) into k folds and ``per_fold``
     groups a fold (fewer when there are fewer labels)."""
     g = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
@@ -137,7 +147,8 @@ def split_by(labels, n: int, k: int, per_fold: int = 1, seed: int = 0) -> Split:
     return Split(k, groups, index, lab, n_labels)
 
 
-def blocks(n: int, k: int, per_fold: int, split: Split | None):
+def blocks(n: int, k: int, per_fold: int,
+           split: Split | None) -> tuple[int, int, int, Iterator[Block]]:
     """``(k, G, block, iterator of (group, s, e))``: the blocks every pass reads, contiguous
     (``e`` an int) or by label (``s`` a LongTensor of rows, ``e`` None)."""
     if split is not None:
@@ -178,6 +189,7 @@ def cross_covariance(prep: Prep, k: int, per_fold: int = 1, split: Split | None 
         stats[3, g] += m
         sum_a += ac.sum(0, dtype=torch.float64)
         if split is not None:
+            assert isinstance(s, torch.Tensor)  # blocks by label are row indices
             diff = (bc - ac).double()
             S.index_add_(0, lab[s.to(a.device)], diff)
             Q.index_add_(0, lab[s.to(a.device)], (diff * diff).sum(1))

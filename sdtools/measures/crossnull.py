@@ -3,6 +3,9 @@ at a probe's own sizes, spectra and noise (see :func:`cross_null`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypeAlias, TypedDict
+
 import numpy as np
 import torch
 
@@ -12,8 +15,46 @@ from .rotations import determined_rank, fit_rotation, residual_variance
 NULL_GROUPS = 16  # groups of images (captions with their image) the cross-residual null halves
 NULL_SPLITS = 10  # random halvings
 
+# per group: M_g = A_g^T B_g, G_g = A_g^T A_g (groups, D, D) and (|B_g|^2, |A_g - B_g|^2, n_g)
+GroupMatrices: TypeAlias = "tuple[torch.Tensor, torch.Tensor, torch.Tensor]"
+# the halvings (a boolean mask over groups each), the images' and the captions' matrices
+Grouped: TypeAlias = "tuple[list[torch.Tensor], GroupMatrices, GroupMatrices]"
+HalfFits: TypeAlias = "list[tuple[torch.Tensor, torch.Tensor]]"  # per halving, both halves' fits
 
-def _group_matrices(a, b, labels: torch.Tensor, groups: int):
+
+class Range(TypedDict):
+    """The mean over halvings and their range."""
+
+    value: float
+    low: float
+    high: float
+
+
+class AngleRange(TypedDict):
+    """Per angle (degrees, descending): the mean over halvings and their range."""
+
+    value: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+class _CrossNullBase(TypedDict):
+    text_by_image: Range
+    image_by_text: Range
+    mean: Range
+    splits: int
+    groups: int
+    tolerance: float
+
+
+class CrossNull(_CrossNullBase, total=False):
+    """What :func:`cross_null` returns; ``relative_angles`` only when given the subspace."""
+
+    relative_angles: AngleRange
+
+
+def _group_matrices(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor,
+                    groups: int) -> GroupMatrices:
     """Per group of rows (unit rows): ``M_g = A_g^T B_g``, ``G_g = A_g^T A_g`` (float64) and
     ``(|B_g|^2, |A_g - B_g|^2, n_g)``."""
     d = a.shape[1]
@@ -35,21 +76,22 @@ def _group_matrices(a, b, labels: torch.Tensor, groups: int):
     return Ms, Gs, st
 
 
-def _half_fit(M, bb, n, eps):
+def _half_fit(M: torch.Tensor, bb: float, n: float, eps: float) -> torch.Tensor:
     svd = torch.linalg.svd(M)
     r = determined_rank(svd[1], residual_variance(svd[1], 2.0 * bb, n), n, eps)
     return fit_rotation(svd, r)
 
 
-def _half_fits(Ms, st, halves, eps) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _half_fits(Ms: torch.Tensor, st: torch.Tensor, halves: Sequence[torch.Tensor],
+               eps: float) -> HalfFits:
     """Per split of the groups into two halves, each half's fit of this modality."""
-    out = []
+    out: HalfFits = []
     for h in halves:
         pair = []
         for one in (h, ~h):
             bb, _, n = (float(x) for x in st[one].sum(0))
             pair.append(_half_fit(Ms[one].sum(0), bb, n, eps))
-        out.append(tuple(pair))
+        out.append((pair[0], pair[1]))
     return out
 
 
@@ -58,7 +100,8 @@ def _spread(X: torch.Tensor, G: torch.Tensor) -> float:
     return float(torch.sum((X.T @ G) * X.T))
 
 
-def null_groups(va, vb, ta, tb, image_of_text, splits: int, seed: int):
+def null_groups(va: torch.Tensor, vb: torch.Tensor, ta: torch.Tensor, tb: torch.Tensor,
+                image_of_text: torch.Tensor, splits: int, seed: int) -> Grouped | None:
     """The null's groups: images dealt into ``NULL_GROUPS`` random groups (captions with their
     image), ``splits`` random halvings of them, and each modality's group matrices (one pass
     over each). None when the probe has fewer than 4 images."""
@@ -78,7 +121,7 @@ def null_groups(va, vb, ta, tb, image_of_text, splits: int, seed: int):
             _group_matrices(ta, tb, lab_t, groups))
 
 
-def relative_null(fv, ft, P: torch.Tensor) -> np.ndarray:
+def relative_null(fv: HalfFits, ft: HalfFits, P: torch.Tensor) -> np.ndarray:
     """Per split, the principal angles (degrees, descending) the relative rotation reads when
     both modalities turn in step, at this probe's sizes, spectra and noise: on ``P`` (the
     directions both fits determine), the halves of one modality disagree by
@@ -99,7 +142,8 @@ def relative_null(fv, ft, P: torch.Tensor) -> np.ndarray:
     return np.stack(out)
 
 
-def cross_null(grouped, splits: int, eps: float, P: torch.Tensor | None = None) -> dict | None:
+def cross_null(grouped: Grouped | None, splits: int, eps: float,
+               P: torch.Tensor | None = None) -> CrossNull | None:
     """The cross-applied residual expected when both modalities turn in step, at this probe's
     sizes, spectra and noise.
 
@@ -134,13 +178,13 @@ def cross_null(grouped, splits: int, eps: float, P: torch.Tensor | None = None) 
     i_by_t = (np.asarray(etv) + np.asarray(evv)) / base_v if base_v > 0 else np.zeros(splits)
     both = (t_by_i + i_by_t) / 2.0
 
-    def rng_of(x):
+    def rng_of(x: np.ndarray) -> Range:
         return {"value": float(x.mean()), "low": float(x.min()), "high": float(x.max())}
 
     # shares computed from sums of squares: rounding leaves about sqrt(eps) of them
-    out = {"text_by_image": rng_of(t_by_i), "image_by_text": rng_of(i_by_t),
-           "mean": rng_of(both), "splits": splits, "groups": groups,
-           "tolerance": float(np.sqrt(eps))}
+    out: CrossNull = {"text_by_image": rng_of(t_by_i), "image_by_text": rng_of(i_by_t),
+                      "mean": rng_of(both), "splits": splits, "groups": groups,
+                      "tolerance": float(np.sqrt(eps))}
     if P is not None and P.shape[1] >= 2:
         rel = relative_null(fv, ft, P)
         out["relative_angles"] = {"value": rel.mean(0), "low": rel.min(0), "high": rel.max(0)}

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ..errors import InputError
 from .checks import (
     PRECISION_EPS,
+    Array,
     as_embeddings,
     check_image_of_text,
     coarsest,
@@ -26,11 +28,12 @@ from .checks import (
     to_numpy,
     value_precision,
 )
-from .crosscov import BLOCK, Prep, cross_covariance, prepare, rows
-from .crossnull import NULL_SPLITS, cross_null, null_groups
+from .crosscov import BLOCK, CrossCov, Prep, cross_covariance, prepare, rows
+from .crossnull import NULL_SPLITS, CrossNull, cross_null, null_groups
 from .retrieval import ranks
 from .rotations import (
     SE_MAX,
+    Fit,
     fit_folds,
     principal_angles,
 )
@@ -39,6 +42,9 @@ from .summary import Summary, jsonable, mean_interval
 PRECISION_FACTOR = 2.0  # as procrustes: a change under 2 machine epsilons of the format is rounding
 SHIFT_EDGES = tuple(float(x) for x in np.linspace(-1.0, 1.0, 21))
 UNSYNC_EDGES = tuple(float(x) for x in range(-90, 91, 10))
+
+# what relative_rotation returns: angles, reflection, rank, both cross residuals, their null
+Relative = tuple[np.ndarray, bool, int, float | None, float | None, CrossNull | None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,17 +111,19 @@ class DeviationResult:
     i2t_rank_b: np.ndarray
     gap_a: float
     gap_b: float
-    cross_null: dict | None = None
+    cross_null: CrossNull | None = None
     image_of_text: np.ndarray | None = None
     cross_withheld: str | None = None
 
     @property
     def pos_shift(self) -> np.ndarray:
-        return self.pos_sim_b - self.pos_sim_a
+        shift: np.ndarray = self.pos_sim_b - self.pos_sim_a
+        return shift
 
     @property
     def unsync(self) -> np.ndarray:
-        return self.image_angles - self.text_angles
+        unsync: np.ndarray = self.image_angles - self.text_angles
+        return unsync
 
     def top1_changes(self) -> dict[str, dict[str, int]]:
         out = {}
@@ -131,10 +139,11 @@ class DeviationResult:
             }
         return out
 
-    def _cross_dict(self) -> dict:
+    def _cross_dict(self) -> dict[str, Any]:
         # both directions, or the one left when the other modality's change was rounding
-        given = [(v, key) for v, key in ((self.cross_text, "text_by_image"),
-                                         (self.cross_image, "image_by_text")) if v is not None]
+        both: tuple[tuple[float | None, Literal["text_by_image", "image_by_text"]], ...] = (
+            (self.cross_text, "text_by_image"), (self.cross_image, "image_by_text"))
+        given = [(v, key) for v, key in both if v is not None]
         mean = sum(v for v, _ in given) / len(given) if given else None
         out: dict[str, Any] = {"text_by_image": self.cross_text,
                                "image_by_text": self.cross_image, "mean": mean,
@@ -147,10 +156,10 @@ class DeviationResult:
             out["above_null"] = bool(mean > ref["high"] + self.cross_null.get("tolerance", 0.0))
         return out
 
-    def _relative_null(self, rel: np.ndarray) -> dict:
+    def _relative_null(self, rel: np.ndarray) -> dict[str, Any]:
         """Each relative angle beside what it reads when both modalities turn in step (the
         null's mean and range over halvings, per angle) and whether it is above that range."""
-        null = (self.cross_null or {}).get("relative_angles")
+        null = None if self.cross_null is None else self.cross_null.get("relative_angles")
         if null is None or not rel.size:
             return {}
         m = min(rel.size, len(null["high"]))
@@ -158,7 +167,7 @@ class DeviationResult:
         return {"null_angles_deg": np.asarray(null["value"])[:m], "null_high_deg": high,
                 "above_null": rel[:m] > high, "max_above_null": bool(rel[0] > high[0])}
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         rel = self.relative_angles_deg
         return jsonable(
             {
@@ -192,7 +201,9 @@ class DeviationResult:
         )
 
 
-def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> DeviationResult:
+def deviation(V_a: Array, T_a: Array, V_b: Array, T_b: Array,
+              image_of_text: npt.ArrayLike | torch.Tensor,
+              chunk_size: int = 2048) -> DeviationResult:
     """Positive-pair similarity shift, unsynchronised rotation, rank shift and modality gap.
 
     Parameters
@@ -297,7 +308,10 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
     i2t_b, t2i_b = ranks(vb, tb, iot, chunk_size=chunk_size)
     gap_a = float(torch.linalg.vector_norm(va.mean(0) - ta.mean(0)))
     gap_b = float(torch.linalg.vector_norm(vb.mean(0) - tb.mean(0)))
-    f64 = lambda x: to_numpy(x).astype(np.float64)  # noqa: E731
+
+    def f64(x: torch.Tensor) -> np.ndarray:
+        return to_numpy(x).astype(np.float64)
+
     return DeviationResult(
         pos_sim_a=f64(pos_a),
         pos_sim_b=f64(pos_b),
@@ -320,7 +334,7 @@ def deviation(V_a, T_a, V_b, T_b, image_of_text, chunk_size: int = 2048) -> Devi
     )
 
 
-def _fit(a, b):
+def _fit(a: torch.Tensor, b: torch.Tensor) -> tuple[Fit, CrossCov]:
     """One modality's fit (:class:`~.rotations.Fit`) and its cross-covariance."""
     cc = cross_covariance(prepare(a, b, False), 3)
     return fit_folds(cc.M, cc.aa, cc.bb, cc.n, cc.eps, cc.base), cc
@@ -335,12 +349,13 @@ def _gram(prep: Prep) -> torch.Tensor:
     return G.double().cpu()
 
 
-def _left(R, M, G, bb: float) -> float:
+def _left(R: torch.Tensor, M: torch.Tensor, G: torch.Tensor, bb: float) -> float:
     """``||A R - B||^2`` from ``M = A^T B``, ``G = A^T A`` (``R`` need not be orthogonal)."""
     return float(torch.sum((R.T @ G) * R.T)) + bb - 2.0 * float(torch.sum(R * M))
 
 
-def _cross(R_own, R_mix, M, G, bb: float, base: float) -> float:
+def _cross(R_own: torch.Tensor, R_mix: torch.Tensor, M: torch.Tensor, G: torch.Tensor,
+           bb: float, base: float) -> float:
     """(||A R_mix - B||^2 - ||A R_own - B||^2) / ||A - B||^2 from D x D matrices."""
     if base <= 0:
         return 0.0
@@ -354,11 +369,13 @@ def common_subspace(Sv: torch.Tensor, St: torch.Tensor) -> torch.Tensor:
         return Sv[:, :0]
     a, cosines, _ = torch.linalg.svd(Sv.T @ St)
     keep = cosines >= math.cos(SE_MAX)
-    return Sv @ a[:, : cosines.numel()][:, keep]
+    basis: torch.Tensor = Sv @ a[:, : cosines.numel()][:, keep]
+    return basis
 
 
-def relative_rotation(va, vb, ta, tb, image_of_text, null_splits: int = NULL_SPLITS,
-                      seed: int = 0):
+def relative_rotation(va: torch.Tensor, vb: torch.Tensor, ta: torch.Tensor, tb: torch.Tensor,
+                      image_of_text: torch.Tensor, null_splits: int = NULL_SPLITS,
+                      seed: int = 0) -> Relative:
     """Principal angles of the relative rotation where the probe determines both fits, and
     the cross-applied residuals with their null (see :class:`DeviationResult`).
 
@@ -399,4 +416,5 @@ def relative_rotation(va, vb, ta, tb, image_of_text, null_splits: int = NULL_SPL
 
 def _polar_of(X: torch.Tensor) -> torch.Tensor:
     U, _, Vt = torch.linalg.svd(X)
-    return U @ Vt
+    Q: torch.Tensor = U @ Vt
+    return Q

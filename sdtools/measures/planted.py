@@ -43,7 +43,7 @@ def clip_like(rng: np.random.Generator, n: int, d: int, spectrum: str = "power",
     return unit(z @ basis.T), basis
 
 
-def plane_rotation(basis: np.ndarray, angles_deg: Sequence[float],
+def plane_rotation(basis: np.ndarray, angles_deg: Sequence[float] | npt.NDArray[np.float64],
                    where: str = "high") -> np.ndarray:
     """A rotation (D x D, acting on rows: ``X @ R``) turning consecutive pairs of basis axes by
     ``angles_deg``: the strongest axes (``where="high"``, axes 1-2, 3-4, ...; axis 0, a cone's

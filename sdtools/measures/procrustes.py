@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ..errors import InputError
 from .checks import (
     PRECISION_EPS,
+    Array,
     check_seed,
     coarsest,
     normalize,
@@ -25,7 +28,16 @@ from .checks import (
     to_numpy,
     value_precision,
 )
-from .crosscov import GROUPS_PER_FOLD, blocks, cross_covariance, prepare, rows, split_by
+from .crosscov import (
+    GROUPS_PER_FOLD,
+    CrossCov,
+    Prep,
+    blocks,
+    cross_covariance,
+    prepare,
+    rows,
+    split_by,
+)
 from .rotations import (
     MIN_ROWS_PER_DIM,
     fit_folds,
@@ -48,6 +60,15 @@ __all__ = ["ProcrustesResult", "procrustes", "principal_angles"]
 
 MIN_ITEMS_PER_DIM = 10
 PRECISION_FACTOR = 2.0  # a change under 2 machine epsilons of the inputs' format is rounding
+
+
+class _Intervals(TypedDict, total=False):
+    """The bootstrap fields of :class:`ProcrustesResult` (none without ``ci``)."""
+
+    explained_ci: Interval
+    explained_heldout_ci: Interval | None
+    rigidity_ci: Interval | None
+    ci_groups: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +155,7 @@ class ProcrustesResult:
         """Geodesic size of the rotation, ``sqrt(sum phi_k^2)`` in degrees."""
         return float(np.sqrt(np.sum(self.angles_deg**2)))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         out = {"det": self.det, "reflection": self.reflection, "centered": self.centered,
                "rank": self.rank, "n": self.n, "angles_deg": self.angles_deg,
                "max_angle": self.max_angle, "mean_angle": self.mean_angle,
@@ -151,9 +172,10 @@ class ProcrustesResult:
         return jsonable(out)
 
 
-def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int = 3,
+def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False, folds: int = 3,
                seed: int = 0, ci: bool = True, n_boot: int = BOOT_N, ci_seed: int = BOOT_SEED,
-               precision: str | None = None, groups=None) -> ProcrustesResult:
+               precision: str | None = None,
+               groups: npt.ArrayLike | torch.Tensor | None = None) -> ProcrustesResult:
     """Fit the orthogonal map that best takes A onto B (rows L2-normalised first).
 
     ``R* = U V^T`` with ``U S V^T = svd(A^T B)`` inside the determined subspace (float64 D x D
@@ -261,12 +283,12 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
         prep = prepare(prep[0][keep], prep[1][keep], center)
         n = prep[0].shape[0]
         if groups is not None:
-            groups = np.asarray(groups.detach().cpu() if isinstance(groups, torch.Tensor)
-                                else groups)
-            if groups.shape != (n_all,):
+            g = np.asarray(groups.detach().cpu() if isinstance(groups, torch.Tensor)
+                           else groups)
+            if g.shape != (n_all,):
                 raise InputError(f"groups must hold one label per item ({n_all}), got shape "
-                                 f"{groups.shape}")
-            groups = groups[repeats[0]]
+                                 f"{g.shape}")
+            groups = g[repeats[0]]
         if n < 2 * folds:
             raise InputError(f"only {n} distinct probe items (of {n_all}) for {folds} folds; "
                              f"give at least {2 * folds} distinct items")
@@ -283,6 +305,7 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     angles, _ = principal_angles(R, reflection=reflect)
     left = float(cc.aa.sum() + cc.bb.sum() - 2.0 * torch.sum(R * M))
     k = cc.M.shape[0]
+    assert fold_R is not None  # folds >= 2: each has its complement's fit
     ho_left = heldout_left(cc.M, cc.aa, cc.bb, fold_R)
     resid = None
     per_group: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
@@ -301,7 +324,7 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
     collapsed = numerical_rank(fit.s, cc.eps) <= 1  # one space (or both) spans one direction
     resolved = base > 0 and math.sqrt(base / n) >= floor and not collapsed
     rigidity = ((heldout - null) / (1.0 - null) if null < 1.0 else 0.0) if resolved else None
-    cis = {}
+    cis: _Intervals = {}
     if ci:
         if per_group is None or not exact:
             per_group = _group_values(cc, R, fold_R)
@@ -341,10 +364,12 @@ def procrustes(A, B, center: bool = False, residuals: bool = False, folds: int =
         precision_floor_deg=math.degrees(floor), **cis)
 
 
-def _group_values(cc, R, fold_R) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _group_values(cc: CrossCov, R: torch.Tensor,
+                  fold_R: list[torch.Tensor] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per group of items: ``||A_g - B_g||^2``, ``||A_g R - B_g||^2`` and the held-out
     ``||A_g R_{-f(g)} - B_g||^2``, from the group matrices (D x D products, no data pass)."""
     st = cc.group_stats
+    assert st is not None  # cross_covariance sets it
     groups, k = st.shape[1], cc.M.shape[0]
     norms = (st[0] + st[1]).numpy()
     base = norms - 2.0 * st[2].numpy()
@@ -361,7 +386,8 @@ def _group_values(cc, R, fold_R) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return base, norms - 2.0 * fit, norms - 2.0 * ho
 
 
-def _intervals(base, left, ho, null, n_boot, seed, resolved=True) -> dict:
+def _intervals(base: np.ndarray, left: np.ndarray, ho: np.ndarray, null: float, n_boot: int,
+               seed: int, resolved: bool = True) -> _Intervals:
     """Percentile intervals of explained, held-out explained and rigidity: ``n_boot``
     resamples of the groups, each a ratio of the resampled means."""
     groups = base.size
@@ -372,7 +398,7 @@ def _intervals(base, left, ho, null, n_boot, seed, resolved=True) -> dict:
     hs = np.where(b > 0, 1.0 - means[:, 2] / safe, 1.0)
     rig = (hs - null) / (1.0 - null) if null < 1.0 else np.zeros_like(hs)
 
-    def iv(x):
+    def iv(x: np.ndarray) -> Interval:
         return Interval(*percentile_ci(x), n_boot=n_boot, seed=seed)
 
     return {"explained_ci": iv(ex), "explained_heldout_ci": iv(hs) if resolved else None,
@@ -380,13 +406,16 @@ def _intervals(base, left, ho, null, n_boot, seed, resolved=True) -> dict:
             "ci_groups": groups}
 
 
-def _second_pass(prep, R, fold_R, cc, exact):
+def _second_pass(
+    prep: Prep, R: torch.Tensor, fold_R: list[torch.Tensor] | None, cc: CrossCov, exact: bool
+) -> tuple[float, float, float, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per-sample residual angles; with ``exact`` also ``||A - B||^2``, ``||A R - B||^2`` and
     the held-out residual from row differences (no cancellation for tiny changes), in total
     and per group of items."""
     a = prep[0]
     n = a.shape[0]
     k = cc.M.shape[0]
+    assert cc.group_stats is not None  # cross_covariance sets it
     groups = cc.group_stats.shape[1]
     dev, dt = a.device, a.dtype
     Rt = R.T.contiguous().to(device=dev, dtype=dt).T  # x @ R is faster with this layout
@@ -395,7 +424,7 @@ def _second_pass(prep, R, fold_R, cc, exact):
     resid = torch.empty(n, dtype=dt, device=dev)
     per = np.zeros((3, groups))
 
-    def sq(x):
+    def sq(x: torch.Tensor) -> float:
         return float((torch.linalg.vector_norm(x, dim=1).double() ** 2).sum())
 
     for g, s, e in blocks(n, k, GROUPS_PER_FOLD, cc.split)[3]:  # the blocks of the first pass
@@ -409,6 +438,7 @@ def _second_pass(prep, R, fold_R, cc, exact):
             ar, bc = normalize(ar), normalize(bc)
         d_ = torch.linalg.vector_norm(ar - bc, dim=1)
         sm = torch.linalg.vector_norm(ar + bc, dim=1)
-        resid[s.to(dev) if e is None else slice(s, e)] = torch.rad2deg(2.0 * torch.atan2(d_, sm))
+        where = s.to(dev) if isinstance(s, torch.Tensor) else slice(s, e)
+        resid[where] = torch.rad2deg(2.0 * torch.atan2(d_, sm))
     base, left, ho = (float(x) for x in per.sum(1))
     return base, left, ho, to_numpy(resid).astype(np.float64), (per[0], per[1], per[2])

@@ -29,10 +29,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from typing import TypeAlias
 
 import numpy as np
 
 from .planted import plane_rotation, unit
+
+# one invariant as checked: (measure, expected, read, tolerance, holds)
+Invariant: TypeAlias = "tuple[str, str, str, str, bool]"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +58,7 @@ class Shape:
         return f"N={self.n} D={self.d} {spec}, cone {self.cone:.2f}{grp}"
 
 
-def draw_shape(rng, max_d: int = 1024, budget: int = 3_000_000) -> Shape:
+def draw_shape(rng: np.random.Generator, max_d: int = 1024, budget: int = 3_000_000) -> Shape:
     """A data shape: D log-uniform in [16, max_d], N/D log-uniform in [1.5, 100] (N x D at most
     ``budget``, N/D at least 1.5)."""
     d = int(round(math.exp(rng.uniform(math.log(16), math.log(max_d)))))
@@ -66,7 +71,8 @@ def draw_shape(rng, max_d: int = 1024, budget: int = 3_000_000) -> Shape:
     return Shape(n, d, alpha, cone, clusters, captions)
 
 
-def make_data(rng, s: Shape):
+def make_data(rng: np.random.Generator,
+              s: Shape) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Unit rows of shape ``s``, their basis (columns, cone axis first) and group labels (the
     cluster or image of each row; None when rows are independent). Every row has the same
     component on the cone axis, so scaling that axis reshapes every angle monotonically."""
@@ -91,19 +97,24 @@ def make_data(rng, s: Shape):
     return unit(X), basis, labels
 
 
-def _turn(X, E, deg):
+def _turn(X: np.ndarray, E: np.ndarray, deg: float | np.ndarray) -> np.ndarray:
     """Rows turned by ``deg`` (scalar or per row) toward the perpendicular part of ``E``."""
     E = unit(E - (E * X).sum(1, keepdims=True) * X)
     t = np.radians(np.asarray(deg, dtype=np.float64))
     t = t[:, None] if t.ndim else t
-    return np.cos(t) * X + np.sin(t) * E
+    turned: np.ndarray = np.cos(t) * X + np.sin(t) * E
+    return turned
 
 
-def draw_change(rng, X, basis, labels, s: Shape):
+def draw_change(rng: np.random.Generator, X: np.ndarray, basis: np.ndarray,
+                labels: np.ndarray | None,
+                s: Shape) -> tuple[str, str, np.ndarray, np.ndarray | None]:
     """``(kind, detail, B, groups)``: a change of X of one kind (module docstring) and the
     groups a measure should be given (None for independent items)."""
     kinds = ["rotation", "jitter", "jitter", "partial", "nothing"] + (["order"] if s.cone else [])
     kind = kinds[int(rng.integers(len(kinds)))]
+    n: int
+    d: int
     n, d = X.shape
     if kind == "nothing":
         return kind, "B = A", X.copy(), labels
@@ -133,20 +144,22 @@ def draw_change(rng, X, basis, labels, s: Shape):
         w = np.concatenate([[0.0], w if style == "strong" else 1.0 / w])
         E = (E * w / w.max()) @ basis.T
     elif style == "shared":  # every row of a group moves along its group's direction
+        assert labels is not None  # "shared" is drawn only for data with groups
         E = rng.standard_normal((int(labels.max()) + 1, d))[labels] + 0.3 * E
     return kind, f"{style} jitter ({what})", _turn(X, E, size), labels
 
 
-def check(kind: str, X, B, groups, s: Shape, seed: int = 0) -> list[tuple]:
+def check(kind: str, X: np.ndarray, B: np.ndarray, groups: np.ndarray | None, s: Shape,
+          seed: int = 0) -> list[Invariant]:
     """Each invariant of ``kind`` as ``(measure, expected, read, tolerance, holds)``."""
     from .procrustes import procrustes
     from .topology import topology_kept
 
-    rows = []
+    rows: list[Invariant] = []
     top = topology_kept(X, B, seed=seed, groups=groups)
     ratio = X.shape[0] / X.shape[1]
 
-    def rigidity(want, tol):
+    def rigidity(want: float, tol: float) -> None:
         """Rigidity near ``want``; with fewer groups than held-out folds the fit must refuse
         in one line instead (a documented refusal, not a number)."""
         from ..errors import InputError
@@ -158,7 +171,7 @@ def check(kind: str, X, B, groups, s: Shape, seed: int = 0) -> list[tuple]:
             rows.append(("rigidity", "refused (too few groups)", "refused" if said else str(exc),
                          "-", said))
 
-    def near(name, value, want, tol):
+    def near(name: str, value: float | None, want: float, tol: float) -> None:
         ok = value is not None and abs(value - want) <= tol
         rows.append((name, f"{want:g}", "None" if value is None else f"{value:+.3f}",
                      f"+- {tol:g}", ok))
@@ -186,7 +199,8 @@ def check(kind: str, X, B, groups, s: Shape, seed: int = 0) -> list[tuple]:
     return rows
 
 
-def draws(n_draws: int, seed: int = 0, max_d: int = 1024, budget: int = 3_000_000):
+def draws(n_draws: int, seed: int = 0, max_d: int = 1024,
+          budget: int = 3_000_000) -> Iterator[tuple[Shape, str, str, list[Invariant]]]:
     """Yield ``(shape, kind, detail, rows)`` for ``n_draws`` seeded draws."""
     for i in range(n_draws):
         rng = np.random.default_rng([seed, i])

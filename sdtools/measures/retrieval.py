@@ -13,12 +13,15 @@ probability zero and the numbers equal CLIP_benchmark's ``recall_at_k``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ..errors import InputError
-from .checks import as_embeddings, check_image_of_text, normalize, to_numpy
+from .checks import Array, as_embeddings, check_image_of_text, normalize, to_numpy
 from .summary import Interval, bootstrap_means, cluster_means, jsonable, percentile_ci
 
 
@@ -61,7 +64,7 @@ class RetrievalResult:
     t2i_ci: dict[int, Interval] | None = None
     mean_r1_ci: Interval | None = None  # of the mean of both directions' R@1 (images resampled)
 
-    def __getitem__(self, key):  # allows result["i2t"][1] as in the API contract
+    def __getitem__(self, key: str) -> Any:  # allows result["i2t"][1] as in the API contract
         return getattr(self, key)
 
     @property
@@ -69,7 +72,7 @@ class RetrievalResult:
         """Mean of image->text and text->image Recall@1 (percent)."""
         return (self.i2t.get(1, float("nan")) + self.t2i.get(1, float("nan"))) / 2.0
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return jsonable(
             {
                 "i2t": self.i2t,
@@ -84,7 +87,8 @@ class RetrievalResult:
         )
 
 
-def ranks(V, T, image_of_text, chunk_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
+def ranks(V: Array, T: Array, image_of_text: npt.ArrayLike | torch.Tensor,
+          chunk_size: int = 1024) -> tuple[torch.Tensor, torch.Tensor]:
     """1-based ranks of the true match: (per image for image->text, per caption for text->image).
 
     One pass over text chunks: each chunk of the score matrix ``T_c V^T`` (``chunk_size`` x
@@ -121,15 +125,16 @@ def ranks(V, T, image_of_text, chunk_size: int = 1024) -> tuple[torch.Tensor, to
     return (above + 1).long(), t2i.long()
 
 
-def _recall_ci(ranks_: np.ndarray, ks, n_boot: int, seed: int,
-               clusters=None) -> dict[int, Interval]:
+def _recall_ci(ranks_: np.ndarray, ks: Sequence[int], n_boot: int, seed: int,
+               clusters: np.ndarray | None = None) -> dict[int, Interval]:
     hits = np.stack([(ranks_ <= k).astype(np.float64) for k in ks], 1)
     boot = 100.0 * cluster_means(hits, clusters, n_boot, seed)
     return {k: Interval(*percentile_ci(boot[:, j]), n_boot=n_boot, seed=seed)
             for j, k in enumerate(ks)}
 
 
-def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024, ci: bool = False,
+def retrieval(V: Array, T: Array, image_of_text: npt.ArrayLike | torch.Tensor,
+              ks: Sequence[int] = (1, 5, 10), chunk_size: int = 1024, ci: bool = False,
               n_boot: int = 1000, seed: int = 0) -> RetrievalResult:
     """Recall@K (percent) image->text and text->image, plus mean and median ranks.
 
@@ -216,7 +221,8 @@ def retrieval(V, T, image_of_text, ks=(1, 5, 10), chunk_size: int = 1024, ci: bo
     )
 
 
-def _mean_r1_ci(r_i2t, r_t2i, iot, n_boot: int, seed: int) -> Interval:
+def _mean_r1_ci(r_i2t: np.ndarray, r_t2i: np.ndarray, iot: np.ndarray, n_boot: int,
+                seed: int) -> Interval:
     """Interval of ``(R@1 i2t + R@1 t2i) / 2`` over resamples of images (each with all its
     captions): per image its hit, its captions' hits and their count, as one resample."""
     n = r_i2t.size
@@ -228,7 +234,7 @@ def _mean_r1_ci(r_i2t, r_t2i, iot, n_boot: int, seed: int) -> Interval:
     return Interval(*percentile_ci(r1), n_boot=n_boot, seed=seed)
 
 
-def _labels(image_of_text) -> np.ndarray:
+def _labels(image_of_text: npt.ArrayLike | torch.Tensor) -> np.ndarray:
     if isinstance(image_of_text, torch.Tensor):
         return image_of_text.detach().cpu().numpy()
     return np.asarray(image_of_text)

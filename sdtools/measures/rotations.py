@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Sequence
+from typing import TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 SE_MAX = 0.05  # radians: largest standard error of a kept direction's rotation angle
 MIN_ROWS_PER_DIM = 2  # below N / D = 2 no direction is judged against the noise
 REFLECTION_MARGIN = 0.002  # held out, the best proper rotation must leave 0.2% more of the
 # change than the reflection
+
+SVD: TypeAlias = "tuple[torch.Tensor, torch.Tensor, torch.Tensor]"  # U, s, V^T
 
 
 def residual_variance(s: torch.Tensor, norms: float, n: float) -> float:
@@ -71,7 +76,7 @@ FOLD_SVD_RANGE = 1e-3  # fold SVDs in float64 when a kept direction is weaker th
 # of the strongest (float32's singular vectors there err by about eps32 s_1 / s_k)
 
 
-def fold_svd(M: torch.Tensor, precise: bool = False):
+def fold_svd(M: torch.Tensor, precise: bool = False) -> SVD:
     """A fold complement's SVD in float32 (half the cost of float64), returned as float64:
     the fit made from it is then orthogonalised in float64 by :func:`orthogonalize`. The
     fit's error is first order in the singular vectors' error (about ``eps32 s_1 / s_k``
@@ -81,8 +86,10 @@ def fold_svd(M: torch.Tensor, precise: bool = False):
     directions span more than ``1 / FOLD_SVD_RANGE`` (steep spectra, where a rotation in the
     weakest planes would otherwise be read as 97% of itself)."""
     if precise:
-        return torch.linalg.svd(M.double())
-    return tuple(x.double() for x in torch.linalg.svd(M.float()))
+        U, s, Vt = torch.linalg.svd(M.double())
+        return U, s, Vt
+    U, s, Vt = torch.linalg.svd(M.float())
+    return U.double(), s.double(), Vt.double()
 
 
 def _polar(X: torch.Tensor, det_sign: float | None = None) -> torch.Tensor:
@@ -91,10 +98,11 @@ def _polar(X: torch.Tensor, det_sign: float | None = None) -> torch.Tensor:
     if det_sign is not None and float(torch.linalg.det(U @ Vt)) * det_sign < 0:
         U = U.clone()
         U[:, -1] = -U[:, -1]
-    return U @ Vt
+    Q: torch.Tensor = U @ Vt
+    return Q
 
 
-def fit_rotation(svd, r: int, reflection: bool = False) -> torch.Tensor:
+def fit_rotation(svd: SVD, r: int, reflection: bool = False) -> torch.Tensor:
     """The rotation ``R`` (D x D, float64; ``A R ~ B``) of a cross-covariance with SVD ``svd``
     in its first ``r`` directions, completed by the orthogonal map closest to the identity.
 
@@ -107,14 +115,16 @@ def fit_rotation(svd, r: int, reflection: bool = False) -> torch.Tensor:
         if float(torch.linalg.det(U @ Vt)) * sign < 0:  # Kabsch: flip the weakest direction
             U = U.clone()
             U[:, -1] = -U[:, -1]
-        return U @ Vt
+        R: torch.Tensor = U @ Vt
+        return R
     Ur, Vr = U[:, :r], Vt[:r].T
     Uc, Vc = U[:, r:], Vt[r:].T
     # on the complement: Z maximising tr(R) = tr(Ur Vr^T) + tr(Uc Z Vc^T), i.e. tr(Z Vc^T Uc)
     det_part = float(torch.linalg.det(U)) * float(torch.linalg.det(Vt))
     # det(R) = det(U) det(blockdiag(I, Z)) det(V^T) = det_part * det(Z)
     Z = _polar(Uc.T @ Vc, det_sign=sign * det_part)
-    return Ur @ Vr.T + Uc @ Z @ Vc.T
+    R = Ur @ Vr.T + Uc @ Z @ Vc.T
+    return R
 
 
 @dataclasses.dataclass
@@ -136,7 +146,8 @@ class Fit:
     Vt: torch.Tensor
 
 
-def fit_folds(Ms: torch.Tensor, aa, bb, n, eps: float, base: float, rank: int | None = None,
+def fit_folds(Ms: torch.Tensor, aa: torch.Tensor, bb: torch.Tensor, n: torch.Tensor,
+              eps: float, base: float, rank: int | None = None,
               reflection: bool | None = None) -> Fit:
     """Fit, determined rank, reflection test and fold fits from one SVD per fold complement
     and one of the total (every fold SVD serves both the reflection test and the fold fits).
@@ -171,13 +182,16 @@ def fit_folds(Ms: torch.Tensor, aa, bb, n, eps: float, base: float, rank: int | 
     return Fit(fit_rotation(full, r, reflection), s, r, sigma2, reflection, fold_R, U, Vt)
 
 
-def _fold_rank(s, r, sigma2, n, eps, forced: bool = False) -> int:
+def _fold_rank(s: torch.Tensor, r: int, sigma2: float, n: float, eps: float,
+               forced: bool = False) -> int:
     """A fold complement's rank: the full fit's, or fewer where the fold's rows determine
     fewer (with a forced rank only the numerical rank caps it)."""
     return min(r, numerical_rank(s, eps) if forced else determined_rank(s, sigma2, n, eps))
 
 
-def _reflection_holds(svd, base, Ms, aa, bb, fold_fits) -> bool:
+def _reflection_holds(svd: SVD, base: float, Ms: torch.Tensor, aa: torch.Tensor,
+                      bb: torch.Tensor,
+                      fold_fits: Callable[[bool], list[torch.Tensor]] | None) -> bool:
     """True when the best orthogonal fit is a reflection and that holds out of sample: scored
     on held-out folds (``fold_fits(reflection)``: each fold complement's fit), the best proper
     rotation leaves more of the change than the reflection by ``REFLECTION_MARGIN`` of it. A
@@ -196,7 +210,8 @@ def _reflection_holds(svd, base, Ms, aa, bb, fold_fits) -> bool:
     return proper - improper > REFLECTION_MARGIN * base
 
 
-def principal_angles(R, reflection: bool | None = None) -> tuple[np.ndarray, bool]:
+def principal_angles(R: npt.ArrayLike | torch.Tensor,
+                     reflection: bool | None = None) -> tuple[np.ndarray, bool]:
     """Principal rotation angles (degrees, descending, one per plane) of an orthogonal matrix.
 
     A real orthogonal ``R`` is ``Q diag(rot(phi_1), ..., rot(phi_m), +-1, ...) Q^T`` (its real
@@ -246,16 +261,16 @@ def principal_angles(R, reflection: bool | None = None) -> tuple[np.ndarray, boo
     >>> angles.round(6), refl
     (array([30.]), False)
     """
-    R = torch.as_tensor(np.asarray(R, dtype=np.float64) if not isinstance(R, torch.Tensor)
+    T = torch.as_tensor(np.asarray(R, dtype=np.float64) if not isinstance(R, torch.Tensor)
                         else R.detach().double())
-    if R.ndim != 2 or R.shape[0] != R.shape[1]:
+    if T.ndim != 2 or T.shape[0] != T.shape[1]:
         from ..errors import InputError
 
-        raise InputError(f"R must be a square matrix, got shape {tuple(R.shape)}")
+        raise InputError(f"R must be a square matrix, got shape {tuple(T.shape)}")
     if reflection is None:
-        reflection = bool(torch.linalg.det(R) < 0)
-    cos, Q = torch.linalg.eigh((R + R.T) / 2.0)
-    sin = torch.linalg.vector_norm(((R - R.T) / 2.0) @ Q, dim=0)
+        reflection = bool(torch.linalg.det(T) < 0)
+    cos, Q = torch.linalg.eigh((T + T.T) / 2.0)
+    sin = torch.linalg.vector_norm(((T - T.T) / 2.0) @ Q, dim=0)
     phi = np.sort(np.degrees(torch.atan2(sin, cos).cpu().numpy()))[::-1]  # descending
     if reflection:
         phi = phi[1:]  # the axis with eigenvalue -1 (angle 180, sine 0) is the reflection
@@ -263,7 +278,8 @@ def principal_angles(R, reflection: bool | None = None) -> tuple[np.ndarray, boo
     return (phi[0 : 2 * m : 2] + phi[1 : 2 * m : 2]) / 2.0, reflection
 
 
-def heldout_left(Ms: torch.Tensor, aa, bb, rotations) -> float:
+def heldout_left(Ms: torch.Tensor, aa: torch.Tensor, bb: torch.Tensor,
+                 rotations: Sequence[torch.Tensor]) -> float:
     """``sum_f ||A_f R_{-f} - B_f||^2``: each fold scored by the fit of the other folds."""
     left = 0.0
     for f, R in enumerate(rotations):
@@ -351,6 +367,7 @@ def jitter_null(s: torch.Tensor, n: torch.Tensor, base: float, r: int, seed: int
         sim_base = float(((X - Y) ** 2).sum())
         # the real fit's share of determined directions, not the rule at this smaller N
         fit = fit_folds(Ms, aa, bb, nf, eps, sim_base, rank=r2, reflection=False)
+        assert fit.fold_R is not None  # k >= 2 folds: each has its complement's fit
         left = heldout_left(Ms, aa, bb, fit.fold_R)
         out.append(1.0 - left / sim_base)
     return float(np.mean(out))

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ..errors import InputError
 from .angles import pair_of
-from .checks import check_seed, normalize
+from .checks import Array, check_seed, normalize
 from .summary import (
     BOOT_N,
     BOOT_SEED,
@@ -80,8 +83,9 @@ class SamDriftResult:
     histogram: tuple[int, ...]
     mean_ci: Interval | None = None
 
-    def to_dict(self) -> dict:
-        return jsonable(dataclasses.asdict(self))
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = jsonable(dataclasses.asdict(self))
+        return out
 
 
 def _drift_rad(ga: torch.Tensor, gb: torch.Tensor) -> torch.Tensor:
@@ -94,7 +98,8 @@ class _DriftAccumulator:
     fed tile by tile; the tiles' buffers are allocated once (a fresh multi-megabyte tensor
     per tile costs more in page faults than the angle arithmetic)."""
 
-    def __init__(self, n: int, rows: int, cols: int, dtype, device, per_item: bool):
+    def __init__(self, n: int, rows: int, cols: int, dtype: torch.dtype, device: torch.device,
+                 per_item: bool):
         self.fine = torch.zeros(_FINE_BINS + 1, dtype=torch.int64, device=device)
         self.total = 0.0
         self.total_sq = 0.0
@@ -108,7 +113,8 @@ class _DriftAccumulator:
         self._idx = torch.empty(size, dtype=torch.int32, device=device)
         self._ones = torch.ones(max(rows, cols), dtype=dtype, device=device)
 
-    def tile(self, xa, ya, xb, yb, rows: slice, cols: slice) -> None:
+    def tile(self, xa: torch.Tensor, ya: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor,
+             rows: slice, cols: slice) -> None:
         """Drifts of every pair (row i of ``xa``/``xb``, row j of ``ya``/``yb``)."""
         m, w = xa.shape[0], ya.shape[0]
         ga, gb, oa, ob = (b[: m * w].view(m, w) for b in self._buf)
@@ -124,7 +130,7 @@ class _DriftAccumulator:
             self.total += float(d.sum())
         self._stats(d.view(-1), gb.view(-1), self._idx[: m * w])
 
-    def within(self, d: torch.Tensor, iu, start: int) -> None:
+    def within(self, d: torch.Tensor, iu: torch.Tensor, start: int) -> None:
         """The pairs i < j inside a chunk, ``d`` laid out as ``triu_indices`` ``iu``."""
         if d.numel() == 0:
             return
@@ -136,7 +142,7 @@ class _DriftAccumulator:
         self._stats(d, torch.empty_like(d), torch.empty(d.numel(), dtype=torch.int32,
                                                         device=d.device))
 
-    def _stats(self, flat, scratch, idx) -> None:
+    def _stats(self, flat: torch.Tensor, scratch: torch.Tensor, idx: torch.Tensor) -> None:
         """Counts in the 0.01-degree bins: int32 bin indices and int64 ``bincount``, exact for
         any N (a float32 histogram stops counting at 2^24 per bin)."""
         self.count += flat.numel()
@@ -148,8 +154,9 @@ class _DriftAccumulator:
             self.max = max(self.max, float(flat.max()))
             self._top = int(self.max * _TO_BIN)
 
-    def result(self, n_samples: int, bin_edges, quantiles, n_boot: int = BOOT_N,
-               seed: int = BOOT_SEED, clusters=None) -> SamDriftResult:
+    def result(self, n_samples: int, bin_edges: Sequence[float], quantiles: Iterable[float],
+               n_boot: int = BOOT_N, seed: int = BOOT_SEED,
+               clusters: npt.ArrayLike | None = None) -> SamDriftResult:
         fine = self.fine.cpu().numpy().astype(np.float64)
         fine = np.concatenate([fine[: _FINE_BINS - 1], [fine[-2] + fine[-1]]])  # pi: last bin
         width = 180.0 / _FINE_BINS
@@ -193,18 +200,18 @@ class _DriftAccumulator:
 
 
 def sam_drift(
-    A,
-    B,
+    A: Array,
+    B: Array,
     chunk_size: int = 256,
     max_pairs: int | None = None,
     seed: int = 0,
-    bin_edges=SAM_EDGES,
-    quantiles=DEFAULT_QUANTILES,
+    bin_edges: Sequence[float] = SAM_EDGES,
+    quantiles: Sequence[float] = DEFAULT_QUANTILES,
     progress: bool = False,
     ci: bool = False,
     n_boot: int = BOOT_N,
     ci_seed: int = BOOT_SEED,
-    clusters=None,
+    clusters: npt.ArrayLike | None = None,
 ) -> SamDriftResult:
     """Self-angle matrix drift ``|S^a_ij - S^b_ij|`` over pairs i < j (the paper's SAM), degrees.
 
@@ -316,7 +323,8 @@ def sam_drift(
 SAMPLE_BLOCK = 128  # rows a side of a sampled Gram block: pairs come 16,384 at a time
 
 
-def _sam_drift_sampled(a, b, max_pairs, seed, bin_edges, quantiles) -> SamDriftResult:
+def _sam_drift_sampled(a: torch.Tensor, b: torch.Tensor, max_pairs: int, seed: int,
+                       bin_edges: Sequence[float], quantiles: Sequence[float]) -> SamDriftResult:
     """``max_pairs`` pairs in Gram blocks: each block pairs ``SAMPLE_BLOCK`` random rows with
     as many other random rows (disjoint, so i != j), one matrix product per checkpoint, so the
     cost is that of a blocked Gram of the same number of pairs; every pair is uniform over the

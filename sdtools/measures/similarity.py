@@ -16,10 +16,10 @@ from typing import Any
 import torch
 
 from ..errors import InputError
-from .checks import as_embeddings, normalize
+from .checks import Array, as_embeddings, normalize
 
 
-def _pair_any_dim(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
+def _pair_any_dim(X: Array, Y: Array) -> tuple[torch.Tensor, torch.Tensor]:
     """Checked inputs as float32 or float64 (as given; half precision to float32), rows not
     yet normalised (the passes below normalise block by block)."""
     x = as_embeddings(X, "X")
@@ -34,7 +34,7 @@ def _pair_any_dim(X, Y) -> tuple[torch.Tensor, torch.Tensor]:
 ROWS = 8192  # rows per block of the CKA pass
 
 
-def _moments(x: torch.Tensor, y: torch.Tensor):
+def _moments(x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
     """One pass over unit rows in blocks: ``x^T y``, ``x^T x``, ``y^T y``, column sums and
     squared row norms, summed in float64 without a float64 copy of the inputs."""
     n = x.shape[0]
@@ -64,21 +64,26 @@ def _row_dots(x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _hsic(C: torch.Tensor, s1, s2, kd, ld, r1, r2, n: int, debiased: bool) -> torch.Tensor:
+def _hsic(C: torch.Tensor, s1: torch.Tensor, s2: torch.Tensor, kd: torch.Tensor,
+          ld: torch.Tensor, r1: torch.Tensor | None, r2: torch.Tensor | None, n: int,
+          debiased: bool) -> torch.Tensor:
     """HSIC of linear kernels from the feature cross-product ``C`` (``x^T y``), column sums
     ``s1``, ``s2``, squared row norms ``kd``, ``ld`` and ``r1 = x s1``, ``r2 = y s2``."""
     if not debiased:
-        return torch.linalg.matrix_norm(C - torch.outer(s1, s2) / n) ** 2
+        plain: torch.Tensor = torch.linalg.matrix_norm(C - torch.outer(s1, s2) / n) ** 2
+        return plain
     # unbiased estimator on kernels with zeroed diagonals
+    assert r1 is not None and r2 is not None  # the row sums come with debiased
     tr_kl = torch.linalg.matrix_norm(C) ** 2 - (kd * ld).sum()
     k1, l1 = r1 - kd, r2 - ld  # K~ 1, L~ 1
     sum_k, sum_l = k1.sum(), l1.sum()
-    return (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (k1 @ l1)) / (
-        n * (n - 3)
-    )
+    unbiased: torch.Tensor = (
+        tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * (k1 @ l1)
+    ) / (n * (n - 3))
+    return unbiased
 
 
-def linear_cka(X, Y, debiased: bool = False) -> float:
+def linear_cka(X: Array, Y: Array, debiased: bool = False) -> float:
     """Linear CKA between (N, D1) and (N, D2) representations of the same N samples, in [0, 1].
 
     Invariant to orthogonal transforms and isotropic scaling of either space: a pure rotation
@@ -170,7 +175,7 @@ def knn_indices(x: torch.Tensor, k: int, chunk_size: int | None = None) -> torch
     return out
 
 
-def mutual_knn(X, Y, k: int = 10, chunk_size: int | None = None) -> float:
+def mutual_knn(X: Array, Y: Array, k: int = 10, chunk_size: int | None = None) -> float:
     """Mean over samples of ``|kNN_X(i) & kNN_Y(i)| / k``, in [0, 1] (1: same neighbourhoods).
 
     Similarities in float32 (neighbour order is what counts), in blocks of at most 256 MB.

@@ -42,13 +42,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from ..errors import InputError
 from .angles import pair_of
-from .checks import check_seed, normalize, repeated_rows
+from .checks import Array, check_seed, normalize, repeated_rows
 from .summary import jsonable
 
 PAIRS = 200_000  # sampled pairs (every pair when there are fewer)
@@ -114,8 +117,9 @@ class TopologyResult:
     n_items: int = 0
     warnings: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict:
-        return jsonable(dataclasses.asdict(self))
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = jsonable(dataclasses.asdict(self))
+        return out
 
 
 def _tangent(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,7 +133,8 @@ def _tangent(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return theta, t
 
 
-def _null_rows(a, theta, ap, tp) -> torch.Tensor:
+def _null_rows(a: torch.Tensor, theta: torch.Tensor, ap: torch.Tensor,
+               tp: torch.Tensor) -> torch.Tensor:
     """Rows ``a`` turned by their own angle ``theta`` in the direction ``tp`` another sample
     (at ``ap``) moved, carried to a's tangent plane by parallel transport along the great
     circle from ap to a (a rotation in their plane, so nothing of that direction is lost)."""
@@ -137,10 +142,12 @@ def _null_rows(a, theta, ap, tp) -> torch.Tensor:
     t = tp - (a * tp).sum(1, keepdim=True) / (1.0 + c).clamp(min=1e-12) * (ap + a)
     norm = torch.linalg.vector_norm(t, dim=1, keepdim=True)
     t = torch.where(norm > 1e-12, t / norm.clamp(min=1e-30), torch.zeros_like(t))
-    return torch.cos(theta)[:, None] * a + torch.sin(theta)[:, None] * t
+    turned: torch.Tensor = torch.cos(theta)[:, None] * a + torch.sin(theta)[:, None] * t
+    return turned
 
 
-def _donors(moved: np.ndarray, labels: np.ndarray | None, rng) -> np.ndarray:
+def _donors(moved: np.ndarray, labels: np.ndarray | None,
+            rng: np.random.Generator) -> np.ndarray:
     """For every item, another item that moved whose direction it borrows: a derangement of
     the moved items, or with ``labels`` a derangement of the groups with moved items, each
     item taking a random moved member of its group's partner. Items that did not move get a
@@ -173,7 +180,7 @@ def _donors(moved: np.ndarray, labels: np.ndarray | None, rng) -> np.ndarray:
     return donor
 
 
-def _pairs(n: int, max_pairs: int, gen) -> tuple[torch.Tensor, int, int, bool]:
+def _pairs(n: int, max_pairs: int, gen: torch.Generator) -> tuple[torch.Tensor, int, int, bool]:
     """``(order, shifts, pairs, exact)``: pairs ``(order[k], order[k + s])`` for shifts s = 1 ..
     ``shifts``. Every pair when there are at most ``max_pairs`` (the identity order, k + s <
     n), else ``max_pairs`` distinct pairs of a random order, wrapping around (every item in as
@@ -189,7 +196,8 @@ def _exact_start(n: int, s: int) -> int:
     return (s - 1) * n - (s - 1) * s // 2
 
 
-def _block(a, b, idx, donors) -> list[torch.Tensor]:
+def _block(a: torch.Tensor, b: torch.Tensor, idx: torch.Tensor,
+           donors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Unit rows ``idx`` of a, of b and of each null draw (rows turned by their own angle in
     their donor's direction): memory in the block's rows, not in N."""
     ai, bi = normalize(a[idx]), normalize(b[idx])
@@ -216,7 +224,8 @@ def _ranks(x: np.ndarray) -> np.ndarray:
     _, inv, counts = np.unique(x, return_inverse=True, return_counts=True)
     mid = np.cumsum(counts) - (counts - 1) / 2.0  # the average 1-based rank of each value
     r = mid[inv.ravel()]
-    return r - r.mean()
+    centred: np.ndarray = r - r.mean()
+    return centred
 
 
 def _corr(rx: np.ndarray, ry: np.ndarray) -> float:
@@ -225,8 +234,8 @@ def _corr(rx: np.ndarray, ry: np.ndarray) -> float:
     return float(rx @ ry) / den if den > 0 else 1.0
 
 
-def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0,
-                  groups=None) -> TopologyResult:
+def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
+                  groups: npt.ArrayLike | torch.Tensor | None = None) -> TopologyResult:
     """The paper's criterion (per-sample angles large, angles between samples kept) against
     its null, as a rank reading (``topology_kept``) and a metric one (``metric_kept``).
 
@@ -347,7 +356,7 @@ def topology_kept(A, B, max_pairs: int = PAIRS, seed: int = 0,
                           n_items=n, warnings=tuple(warns))
 
 
-def _labels(groups, n: int) -> np.ndarray | None:
+def _labels(groups: npt.ArrayLike | torch.Tensor | None, n: int) -> np.ndarray | None:
     """``groups`` as an (N,) array of labels, checked; None when not given."""
     if groups is None:
         return None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,15 @@ from ..data.base import ImageDataset, ImageTextData, from_workers
 from ..data.specs import open_data
 from ..dist import check_device, rank_world
 from ..errors import UserError
+from ..log import get_logger
 from ..measures.checks import PRECISION_EPS, coarsest, value_precision
 from ..progress import bar
 from .build import Loaded, make_preprocess, make_tokenizer
 from .checkpoints import load_checkpoint
 from .embeddings import Embeddings
 from .reading import file_sha256
+
+log = get_logger(__name__)
 
 CACHE_VERSION = 3  # 2: device and precision in the key; 3: image content in the probe
 PRECISIONS = ("auto", "fp32", "bf16")  # auto: bf16 autocast on CUDA, fp32 elsewhere
@@ -232,8 +234,8 @@ def embed(
                 return Embeddings.load(path)
             except UserError:  # a damaged entry is a miss: recompute and rewrite it
                 if progress:
-                    print(f"embedding cache entry {path.name} is damaged; recomputing it",
-                          file=sys.stderr)
+                    log.warning("embedding cache entry %s is damaged; recomputing it",
+                                path.name)
     loaded = loaded or _resolve(model_or_spec, arch)
     model: Any = loaded.model.to(device).eval()  # open_clip's CLIP: encode_image, encode_text
     rank, world = rank_world() if shard else (0, 1)
@@ -290,9 +292,8 @@ def embed(
         try:
             emb.save(path)
         except OSError as exc:  # a cache is a convenience: the result stands without it
-            print(f"warning: cannot write the embedding cache entry {path} "
-                  f"({exc.strerror or type(exc).__name__}); going on without it",
-                  file=sys.stderr)
+            log.warning("cannot write the embedding cache entry %s (%s); going on without it",
+                        path, exc.strerror or type(exc).__name__)
     return emb
 
 
@@ -357,7 +358,7 @@ def _cached_array(path: Path | None, make, progress: bool) -> np.ndarray:
                 return z["x"]
         except (OSError, ValueError, KeyError, EOFError):
             if progress:
-                print(f"cache entry {path.name} is damaged; recomputing it", file=sys.stderr)
+                log.warning("cache entry %s is damaged; recomputing it", path.name)
     x = make()
     if path is not None and rank_world()[0] == 0:
         with atomic_path(path, ".npz") as tmp:

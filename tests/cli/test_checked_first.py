@@ -223,12 +223,13 @@ def test_api_errors_are_user_errors(call, msg):
         call()
 
 
-def test_an_unwritable_cache_is_a_warning_not_a_traceback(emb, tmp_path, capsys):
+def test_an_unwritable_cache_is_a_warning_not_a_traceback(emb, tmp_path, caplog):
     (tmp_path / "file").write_text("a file where the cache folder would be")
     e = sdtools.embed(str(emb / "m.pt"), "synthetic:n=4", cache_dir=tmp_path / "file" / "c",
                       progress=False)
     assert e.n_images == 4
-    assert "cannot write the embedding cache" in capsys.readouterr().err
+    said = [r for r in caplog.records if "cannot write the embedding cache" in r.message]
+    assert [(r.name, r.levelname) for r in said] == [("sdtools.models.extract", "WARNING")]
 
 
 def test_a_read_only_cache_is_found_by_trying_to_write(emb, tmp_path, capsys, monkeypatch):

@@ -99,17 +99,22 @@ def test_report_interrupted_keeps_the_old_figures(tmp_path, monkeypatch, capsys)
     assert [p.name for p in (out / "figures").iterdir()] == ["new.png"]
 
 
-def test_damaged_cache_entry_is_recomputed_once(tmp_path, capsys):
+def test_damaged_cache_entry_is_recomputed_once(tmp_path, caplog):
+    """Said as a warning of the library's logger (on stderr where logging is left alone; the
+    command line's stderr is tested in test_messages.py)."""
     save_modx(tmp_path / "a.pt")
     cache = tmp_path / "cache"
     one = embed(str(tmp_path / "a.pt"), "synthetic:n=5", cache_dir=cache, progress=False)
     (entry,) = cache.iterdir()
     entry.write_bytes(b"damaged")
+    caplog.clear()
     two = embed(str(tmp_path / "a.pt"), "synthetic:n=5", cache_dir=cache, progress=True)
-    assert "damaged; recomputing" in capsys.readouterr().err
+    said = [(r.name, r.levelname) for r in caplog.records if "damaged; recomputing" in r.message]
+    assert said == [("sdtools.models.extract", "WARNING")]
     np.testing.assert_array_equal(one.image, two.image)
+    caplog.clear()
     three = embed(str(tmp_path / "a.pt"), "synthetic:n=5", cache_dir=cache, progress=True)
-    assert "damaged" not in capsys.readouterr().err  # healed: said once
+    assert "damaged" not in caplog.text  # healed: said once
     np.testing.assert_array_equal(one.text, three.text)
 
 

@@ -2,6 +2,7 @@
 over ranks, resumed mid-phase, and with seeded augmentation."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -107,12 +108,14 @@ def test_training_from_files_with_workers_matches_memory_bit_for_bit(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_augment_trains_with_a_live_teacher(tmp_path, capsys):
+def test_augment_trains_with_a_live_teacher(tmp_path, caplog):
     tr = _trainer(tmp_path, methods=["modx"], augment=True, quiet=False, alpha=3.0)
     tr.progress = True
-    tr.run()
-    out = capsys.readouterr().out
-    assert "augment = true" in out and "computed live" in out
+    with caplog.at_level(logging.INFO, logger="modx"):
+        tr.run()
+    said = [r.message for r in caplog.records
+            if r.name == "modx.train.run" and r.levelno == logging.INFO]
+    assert any("augment = true" in m and "computed live" in m for m in said), said
     plain = _trainer(tmp_path / "plain", methods=["modx"], alpha=3.0)
     plain.run()
     a = torch.load(tr.out / "modx" / "phase1" / "model.pt", weights_only=True)["state_dict"]

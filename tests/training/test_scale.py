@@ -2,6 +2,7 @@
 phase from a folder of 640 x 480 JPEGs through DataLoader workers, with open_clip's augmentation."""
 
 import json
+import logging
 
 import pytest
 import torch
@@ -25,7 +26,7 @@ def _jpeg_folder(root, n=12):
 
 
 @pytest.mark.slow
-def test_vitb32_two_phases_from_jpegs_with_workers_and_augment(tmp_path, capsys):
+def test_vitb32_two_phases_from_jpegs_with_workers_and_augment(tmp_path, caplog):
     spec = _jpeg_folder(tmp_path)
     cfg = TrainConfig(data=spec, phases="contiguous:2", eval_data=[spec], model="ViT-B-32",
                       methods=["modx"], phase0_steps=1, steps=1, batch_size=4, workers=2,
@@ -34,9 +35,9 @@ def test_vitb32_two_phases_from_jpegs_with_workers_and_augment(tmp_path, capsys)
     tr = Trainer(cfg, progress=True)
     assert tr.train_transform is not None and "RandomResizedCrop" in repr(tr.train_transform)
     assert tr.workers_for(tr.phases[1]) == 2
-    report = tr.run()
-    out = capsys.readouterr().out
-    assert "computed live" in out  # phase 1's teacher, with augmented inputs
+    with caplog.at_level(logging.INFO, logger="modx"):
+        report = tr.run()
+    assert "computed live" in caplog.text  # phase 1's teacher, with augmented inputs
     assert len(report.methods["modx"].r1) == 2 and len(report.methods["modx"].r1[0]) == 1
     logs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     trained = {(x["method"], x["phase"]) for x in logs if x.get("event") == "train"}
