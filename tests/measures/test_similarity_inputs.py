@@ -4,6 +4,7 @@ import torch
 from helpers import planted_rotation, unit_rows
 
 import sdtools
+from sdtools.errors import InputError
 from sdtools.measures.similarity import knn_indices
 
 # ------------------------------------------------------------------ CKA and mutual kNN
@@ -185,3 +186,23 @@ def test_atomic_writes_get_ordinary_permissions(tmp_path):
     mask = os.umask(0)
     os.umask(mask)
     assert (tmp_path / "r.md").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_mutual_knn_over_drawn_queries_matches_the_loop_on_those_rows(rng):
+    """``queries``: the mean over drawn rows, each with its neighbours among all N (not a
+    subset's neighbourhoods)."""
+    X = rng.normal(size=(60, 5))
+    Y = X + 0.7 * rng.normal(size=X.shape)
+    k = 4
+    Xn, Yn = unit_rows(X), unit_rows(Y)
+    rows = np.sort(np.random.default_rng(3).choice(60, 17, replace=False))
+    ref = 0.0
+    for i in rows:
+        sx = [j for j in np.argsort(-(Xn @ Xn[i])) if j != i][:k]
+        sy = [j for j in np.argsort(-(Yn @ Yn[i])) if j != i][:k]
+        ref += len(set(sx) & set(sy)) / k
+    got = sdtools.mutual_knn(X, Y, k=k, queries=17, seed=3, chunk_size=5)
+    assert got == pytest.approx(ref / 17)
+    assert sdtools.mutual_knn(X, Y, k=k, queries=60) == sdtools.mutual_knn(X, Y, k=k)
+    with pytest.raises(InputError, match="queries must be an integer"):
+        sdtools.mutual_knn(X, Y, k=k, queries=0)
