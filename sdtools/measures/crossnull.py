@@ -10,7 +10,14 @@ import numpy as np
 import torch
 
 from .crosscov import BLOCK
-from .rotations import determined_rank, fit_rotation, residual_variance
+from .rotations import (
+    determined_rank,
+    fit_rotation,
+    fold_svd,
+    needs_float64,
+    orthogonalize,
+    residual_variance,
+)
 
 NULL_GROUPS = 16  # groups of images (captions with their image) the cross-residual null halves
 NULL_SPLITS = 10  # random halvings
@@ -76,10 +83,16 @@ def _group_matrices(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor,
     return Ms, Gs, st
 
 
-def _half_fit(M: torch.Tensor, bb: float, n: float, eps: float) -> torch.Tensor:
-    svd = torch.linalg.svd(M)
+def _half_fit(M: torch.Tensor, bb: float, n: float, eps: float, base: float) -> torch.Tensor:
+    """One half's fit: from a float32 SVD orthogonalised in float64 where that is exact
+    enough for this change (:func:`needs_float64`), else from a float64 SVD."""
+    svd = fold_svd(M)
     r = determined_rank(svd[1], residual_variance(svd[1], 2.0 * bb, n), n, eps)
-    return fit_rotation(svd, r)
+    if needs_float64(svd[1], r, base):
+        svd = fold_svd(M, precise=True)
+        r = determined_rank(svd[1], residual_variance(svd[1], 2.0 * bb, n), n, eps)
+        return fit_rotation(svd, r)
+    return orthogonalize(fit_rotation(svd, r))
 
 
 def _half_fits(Ms: torch.Tensor, st: torch.Tensor, halves: Sequence[torch.Tensor],
@@ -89,8 +102,8 @@ def _half_fits(Ms: torch.Tensor, st: torch.Tensor, halves: Sequence[torch.Tensor
     for h in halves:
         pair = []
         for one in (h, ~h):
-            bb, _, n = (float(x) for x in st[one].sum(0))
-            pair.append(_half_fit(Ms[one].sum(0), bb, n, eps))
+            bb, base, n = (float(x) for x in st[one].sum(0))
+            pair.append(_half_fit(Ms[one].sum(0), bb, n, eps, base))
         out.append((pair[0], pair[1]))
     return out
 

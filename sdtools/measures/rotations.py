@@ -72,8 +72,23 @@ def orthogonalize(R: torch.Tensor, steps: int = 1) -> torch.Tensor:
     return R
 
 
-FOLD_SVD_RANGE = 1e-3  # fold SVDs in float64 when a kept direction is weaker than this share
-# of the strongest (float32's singular vectors there err by about eps32 s_1 / s_k)
+FLOAT32_SVD_ERROR = 1e-5  # largest share of the change a float32 SVD's error may leave
+
+
+def needs_float64(s: torch.Tensor, r: int, base: float) -> bool:
+    """Whether a float32 SVD of a cross-covariance with singular values ``s`` (rank ``r``)
+    would leave more than ``FLOAT32_SVD_ERROR`` of the change ``base = ||A - B||^2``
+    unexplained: rounding ``M`` to float32 errs by about ``eps32 s_1``, which turns direction
+    k's fitted plane by about ``eps32 s_1 / s_k`` and leaves ``(eps32 s_1)^2 / s_k`` of
+    residual there. Negligible for a change of the data's own size; not for a change that
+    lives in directions 1e5 times weaker than the strongest (a rotation in a steep spectrum's
+    weakest planes, read as 0.97 of itself in float32)."""
+    if r == 0 or base <= 0:
+        return False
+    kept = s[:r].double()
+    kept = kept[kept > 0]
+    eps = float(torch.finfo(torch.float32).eps)
+    return (eps * float(s[0])) ** 2 * float((1.0 / kept).sum()) > FLOAT32_SVD_ERROR * base
 
 
 def fold_svd(M: torch.Tensor, precise: bool = False) -> SVD:
@@ -82,9 +97,7 @@ def fold_svd(M: torch.Tensor, precise: bool = False) -> SVD:
     fit's error is first order in the singular vectors' error (about ``eps32 s_1 / s_k``
     for direction k) and a held-out residual at the fit's optimum second order in it; what
     float32 fits left behind, non-orthogonality of 3e-6 that swamped changes under 0.2
-    degrees, the Newton step removes. ``precise``: in float64, for a spectrum whose kept
-    directions span more than ``1 / FOLD_SVD_RANGE`` (steep spectra, where a rotation in the
-    weakest planes would otherwise be read as 97% of itself)."""
+    degrees, the Newton step removes. ``precise``: in float64 (see :func:`needs_float64`)."""
     if precise:
         U, s, Vt = torch.linalg.svd(M.double())
         return U, s, Vt
@@ -163,8 +176,8 @@ def fit_folds(Ms: torch.Tensor, aa: torch.Tensor, bb: torch.Tensor, n: torch.Ten
     sigma2 = residual_variance(s, float(aa.sum() + bb.sum()), N)
     r = determined_rank(s, sigma2, N, eps) if rank is None else rank
     k = Ms.shape[0]
-    steep = r > 0 and float(s[r - 1]) < FOLD_SVD_RANGE * float(s[0])
-    svds = [fold_svd(total - Ms[f], steep) for f in range(k)] if k > 1 else []
+    precise = needs_float64(s, r, base)
+    svds = [fold_svd(total - Ms[f], precise) for f in range(k)] if k > 1 else []
     forced = rank is not None
     ranks = [_fold_rank(sv[1], r, sigma2, N - float(n[f]), eps, forced)
              for f, sv in enumerate(svds)]
