@@ -9,9 +9,10 @@ lend their direction (a donor that did not move has no direction to lend). With 
 (items that change together: a class, a domain, an image's captions) the donors are drawn a
 group at a time: every item of group ``g`` borrows from members of one other group ``pi(g)``,
 so a move shared by a group stays shared in the null, and only the agreement *between* groups
-is what the null destroys (averaged over ``GROUP_DRAWS`` draws: few groups make a noisy
-null). The null keeps the per-sample angles, their spread and the anisotropy of the changes,
-and destroys only what a rotation has: the agreement between the samples' moves.
+is what the null destroys (averaged over enough draws, at most ``GROUP_DRAWS``, that draws
+times groups reach ``GROUP_UNITS``: few groups make a noisy null). The null keeps the
+per-sample angles, their spread and the anisotropy of the changes, and destroys only what a
+rotation has: the agreement between the samples' moves.
 
 Two readings of the same pairs of samples:
 
@@ -56,7 +57,8 @@ from .summary import jsonable
 
 PAIRS = 200_000  # sampled pairs (every pair when there are fewer)
 ROWS = 8192  # rows of the pair order per block: memory flat in N
-GROUP_DRAWS = 8  # null draws averaged when donors are drawn by group (few groups: a noisy null)
+GROUP_DRAWS = 8  # most null draws averaged when donors are drawn by group (few groups: a noisy
+GROUP_UNITS = 1000  # null); as many as make draws x groups reach this (5,000 images: one)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,7 +320,7 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
     moved = (theta > 64 * torch.finfo(a.dtype).eps).cpu().numpy()
     rng = np.random.default_rng(seed)
     donors = [torch.as_tensor(_donors(moved, labels, rng), device=a.device)
-              for _ in range(1 if labels is None else GROUP_DRAWS)]
+              for _ in range(1 if labels is None else _group_draws(labels))]
     gen = torch.Generator().manual_seed(seed)
     order, shifts, m, exact = _pairs(n, max_pairs, gen)
     ang = np.empty((2 + len(donors), m))
@@ -354,6 +356,13 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
                           rank_corr_null=rho0, n_moved=int(moved.sum()),
                           groups=0 if labels is None else int(np.unique(labels).size),
                           n_items=n, warnings=tuple(warns))
+
+
+def _group_draws(labels: np.ndarray) -> int:
+    """Null draws for grouped donors: ``GROUP_UNITS / groups`` (rounded up), 1 to
+    ``GROUP_DRAWS``."""
+    groups = int(np.unique(labels).size)
+    return max(1, min(GROUP_DRAWS, -(-GROUP_UNITS // groups)))
 
 
 def _labels(groups: npt.ArrayLike | torch.Tensor | None, n: int) -> np.ndarray | None:

@@ -101,3 +101,12 @@ def test_a_probes_single_labelled_task_groups_its_images_and_their_captions():
     np.testing.assert_array_equal(image_groups(sub), [2, 1, 1])
     two = Embeddings(V, T, iot, {"class_groups": {"shape": [0] * 6, "colour": [1] * 6}})
     assert image_groups(two) is None and image_groups(Embeddings(V, T, iot)) is None
+
+
+def test_grouped_null_draws_fall_as_groups_grow():
+    """Enough null draws that draws x groups reach GROUP_UNITS, 1 to GROUP_DRAWS."""
+    from sdtools.measures.topology import GROUP_DRAWS, GROUP_UNITS, _group_draws
+
+    assert _group_draws(np.arange(5000) % 5000) == 1
+    assert _group_draws(np.arange(400) % 200) == -(-GROUP_UNITS // 200) == 5
+    assert _group_draws(np.arange(400) % 3) == GROUP_DRAWS
