@@ -23,7 +23,7 @@ LAYERS = [
     ("reports", ["sdtools.geometry_record", "sdtools.run_report", "sdtools.report_text",
                  "sdtools.report", "sdtools.tables"]),
     ("figures", ["sdtools.viz", "sdtools.viz.*"]),
-    ("commands", ["sdtools.cli"]),
+    ("commands", ["sdtools.cli", "sdtools.cli_common"]),
 ]
 MEASURES_MAY_IMPORT = ["sdtools.measures", "sdtools.measures.*", "sdtools.errors"]
 
