@@ -18,11 +18,12 @@ LAYERS = [
     ("measures", ["sdtools.measures", "sdtools.measures.*"]),
     ("data", ["sdtools.data", "sdtools.data.*"]),
     ("models", ["sdtools.models", "sdtools.models.*"]),
-    ("evaluation", ["sdtools.evaluate", "sdtools.evaluate.*", "sdtools.classify"]),
+    ("evaluation", ["sdtools.evaluate", "sdtools.evaluate.*", "sdtools.classify",
+                    "sdtools.zeroshot", "sdtools.logistic_probe"]),
     ("reports", ["sdtools.geometry_record", "sdtools.run_report", "sdtools.report_text",
-                 "sdtools.report", "sdtools.tables"]),
+                 "sdtools.pairwise", "sdtools.report", "sdtools.tables"]),
     ("figures", ["sdtools.viz", "sdtools.viz.*"]),
-    ("commands", ["sdtools.cli"]),
+    ("commands", ["sdtools.cli", "sdtools.cli_common"]),
 ]
 MEASURES_MAY_IMPORT = ["sdtools.measures", "sdtools.measures.*", "sdtools.errors"]
 

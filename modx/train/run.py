@@ -18,7 +18,6 @@ import torch
 from modx.errors import TrainingError
 from sdtools.classify import class_groups
 from sdtools.data.base import loader_workers
-from sdtools.data.specs import display_names, open_data, synthetic_of
 from sdtools.dist import barrier, rank_world
 from sdtools.io import write_text
 from sdtools.log import get_logger
@@ -36,10 +35,11 @@ from sdtools.progress import bar
 from sdtools.runs import RunDir
 
 from ..config import TrainConfig
-from ..data import PhaseTensors, split_phases
+from ..data import PhaseTensors
 from ..evaluate import evaluate_phase
 from ..methods import Strategy, make
 from . import checkpoint
+from .datasets import open_run_data
 from .fisher import fisher_diagonal
 from .guard import check_out_dir
 from .metrics import MetricsLogger
@@ -91,80 +91,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up
     def _setup_data(self) -> None:
-        cfg = self.cfg
-        syn = synthetic_of(cfg.data)
-        evals = []
-        if cfg.phases.startswith("shards:"):  # streamed, never indexed (modx.stream)
-            from ..stream import check_streamed, shard_phases
-
-            check_streamed(cfg)
-            self.phases = shard_phases(cfg.data, cfg.phases)
-        elif syn is not None:
-            from sdtools.data.synthetic import SyntheticData, SyntheticStream
-
-            scfg, _, _, n = syn
-            stream = SyntheticStream(scfg)
-            if cfg.phases == "domain":
-                self.phases = [stream.domain(k, "train", n=n) for k in range(scfg.n_domains)]
-            else:
-                everything = SyntheticData(scfg, tuple(range(scfg.n_domains)), "train", n)
-                self.phases = split_phases(everything, cfg.phases, seed=cfg.seed)
-            evals = [(f"domain{k}", stream.domain(k, "test", n=cfg.eval_n))
-                     for k in range(scfg.n_domains)]
-        else:
-            self.phases = split_phases(open_data(cfg.data), cfg.phases, seed=cfg.seed)
-        if cfg.eval_data:
-            evals = list(zip(display_names(cfg.eval_data), map(open_data, cfg.eval_data),
-                             strict=True))
-        if not evals:
-            raise TrainingError("no evaluation data: set eval_data (a list of data SPECs)")
-        self.evals = evals
-        self.base_data = open_data(cfg.base_data) if cfg.base_data else None
-        if cfg.init is not None:
-            self.phases = [None, *self.phases]  # phase 0 is the given model
-        if len(self.phases) < 2:
-            raise TrainingError(f"phases = {cfg.phases!r} gives phase 0 alone, with nothing to "
-                                "train after it; split the data into at least 2 phases")
-        self._check_method_data()
-
-    def _check_method_data(self) -> None:
-        """The data SPECs among the methods' own settings (a reference set), opened now with
-        the run's other data (a missing file fails before anything is written), and refused
-        when they are the run's evaluation sets or a phase's training data."""
-        from modx.errors import ConfigError
-        from sdtools.errors import UserError
-
-        from ..methods import METHODS
-
-        def identity(data):
-            if data is None or getattr(data, "streamed", False):
-                return None
-            pid = data.probe_id(content=False)
-            return pid["n_images"], pid["images_set"], pid["captions_set"]
-
-        cfg = self.cfg
-        for m in cfg.methods:
-            method = METHODS[m]
-            for key in getattr(method, "data_options", ()):
-                spec = (cfg.method_options or {}).get(m, {}).get(key, method.options[key])
-                what = f"[{m}] {key} = {spec!r}"
-                try:
-                    ref = open_data(spec)
-                except UserError as exc:
-                    raise type(exc)(f"{what}: {exc}") from None
-                own = identity(ref)
-                if spec == cfg.data or spec in cfg.eval_data:
-                    raise ConfigError(f"{what} is the run's own data; a reference set is "
-                                      "neither old nor new data: give another set")
-                for name, data in self.evals:
-                    if own is not None and own == identity(data):
-                        raise ConfigError(f"{what} is the evaluation set {name}; a reference "
-                                          "set is neither old nor new data: give another set")
-                for t, data in enumerate(self.phases):
-                    if own is not None and own == identity(data):
-                        raise ConfigError(f"{what} is the training data of phase {t}; a "
-                                          "reference set is neither old nor new data: give "
-                                          "another set")
+        self.phases, self.evals, self.base_data = open_run_data(self.cfg)
 
     def _setup_model_cfg(self) -> None:
         cfg = self.cfg
