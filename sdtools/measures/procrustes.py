@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, TypedDict
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,19 +23,13 @@ from .checks import (
     Array,
     check_seed,
     coarsest,
-    normalize,
     repeated_rows,
-    to_numpy,
     value_precision,
 )
 from .crosscov import (
     GROUPS_PER_FOLD,
-    CrossCov,
-    Prep,
-    blocks,
     cross_covariance,
     prepare,
-    rows,
     split_by,
 )
 from .rotations import (
@@ -46,29 +40,19 @@ from .rotations import (
     numerical_rank,
     principal_angles,
 )
+from .shares import ShareIntervals, group_values, second_pass, share_intervals
 from .summary import (
     BOOT_N,
     BOOT_SEED,
     Interval,
     Summary,
-    bootstrap_means,
     jsonable,
-    percentile_ci,
 )
 
 __all__ = ["ProcrustesResult", "procrustes", "principal_angles"]
 
 MIN_ITEMS_PER_DIM = 10
 PRECISION_FACTOR = 2.0  # a change under 2 machine epsilons of the inputs' format is rounding
-
-
-class _Intervals(TypedDict, total=False):
-    """The bootstrap fields of :class:`ProcrustesResult` (none without ``ci``)."""
-
-    explained_ci: Interval
-    explained_heldout_ci: Interval | None
-    rigidity_ci: Interval | None
-    ci_groups: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -310,7 +294,7 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     resid = None
     per_group: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     if residuals or exact:
-        base2, left2, ho2, resid, per_group = _second_pass(prep, R, fold_R, cc, exact)
+        base2, left2, ho2, resid, per_group = second_pass(prep, R, fold_R, cc, exact)
         if exact:
             base, left, ho_left = base2, left2, ho2
     explained = 1.0 if base == 0.0 else 1.0 - left / base
@@ -324,11 +308,11 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     collapsed = numerical_rank(fit.s, cc.eps) <= 1  # one space (or both) spans one direction
     resolved = base > 0 and math.sqrt(base / n) >= floor and not collapsed
     rigidity = ((heldout - null) / (1.0 - null) if null < 1.0 else 0.0) if resolved else None
-    cis: _Intervals = {}
+    cis: ShareIntervals = {}
     if ci:
         if per_group is None or not exact:
-            per_group = _group_values(cc, R, fold_R)
-        cis = _intervals(*per_group, null, n_boot, ci_seed, resolved)
+            per_group = group_values(cc, R, fold_R)
+        cis = share_intervals(*per_group, null, n_boot, ci_seed, resolved)
     warns = []
     if repeats is not None:
         warns.append(f"{n_all - n} of {n_all} probe items repeat another item in both A and B "
@@ -362,83 +346,3 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
         residual_angles_deg=None if resid is None or not residuals else resid,
         centered=center, warnings=tuple(warns), precision=fmt,
         precision_floor_deg=math.degrees(floor), **cis)
-
-
-def _group_values(cc: CrossCov, R: torch.Tensor,
-                  fold_R: list[torch.Tensor] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per group of items: ``||A_g - B_g||^2``, ``||A_g R - B_g||^2`` and the held-out
-    ``||A_g R_{-f(g)} - B_g||^2``, from the group matrices (D x D products, no data pass)."""
-    st = cc.group_stats
-    assert st is not None  # cross_covariance sets it
-    groups, k = st.shape[1], cc.M.shape[0]
-    norms = (st[0] + st[1]).numpy()
-    base = norms - 2.0 * st[2].numpy()
-    Ms = cc.M if cc.group_M is None else cc.group_M  # None: as many groups as folds
-    # <R, M_g> for the fit and every fold's fit at once: (G, D^2) @ (D^2, 1 + k), in float64
-    maps = torch.stack([x.reshape(-1) for x in (R, *(fold_R or []))], 1)
-    dots = np.empty((groups, maps.shape[1]))
-    step = 8  # groups converted to float64 at a time
-    for g in range(0, groups, step):
-        m = Ms[g : g + step].reshape(min(step, groups - g), -1).double().cpu()
-        dots[g : g + step] = (m @ maps).numpy()
-    fit = dots[:, 0]
-    ho = dots[np.arange(groups), 1 + np.arange(groups) % k] if fold_R is not None else fit
-    return base, norms - 2.0 * fit, norms - 2.0 * ho
-
-
-def _intervals(base: np.ndarray, left: np.ndarray, ho: np.ndarray, null: float, n_boot: int,
-               seed: int, resolved: bool = True) -> _Intervals:
-    """Percentile intervals of explained, held-out explained and rigidity: ``n_boot``
-    resamples of the groups, each a ratio of the resampled means."""
-    groups = base.size
-    means = bootstrap_means(np.stack([base, left, ho], 1), n_boot, seed)
-    b = means[:, 0]
-    safe = np.where(b > 0, b, 1.0)
-    ex = np.where(b > 0, 1.0 - means[:, 1] / safe, 1.0)
-    hs = np.where(b > 0, 1.0 - means[:, 2] / safe, 1.0)
-    rig = (hs - null) / (1.0 - null) if null < 1.0 else np.zeros_like(hs)
-
-    def iv(x: np.ndarray) -> Interval:
-        return Interval(*percentile_ci(x), n_boot=n_boot, seed=seed)
-
-    return {"explained_ci": iv(ex), "explained_heldout_ci": iv(hs) if resolved else None,
-            "rigidity_ci": iv(rig) if resolved else None,
-            "ci_groups": groups}
-
-
-def _second_pass(
-    prep: Prep, R: torch.Tensor, fold_R: list[torch.Tensor] | None, cc: CrossCov, exact: bool
-) -> tuple[float, float, float, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per-sample residual angles; with ``exact`` also ``||A - B||^2``, ``||A R - B||^2`` and
-    the held-out residual from row differences (no cancellation for tiny changes), in total
-    and per group of items."""
-    a = prep[0]
-    n = a.shape[0]
-    k = cc.M.shape[0]
-    assert cc.group_stats is not None  # cross_covariance sets it
-    groups = cc.group_stats.shape[1]
-    dev, dt = a.device, a.dtype
-    Rt = R.T.contiguous().to(device=dev, dtype=dt).T  # x @ R is faster with this layout
-    fold_Rt = ([m.T.contiguous().to(device=dev, dtype=dt).T for m in fold_R]
-               if exact and fold_R is not None else None)
-    resid = torch.empty(n, dtype=dt, device=dev)
-    per = np.zeros((3, groups))
-
-    def sq(x: torch.Tensor) -> float:
-        return float((torch.linalg.vector_norm(x, dim=1).double() ** 2).sum())
-
-    for g, s, e in blocks(n, k, GROUPS_PER_FOLD, cc.split)[3]:  # the blocks of the first pass
-        ac, bc = rows(*prep, s, e)
-        ar = ac @ Rt
-        if exact:
-            per[0, g] += sq(ac - bc)
-            per[1, g] += sq(ar - bc)
-            per[2, g] += sq(ac @ fold_Rt[g % k] - bc) if fold_Rt is not None else sq(ar - bc)
-        if prep[5] is not None:  # centred rows are not unit: compare directions
-            ar, bc = normalize(ar), normalize(bc)
-        d_ = torch.linalg.vector_norm(ar - bc, dim=1)
-        sm = torch.linalg.vector_norm(ar + bc, dim=1)
-        where = s.to(dev) if isinstance(s, torch.Tensor) else slice(s, e)
-        resid[where] = torch.rad2deg(2.0 * torch.atan2(d_, sm))
-    base, left, ho = (float(x) for x in per.sum(1))
-    return base, left, ho, to_numpy(resid).astype(np.float64), (per[0], per[1], per[2])
