@@ -20,7 +20,7 @@ LAYERS = [
     ("models", ["sdtools.models", "sdtools.models.*"]),
     ("evaluation", ["sdtools.evaluate", "sdtools.evaluate.*", "sdtools.classify"]),
     ("reports", ["sdtools.geometry_record", "sdtools.run_report", "sdtools.report_text",
-                 "sdtools.report", "sdtools.tables"]),
+                 "sdtools.kept_geometry", "sdtools.report", "sdtools.tables"]),
     ("figures", ["sdtools.viz", "sdtools.viz.*"]),
     ("commands", ["sdtools.cli"]),
 ]
