@@ -142,3 +142,17 @@ def test_the_cli_says_the_report_is_being_built_also_under_quiet(finished, run, 
     assert code == 0, err
     assert line.replace("3 kept in the run, 0", "2 kept in the run, 1") in err
     assert "modx: 3 phases" in err  # the progress lines, without -q
+
+
+def test_the_notice_is_one_record_at_notice_level_and_a_studys_cells_give_none(
+        finished, run, caplog, monkeypatch):
+    from sdtools.log import NOTICE
+
+    monkeypatch.delenv("RANK", raising=False)
+    caplog.set_level(NOTICE, logger="sdtools")
+    Trainer(_cfg(finished, run.path), resume=True, progress=False, notices=False).run()
+    assert caplog.records == []  # as a study runs its cells
+    _resume(finished, run)
+    (rec,) = caplog.records
+    assert (rec.name, rec.levelno) == ("sdtools.report", NOTICE)
+    assert rec.getMessage().startswith(f"building the report of {run.path}: 3 phase(s)")
