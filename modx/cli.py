@@ -14,7 +14,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Continual CLIP training with Mod-X and its baselines.")
 
 add_version(app, "modx", app.info.help)
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", callback=quiet_messages)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", callback=quiet_messages,
+                                        help="no progress lines, bars or tables: notices and "
+                                        "warnings only")]
 
 
 def _methods(value: str | None) -> list[str] | None:

@@ -250,7 +250,7 @@ def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
             shutil.copy2(src, dst)
     if not rd.exists():
         rd.write_config(cfg.to_dict())
-    Trainer(cfg, resume=True, progress=progress).run()
+    Trainer(cfg, resume=True, progress=progress, notices=False).run()
     return d
 
 

@@ -22,8 +22,9 @@ ModelOpt = Annotated[str | None, typer.Option(
     "one")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="cpu, cuda, cuda:1, ...")]
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, help="images/captions per batch")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bars or tables",
-                                        callback=quiet_messages)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", callback=quiet_messages,
+                                        help="no progress lines, bars or tables: notices and "
+                                        "warnings only")]
 JsonOpt = Annotated[Path | None, typer.Option("--json", help="write the results as JSON")]
 PlotOpt = Annotated[Path | None, typer.Option("--plot", help="write a figure (.png/.pdf)")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="do not read or write the "

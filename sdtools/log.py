@@ -5,7 +5,8 @@ that drops records on every rank but 0 under ``torchrun``). Used as a library, n
 configured here: warnings reach stderr through logging's last resort when the application
 configures no logging, and informational messages are dropped unless it does (for example
 ``logging.basicConfig(level=logging.INFO)``). The command lines install
-:func:`cli_messages`: plain messages on stderr at INFO, WARNING and above under ``-q``.
+:func:`cli_messages`: plain messages on stderr at INFO; under ``-q``, :data:`NOTICE` and above
+(notices and warnings).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
+
+NOTICE = 25  # between INFO and WARNING: one line before a long step with nothing else to show
+logging.addLevelName(NOTICE, "NOTICE")
 
 
 def process_rank() -> int:
@@ -102,8 +106,10 @@ def cli_messages(packages: Sequence[str] = ("sdtools",),
 
 
 def quiet_messages(quiet: bool) -> bool:
-    """The command lines' ``-q/--quiet`` (an option callback): warnings and errors only."""
+    """The command lines' ``-q/--quiet`` (an option callback): no progress lines, only
+    notices (:data:`NOTICE`: one line before a long step, such as a run's report being built),
+    warnings and errors."""
     if quiet and _cli is not None:
         for name in _cli:
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(NOTICE)
     return quiet

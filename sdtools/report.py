@@ -12,6 +12,8 @@ import numpy as np
 
 from . import __version__
 from .errors import RunError
+from .kept_geometry import KeptGeometry
+from .log import NOTICE, get_logger
 from .measures.summary import jsonable
 from .models.embeddings import Embeddings
 from .pairwise import (
@@ -32,11 +34,14 @@ from .report_text import markdown, summary_rows
 from .run_report import SCHEMA, RunReport
 from .runs import RunDir
 
+log = get_logger(__name__)
+
 TRAIN_KEYS = ("steps", "final_loss", "extras")  # a phase's training record
 
 
 def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = False,
-                 styles: dict | None = None) -> RunReport:
+                 styles: dict | None = None, keep_geometry: bool = False,
+                 notice: bool = True) -> RunReport:
     """The run report of a run directory (layout in :mod:`sdtools.runs`).
 
     Parameters
@@ -51,6 +56,15 @@ def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = Fa
         method -> {"colour": "#rrggbb", "dashed": bool}: how figures draw each method
         (the trainer that wrote the run knows). None: the styles of the run's existing
         ``report.json``, if any; a method without one is coloured by its name.
+    keep_geometry : bool
+        Reuse the geometry a phase's folder keeps (:meth:`RunDir.geometry_path`) where it was
+        computed from the same probes (phase 0's, the previous phase's and the phase's own,
+        compared by their SHA-256 digests), with this version and ``max_pairs``; compute and
+        keep the rest there. The trainer that owns the run sets it; False (the default)
+        computes every phase's geometry and writes nothing into the run.
+    notice : bool
+        Log one line at :data:`sdtools.log.NOTICE` (shown by the command lines also under
+        ``-q``) saying how many phases the report covers and how many to compute.
 
     Returns
     -------
@@ -101,7 +115,15 @@ def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = Fa
         styles = _recorded_styles(run.path / "report.json")
     out = {"schema": SCHEMA, "written_by": f"sdtools {__version__}", "config": config,
            "methods": {}}
-    todo = sum(len(run.phases(m)) - 1 for m in methods)
+    kept = KeptGeometry(run, max_pairs) if keep_geometry else None
+    found = {(m, t): kept.read(m, t) if kept else None
+             for m in methods for t in run.phases(m)[1:]}
+    todo = sum(g is None for g in found.values())
+    if notice:
+        done = f" (geometry of {len(found) - todo} kept in the run, {todo} to compute)" \
+            if todo < len(found) else ""
+        log.log(NOTICE, "building the report of %s: %d phase(s) of %d method(s)%s", run.path,
+                len(found), len(methods), done)
     pbar = bar(progress, todo, "report", unit="phase")
     for m in methods:
         phases = run.phases(m)
@@ -120,13 +142,18 @@ def build_report(run, max_pairs: int | None = SAMPLED_PAIRS, progress: bool = Fa
         if r1.shape[1] == r1.shape[0] and last > 0:  # evaluation set k <-> phase k
             bwt = float(np.mean([r1[last, k] - r1[k, k] for k in range(last)]))
         max_drop = _max_drop(r1)
-        geo, prev = [], base
+        geo = []
         for t in phases[1:]:
-            cur = Embeddings.load(run.probe_path(m, t))
-            geo.append({"phase": t, "vs_phase0": geometry(base, cur, max_pairs),
-                        "vs_prev": geometry(prev, cur, max_pairs, per_set=False)})
-            prev = cur
-            pbar.update(1)
+            g = found[m, t]
+            if g is None:
+                cur = Embeddings.load(run.probe_path(m, t))
+                prev = base if t == 1 else Embeddings.load(run.probe_path(m, t - 1))
+                g = {"phase": t, "vs_phase0": geometry(base, cur, max_pairs),
+                     "vs_prev": geometry(prev, cur, max_pairs, per_set=False)}
+                if kept:
+                    kept.write(m, t, g)
+                pbar.update(1)
+            geo.append(g)
         out["methods"][m] = {
             "sets": sets,
             "r1": r1.tolist(),

@@ -11,6 +11,8 @@
         eval.json                   {"sets": [names], "specs": [data SPECs],
                                      "retrieval": [RetrievalResult.to_dict()], "train": {...}}
         probe.npz                   the probe embeddings (sdtools Embeddings)
+        geometry.json               the phase's report geometry, kept by the trainer so that
+                                    a rebuilt report reuses it (keyed by the probes' digests)
     RUN/report.json, report.md, figures/
 
 A trainer (modx is one) writes a run through :class:`RunDir`; the report and the figures read
@@ -116,6 +118,11 @@ class RunDir:
 
     def probe_path(self, method: str, t: int) -> Path:
         return self.phase_dir(method, t) / "probe.npz"
+
+    def geometry_path(self, method: str, t: int) -> Path:
+        """The phase's report geometry (against phase 0 and the previous phase), kept for a
+        rebuilt report; valid while the probes it was computed from are unchanged."""
+        return self.phase_dir(method, t) / "geometry.json"
 
     def phase_files(self, method: str, t: int) -> tuple[Path, Path, Path]:
         """A finished phase's model, evaluation and probe (what a copy of the phase needs)."""

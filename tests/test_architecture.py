@@ -21,7 +21,8 @@ LAYERS = [
     ("evaluation", ["sdtools.evaluate", "sdtools.evaluate.*", "sdtools.classify",
                     "sdtools.zeroshot", "sdtools.logistic_probe"]),
     ("reports", ["sdtools.geometry_record", "sdtools.run_report", "sdtools.report_text",
-                 "sdtools.pairwise", "sdtools.report", "sdtools.tables"]),
+                 "sdtools.kept_geometry", "sdtools.pairwise", "sdtools.report",
+                 "sdtools.tables"]),
     ("figures", ["sdtools.viz", "sdtools.viz.*"]),
     ("commands", ["sdtools.cli", "sdtools.cli_common"]),
 ]

@@ -66,10 +66,14 @@ def init_distributed(device: torch.device, timeout_min: float = 60.0) -> None:
 
 
 class Trainer:
+    """One continual run. ``progress``: progress lines and bars (default: unless
+    ``cfg.quiet``); ``notices``: the one line before the report is built, shown by the command
+    line also under ``-q`` (a study turns it off for its cells)."""
+
     def __init__(self, cfg: TrainConfig, resume: bool = False, progress: bool | None = None,
-                 force: bool = False):
+                 force: bool = False, notices: bool = True):
         self.cfg = cfg.validate()
-        self.resume, self.force = resume, force
+        self.resume, self.force, self.notices = resume, force, notices
         self.progress = (not cfg.quiet) if progress is None else progress
         self.device = torch.device(cfg.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         init_distributed(self.device, cfg.dist_timeout_min)
@@ -234,8 +238,10 @@ class Trainer:
 
             from ..methods import styles
 
+            # the phases' geometry is kept in their folders for a resumed run's report
             report = build_report(self.run_dir, progress=self.progress,
-                                  styles=styles(cfg.methods))
+                                  styles=styles(cfg.methods), keep_geometry=True,
+                                  notice=self.notices)
             report.write(self.run_dir.report_path)
             write_text(self.run_dir.report_md_path, markdown(report))
         return report

@@ -1,5 +1,6 @@
 """Library messages are log records (rank 0 only); the command lines show them on stderr,
-warnings alone under -q; a plain Python process sees warnings on stderr and no INFO."""
+notices and warnings alone under -q; a plain Python process sees warnings on stderr and no
+INFO or notice."""
 
 import logging
 import os
@@ -9,7 +10,7 @@ import sys
 from helpers import run_cli, save_modx
 
 from sdtools.cli import main
-from sdtools.log import cli_messages, get_logger, quiet_messages
+from sdtools.log import NOTICE, cli_messages, get_logger, quiet_messages
 
 
 def test_a_library_message_is_a_record_of_its_module_at_its_level(caplog, monkeypatch):
@@ -32,8 +33,8 @@ def test_only_rank_zero_emits(caplog, monkeypatch):
     assert [r.getMessage() for r in caplog.records] == ["from rank 0"]
 
 
-def test_the_command_line_handler_shows_info_and_under_quiet_warnings_only(capsys,
-                                                                           monkeypatch):
+def test_the_command_line_handler_shows_info_and_under_quiet_notices_and_warnings(
+        capsys, monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
     log = get_logger("modx.study")
     before = logging.getLogger("modx").level
@@ -42,10 +43,13 @@ def test_the_command_line_handler_shows_info_and_under_quiet_warnings_only(capsy
         log.warning("stopped 1 job")
         quiet_messages(True)
         log.info("hidden")
+        log.log(NOTICE, "building the report")
         log.warning("still said")
     log.info("after: the library is silent again")
+    log.log(NOTICE, "and says no notice")
     err = capsys.readouterr().err
-    assert err == "cell 1/2\nwarning: stopped 1 job\nwarning: still said\n"
+    assert err == ("cell 1/2\nwarning: stopped 1 job\nbuilding the report\n"
+                   "warning: still said\n")
     assert logging.getLogger("modx").level == before
 
 
@@ -92,10 +96,10 @@ def test_quiet_on_either_cli_keeps_warnings_only(tmp_path, capsys, monkeypatch):
 
 
 def test_a_plain_process_sees_warnings_but_no_info():
-    """Nothing configured: logging's last resort writes warnings to stderr; INFO is dropped
-    (no NullHandler on the package loggers, which would silence the warnings too)."""
+    """Nothing configured: logging's last resort writes warnings to stderr; INFO and notices
+    are dropped (no NullHandler on the package loggers, which would silence the warnings too)."""
     code = ("from sdtools.log import get_logger; log = get_logger('sdtools.models.extract'); "
-            "log.info('an info line'); log.warning('a warning line')")
+            "log.info('an info line'); log.log(25, 'a notice'); log.warning('a warning line')")
     env = {k: v for k, v in os.environ.items() if k != "RANK"}
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env, timeout=60)
