@@ -43,7 +43,9 @@ def see_also_list(html: str) -> str:
 
     def link(name: str) -> str:
         short = name.rpartition(".")[2]
-        target = next((i for i in ids if i.endswith("." + short) or i == short), None)
+        # the full dotted name where the page has it, else the shortest id ending in the name
+        ends = sorted((i for i in ids if i.endswith("." + short) or i == short), key=len)
+        target = name if name in ids else next(iter(ends), None)
         code = f"<code>{short}</code>"
         return f'<a href="#{target}">{code}</a>' if target else code
 
@@ -51,7 +53,8 @@ def see_also_list(html: str) -> str:
         items, last = [], None
         for line in m.group(2).split("\n"):
             e = _ENTRY.match(line)
-            if e and (e.group(2) is not None or last is None):
+            bare = e is not None and e.group(2) is None and not line.rstrip().endswith(".")
+            if e and (e.group(2) is not None or last is None or bare):
                 names = ", ".join(link(n.strip()) for n in e.group(1).split(","))
                 last = [names, e.group(2) or ""]
                 items.append(last)

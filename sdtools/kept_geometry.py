@@ -3,14 +3,16 @@ rebuilt report (a resumed run's) reuses it instead of computing it again.
 
 A phase's ``geometry.json`` holds ``written_by``, ``kind`` (``geometry``), the ``key`` it was
 computed from (the SHA-256 digests of phase 0's probe, the previous phase's and the phase's
-own, the version and ``max_pairs``) and the phase's ``vs_phase0`` and ``vs_prev`` as
-``report.json`` holds them.
+own, the version, a digest of the measuring code and ``max_pairs``) and the phase's
+``vs_phase0`` and ``vs_prev`` as ``report.json`` holds them.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+from pathlib import Path
 
 from . import __version__
 from .io import tag, write_json
@@ -19,6 +21,18 @@ from .run_report import PhaseGeometry, ReportShapeError
 from .runs import RunDir
 
 log = get_logger(__name__)
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 of the source the geometry is computed by (``sdtools/measures/*.py`` and
+    ``sdtools/pairwise.py``): a kept record made by other measuring code is computed again,
+    whatever the version string says."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted((root / "measures").glob("*.py")) + [root / "pairwise.py"]:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
 
 
 class KeptGeometry:
@@ -49,7 +63,8 @@ class KeptGeometry:
                   "probe": self._digest(self.run.probe_path(method, t))}
         if None in probes.values():
             return None
-        return {"sdtools": __version__, "max_pairs": self.max_pairs, **probes}
+        return {"sdtools": __version__, "code": code_digest(), "max_pairs": self.max_pairs,
+                **probes}
 
     def read(self, method: str, t: int) -> dict | None:
         """The phase's kept geometry as the report holds it, or None (none kept, computed from

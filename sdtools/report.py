@@ -12,6 +12,7 @@ import numpy as np
 
 from . import __version__
 from .errors import RunError
+from .geometry_record import DEVIATION_KEYS
 from .kept_geometry import KeptGeometry
 from .log import NOTICE, get_logger
 from .measures.summary import jsonable
@@ -239,7 +240,8 @@ def _r1_ci(evals, n_sets: int):
     return out
 
 
-__all__ = ["EXACT_SAM_ITEMS", "KNN_QUERIES", "MODALITIES", "SAMPLED_PAIRS", "TRAIN_KEYS",
+__all__ = ["DEVIATION_KEYS", "EXACT_SAM_ITEMS", "KNN_QUERIES", "MODALITIES", "SAMPLED_PAIRS",
+           "TRAIN_KEYS",
            "ModalityRotation", "RotationReport", "build_report", "check_comparable",
            "deviation_report", "geometry", "image_groups", "markdown", "rotation_report",
            "summary_rows"]

@@ -36,6 +36,18 @@ def _fail(where: str, what: str) -> NoReturn:
                            "(sdtools report RUN --out DIR --force)")
 
 
+def check_geometry(g: dict, where: str, nested: bool = True) -> dict:
+    """One geometry record (:func:`sdtools.report.geometry`) checked key for key: read as a
+    :class:`~sdtools.geometry_record.Geometry` (``nested``: with ``per_set`` records) or a
+    :class:`~sdtools.geometry_record.SetGeometry`; a :class:`ReportShapeError` names the key.
+    Returns ``g``."""
+    try:
+        (Geometry if nested else SetGeometry).from_dict(g, where)
+    except RecordError as exc:
+        _fail(exc.where, exc.what)
+    return g
+
+
 def _keys(d, where: str, required, optional=()) -> dict:
     if not isinstance(d, dict):
         _fail(where, f"expected an object, got {type(d).__name__}")
@@ -290,4 +302,4 @@ def as_report(report) -> RunReport:
 
 
 __all__ = ["DEVIATION_KEYS", "MethodReport", "PhaseGeometry", "ReportShapeError", "RunReport",
-           "SCHEMA", "as_report", "mtil"]
+           "SCHEMA", "as_report", "check_geometry", "mtil"]

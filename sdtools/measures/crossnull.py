@@ -84,15 +84,16 @@ def _group_matrices(a: torch.Tensor, b: torch.Tensor, labels: torch.Tensor,
 
 
 def _half_fit(M: torch.Tensor, bb: float, n: float, eps: float, base: float) -> torch.Tensor:
-    """One half's fit: from a float32 SVD orthogonalised in float64 where that is exact
-    enough for this change (:func:`needs_float64`), else from a float64 SVD."""
-    svd = fold_svd(M)
-    r = determined_rank(svd[1], residual_variance(svd[1], 2.0 * bb, n), n, eps)
-    if needs_float64(svd[1], r, base):
+    """One half's fit: made in float32 from a float32 SVD and orthogonalised in float64 where
+    that is exact enough for this change (:func:`needs_float64`), else from a float64 SVD."""
+    U, s, Vt = torch.linalg.svd(M.float())
+    s64 = s.double()
+    r = determined_rank(s64, residual_variance(s64, 2.0 * bb, n), n, eps)
+    if needs_float64(s64, r, base):
         svd = fold_svd(M, precise=True)
         r = determined_rank(svd[1], residual_variance(svd[1], 2.0 * bb, n), n, eps)
         return fit_rotation(svd, r)
-    return orthogonalize(fit_rotation(svd, r))
+    return orthogonalize(fit_rotation((U, s, Vt), r).double())
 
 
 def _half_fits(Ms: torch.Tensor, st: torch.Tensor, halves: Sequence[torch.Tensor],

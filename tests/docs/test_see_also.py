@@ -38,3 +38,18 @@ def test_see_also_becomes_a_list_with_links_where_the_page_has_the_name():
         in items[2]
     assert ":class:" not in items[3] and "<code>Embeddings</code>" in items[3]
     assert "<p>" not in out.split("See Also</summary>")[1]
+
+
+def test_see_also_prefers_the_full_name_and_keeps_bare_entries():
+    page = """<h2 id="sdtools.report.geometry">g</h2><h2 id="sdtools.pairwise.geometry">g</h2>
+<details class="see-also" open>
+  <summary>See Also</summary>
+  <p>sdtools.pairwise.geometry : The comparison.
+rotation_report
+deviation_report : The other one.</p>
+</details>"""
+    out = _hooks().see_also_list(page)
+    items = out[out.index("<ul>"): out.index("</ul>")].split("<li>")[1:]
+    assert len(items) == 3
+    assert items[0].startswith('<a href="#sdtools.pairwise.geometry">')
+    assert items[1] == "<code>rotation_report</code></li>"

@@ -156,3 +156,14 @@ def test_the_notice_is_one_record_at_notice_level_and_a_studys_cells_give_none(
     (rec,) = caplog.records
     assert (rec.name, rec.levelno) == ("sdtools.report", NOTICE)
     assert rec.getMessage().startswith(f"building the report of {run.path}: 3 phase(s)")
+
+
+def test_other_measuring_code_under_the_same_version_is_computed_again(finished, run, computed,
+                                                                      monkeypatch):
+    """The key holds a digest of the measures' source: a changed measure recomputes even when
+    the version string stayed the same."""
+    kept = json.loads(run.geometry_path("finetune", 1).read_text())
+    assert kept["key"]["code"] == sdtools.kept_geometry.code_digest()
+    monkeypatch.setattr(sdtools.kept_geometry, "code_digest", lambda: "another")
+    _resume(finished, run)
+    assert computed["kept"] == KEPT

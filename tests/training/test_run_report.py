@@ -216,3 +216,24 @@ def test_sdtools_names_no_modx_method():
             text = text.replace('"modx"', "")
         for name in names:
             assert not re.search(rf"[\"']{name}[\"']", text), (f, name)
+
+
+def test_check_geometry_reads_a_record_key_for_key_and_names_a_missing_key():
+    import numpy as np
+    import pytest
+
+    import sdtools
+    from sdtools.pairwise import geometry
+    from sdtools.run_report import ReportShapeError, check_geometry
+
+    rng = np.random.default_rng(0)
+    V = rng.standard_normal((60, 8)).astype(np.float32)
+    iot = np.repeat(np.arange(60), 2)
+    T = (V[iot] + 0.3 * rng.standard_normal((120, 8))).astype(np.float32)
+    a = sdtools.Embeddings(V, T, iot)
+    b = sdtools.Embeddings(V + 0.1 * rng.standard_normal(V.shape).astype(np.float32), T, iot)
+    g = geometry(a, b, None, per_set=False)
+    assert check_geometry(g, "g", nested=False) is g
+    del g["image"]["procrustes"]["rigidity"]
+    with pytest.raises(ReportShapeError, match="rigidity"):
+        check_geometry(g, "g", nested=False)
