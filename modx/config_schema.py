@@ -58,7 +58,7 @@ class Settings(Table):
     optimizer: Literal["openclip", "official"]
     clip_grad: float | None = _hint("0: no clipping", ge=0)
     precision: Literal["fp32", "amp_bf16"]
-    seed: int = Field(ge=0, lt=2**32)
+    seed: int = Field(ge=0, lt=2**32)  # a training seed also seeds numpy, which takes [0, 2^32)
     device: str | None
     workers: int | None = _hint("0: decode in the training process", ge=0)
     preload_gb: float = _hint("0: never keep a phase's images in memory", ge=0)

@@ -234,7 +234,8 @@ def coarsest(*names: str | None) -> str:
 
 
 def check_seed(seed: object, name: str = "seed") -> int:
-    """A random seed: an integer in [0, 2^63)."""
+    """A random seed of a measure: an integer in [0, 2^63) (numpy Generators and torch take any;
+    a training seed is narrower, [0, 2^32), as numpy's global seeding takes)."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) \
             or not 0 <= int(seed) < 2**63:
         raise InputError(f"{name} must be an integer in [0, 2^63), got {seed!r}")

@@ -11,7 +11,7 @@ import torch
 
 from .crosscov import BLOCK, CrossCov, Prep, cross_covariance, prepare, rows
 from .crossnull import NULL_SPLITS, CrossNull, cross_null, null_groups
-from .rotations import SE_MAX, Fit, fit_folds, principal_angles
+from .rotations import SE_MAX, Fit, fit_folds, polar, principal_angles
 
 # angles, reflection, rank, text_by_image, image_by_text, null
 Relative = tuple[np.ndarray, bool, int, float | None, float | None, CrossNull | None]
@@ -86,7 +86,7 @@ def relative_rotation(va: torch.Tensor, vb: torch.Tensor, ta: torch.Tensor, tb: 
     # the Grams A^T A: the null's group matrices summed, or one pass when there is no null
     Gv = grouped[1][1].sum(0) if grouped else _gram(prepare(va, vb, False))
     Gt = grouped[2][1].sum(0) if grouped else _gram(prepare(ta, tb, False))
-    rel, refl = principal_angles(_polar_of(P.T @ ft.R @ fv.R.T @ P))
+    rel, refl = principal_angles(polar(P.T @ ft.R @ fv.R.T @ P))
     PP = P @ P.T
     eye = torch.eye(d, dtype=PP.dtype)
     tsum = (float(cct.bb.sum()), cct.base)
@@ -95,12 +95,6 @@ def relative_rotation(va: torch.Tensor, vb: torch.Tensor, ta: torch.Tensor, tb: 
     image_by_text = _cross(fv.R, PP @ ft.R + (eye - PP) @ fv.R, ccv.total, Gv, *vsum)
     null = cross_null(grouped, null_splits, float(torch.finfo(va.dtype).eps), P)
     return rel, refl, k, text_by_image, image_by_text, null
-
-
-def _polar_of(X: torch.Tensor) -> torch.Tensor:
-    U, _, Vt = torch.linalg.svd(X)
-    Q: torch.Tensor = U @ Vt
-    return Q
 
 
 __all__ = ["Relative", "common_subspace", "relative_rotation"]

@@ -105,7 +105,7 @@ def fold_svd(M: torch.Tensor, precise: bool = False) -> SVD:
     return U.double(), s.double(), Vt.double()
 
 
-def _polar(X: torch.Tensor, det_sign: float | None = None) -> torch.Tensor:
+def polar(X: torch.Tensor, det_sign: float | None = None) -> torch.Tensor:
     """Orthogonal Q maximising ``tr(Q^T X)``; with ``det_sign`` the best Q of that determinant."""
     U, _, Vt = torch.linalg.svd(X)
     if det_sign is not None and float(torch.linalg.det(U @ Vt)) * det_sign < 0:
@@ -135,7 +135,7 @@ def fit_rotation(svd: SVD, r: int, reflection: bool = False) -> torch.Tensor:
     # on the complement: Z maximising tr(R) = tr(Ur Vr^T) + tr(Uc Z Vc^T), i.e. tr(Z Vc^T Uc)
     det_part = float(torch.linalg.det(U)) * float(torch.linalg.det(Vt))
     # det(R) = det(U) det(blockdiag(I, Z)) det(V^T) = det_part * det(Z)
-    Z = _polar(Uc.T @ Vc, det_sign=sign * det_part)
+    Z = polar(Uc.T @ Vc, det_sign=sign * det_part)
     R = Ur @ Vr.T + Uc @ Z @ Vc.T
     return R
 
