@@ -51,8 +51,20 @@ class Plan:
     grid: dict[str, list]
     reference: float | None = None
     metric: str = "r1"
+    data_seed: bool = False  # each seed also draws the synthetic data (its images and tests)
 
     def __post_init__(self):
+        if not isinstance(self.data_seed, bool):
+            raise ConfigError(f"data_seed must be true or false, got {self.data_seed!r}")
+        if self.data_seed:
+            data = str(self.base.get("data", "synthetic"))
+            if data != "synthetic" and not data.startswith("synthetic:"):
+                raise ConfigError(f"data_seed = true draws the data anew per seed, which only "
+                                  f"synthetic data can; data = {data!r} is fixed (set "
+                                  "data_seed = false)")
+            if "seed=" in data.replace(";", ","):
+                raise ConfigError(f"data = {data!r} fixes the data's seed, and data_seed = true "
+                                  "would replace it per seed; keep one of them")
         if not (self.metric == "r1" or (isinstance(self.metric, str)
                                         and self.metric.startswith("zero_shot:")
                                         and self.metric.removeprefix("zero_shot:"))):
@@ -101,6 +113,9 @@ class Plan:
 
     def config(self, seed: int, method: str, value, out: str = "runs/study") -> TrainConfig:
         over = dict(seed=int(seed), methods=[method], out=out, quiet=True)
+        if self.data_seed:  # the seed also draws the data (synthetic: its seed option)
+            data = str(self.base.get("data", "synthetic"))
+            over["data"] = f"{data}{',' if ':' in data else ':'}seed={int(seed)}"
         if value is not None and knob(method) in METHODS[method].options:
             over["method_options"] = {method: {knob(method): value}}
         elif value is not None:
@@ -142,10 +157,10 @@ def load_plan(path) -> Plan:
     path = Path(path)
     d = read_toml(path, "study plan")
     unknown = sorted(set(d) - {"base", "seeds", "grid", "reference", "name", "launcher",
-                               "metric"})
+                               "metric", "data_seed"})
     if unknown:
         raise ConfigError(f"unknown key {unknown[0]!r} in {path}; a plan has name, base, seeds, "
-                          "grid, reference, metric and launcher")
+                          "grid, reference, metric, data_seed and launcher")
     base = d.get("base", {})
     if not isinstance(base, dict):
         raise ConfigError(f"base in {path} must be a table ([base]) of training keys")
@@ -165,7 +180,7 @@ def load_plan(path) -> Plan:
                               f"got {d['launcher']!r}")
         check_options(dict(d["launcher"]), f"[launcher] of {path}")
     return Plan(d.get("name", path.stem), base, d.get("seeds", [0]), d.get("grid", {}),
-                d.get("reference"), d.get("metric", "r1"))
+                d.get("reference"), d.get("metric", "r1"), d.get("data_seed", False))
 
 
 @contextlib.contextmanager
@@ -350,6 +365,8 @@ def _same_training(plan: Plan, out: Path) -> None:
         keys.append("reference")
     if old.get("metric", "r1") != plan.metric:  # the cells are the same; the reading is not
         keys.append("metric")
+    if old.get("data_seed", False) != plan.data_seed:
+        keys.append("data_seed")
     if keys:
         raise ConfigError(f"{out} holds a study trained with other settings ({', '.join(keys)} "
                           "differ from its plan.json); its cells would be reused as they are: "

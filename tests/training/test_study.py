@@ -297,3 +297,33 @@ def test_a_second_sweep_axis_joins_finetunes_curve():
     assert [g["method"] for g in table] == ["modx"]  # the steps axis is fine-tuning itself
     seed = table[0]["per_seed"]["0"]
     assert seed["class"] == "dominating" and seed["lower"] == 1.0 and seed["upper"] == 4.0
+
+
+def test_data_seed_draws_each_seeds_synthetic_data(tmp_path):
+    """With data_seed each seed's cells (and its phase 0) train and test on data drawn with
+    that seed; without it every seed shares seed 0's data."""
+    from modx.config import ConfigError
+    from modx.study import Plan, _same_training, write_plan
+    from sdtools.data.specs import open_data
+
+    base = {"data": "synthetic:protocol=shift,train_per_domain=20,test_per_domain=8"}
+    plan = Plan("p", base, [0, 3], {"finetune": [1e-4]}, 1e-4, data_seed=True)
+    specs = {s: plan.config(s, "finetune", 1e-4).data for s in plan.seeds}
+    assert specs[3] == base["data"] + ",seed=3"
+    prints = {s: open_data(spec).fingerprint() for s, spec in specs.items()}
+    assert prints[0] != prints[3]
+    fixed = Plan("p", base, [0, 3], {"finetune": [1e-4]}, 1e-4)
+    assert {fixed.config(s, "finetune", 1e-4).data for s in (0, 3)} == {base["data"]}
+    assert Plan("p", {}, [1], {"finetune": []}, data_seed=True).config(
+        1, "finetune", None).data == "synthetic:seed=1"
+    with pytest.raises(ConfigError, match="only synthetic data can"):
+        Plan("p", {"data": "csv:x.csv"}, [0], {"finetune": []}, data_seed=True)
+    with pytest.raises(ConfigError, match="fixes the data's seed"):
+        Plan("p", {"data": "synthetic:seed=2"}, [0], {"finetune": []}, data_seed=True)
+    # a plan file says it; a study folder made without it refuses to be reused with it
+    toml = tmp_path / "plan.toml"
+    toml.write_text("seeds = [0]\ndata_seed = true\n[grid]\nfinetune = []\n")
+    assert load_plan(toml).data_seed is True
+    write_plan(fixed, tmp_path / "study")
+    with pytest.raises(ConfigError, match="data_seed"):
+        _same_training(plan, tmp_path / "study")
