@@ -233,6 +233,14 @@ def coarsest(*names: str | None) -> str:
     return max(given, key=lambda n: PRECISION_EPS.get(n, 0.0)) if given else "float64"
 
 
+def check_count(x: object, name: str, least: int, what: str = "", why: str = "") -> int:
+    """An integer of at least ``least`` (a bool is not one), else a one-line InputError:
+    ``{name} must be an integer of at least {least}{what}, got {x!r}{why}``."""
+    if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < least:
+        raise InputError(f"{name} must be an integer of at least {least}{what}, got {x!r}{why}")
+    return int(x)
+
+
 def check_seed(seed: object, name: str = "seed") -> int:
     """A random seed of a measure: an integer in [0, 2^63) (numpy Generators and torch take any;
     a training seed is narrower, [0, 2^32), as numpy's global seeding takes)."""

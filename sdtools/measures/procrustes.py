@@ -21,6 +21,7 @@ from ..errors import InputError
 from .checks import (
     PRECISION_EPS,
     Array,
+    check_count,
     check_seed,
     coarsest,
     repeated_rows,
@@ -242,9 +243,7 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     >>> round(fit.explained, 6), round(fit.explained_heldout, 6), fit.rank
     (1.0, 1.0, 8)
     """
-    if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
-        raise InputError(f"folds must be an integer of at least 2, got {folds!r}; the held-out "
-                         "share needs items the fit has not seen")
+    check_count(folds, "folds", 2, why="; the held-out share needs items the fit has not seen")
     check_seed(seed)
     check_seed(ci_seed, "ci_seed")
     prep = prepare(A, B, center)

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import InputError
 from .angles import pair_of
-from .checks import Array, check_seed, normalize
+from .checks import Array, check_count, check_seed, normalize
 from .summary import (
     BOOT_N,
     BOOT_SEED,
@@ -293,10 +293,7 @@ def sam_drift(
     n = a.shape[0]
     total_pairs = n * (n - 1) // 2
     if max_pairs is not None:
-        if isinstance(max_pairs, bool) or not isinstance(max_pairs, (int, np.integer)) \
-                or max_pairs < 2:
-            raise InputError(f"max_pairs must be an integer of at least 2 (or None: every "
-                             f"pair), got {max_pairs!r}")
+        check_count(max_pairs, "max_pairs", 2, what=" (or None: every pair)")
         if max_pairs < total_pairs:
             return _sam_drift_sampled(a, b, int(max_pairs), seed, bin_edges, quantiles)
     a = normalize(a)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from .checks import Array, as_embeddings, check_seed, normalize
+from .checks import Array, as_embeddings, check_count, check_seed, normalize
 
 
 def _pair_any_dim(X: Array, Y: Array) -> tuple[torch.Tensor, torch.Tensor]:
@@ -236,9 +236,8 @@ def mutual_knn(X: Array, Y: Array, k: int = 10, chunk_size: int | None = None,
     n = x.shape[0]
     if not 1 <= k < n:
         raise InputError(f"k must be in [1, {n - 1}] for {n} samples, got {k}")
-    if queries is not None and (isinstance(queries, bool) or not isinstance(
-            queries, (int, np.integer)) or queries < 1):
-        raise InputError(f"queries must be an integer of at least 1, got {queries!r}")
+    if queries is not None:
+        check_count(queries, "queries", 1)
     q = None
     if queries is not None and queries < n:
         gen = np.random.default_rng(check_seed(seed))

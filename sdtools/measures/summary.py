@@ -10,7 +10,7 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from .checks import check_seed
+from .checks import check_count, check_seed
 
 DEFAULT_ANGLE_EDGES = tuple(float(x) for x in range(0, 181, 15))
 DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -38,10 +38,7 @@ def bootstrap_means(values: npt.ArrayLike, n_boot: int = BOOT_N,
     v = np.asarray(values, dtype=np.float64)
     cols = v[:, None] if v.ndim == 1 else v
     n = cols.shape[0]
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        from ..errors import InputError
-
-        raise InputError(f"n_boot must be an integer of at least 1, got {n_boot!r}")
+    check_count(n_boot, "n_boot", 1)
     rng = np.random.default_rng(check_seed(seed))
     out = np.empty((n_boot, cols.shape[1]))
     step = max(1, BLOCK_DRAWS // max(n, 1))  # resamples at a time

@@ -52,7 +52,7 @@ import torch
 
 from ..errors import InputError
 from .angles import pair_of
-from .checks import Array, check_seed, normalize, repeated_rows
+from .checks import Array, check_count, check_seed, normalize, repeated_rows
 from .summary import jsonable
 
 PAIRS = 200_000  # sampled pairs (every pair when there are fewer)
@@ -294,9 +294,7 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
     >>> round(sdtools.topology_kept(A, A @ Q).topology_kept, 6)
     1.0
     """
-    if isinstance(max_pairs, bool) or not isinstance(max_pairs, (int, np.integer)) \
-            or max_pairs < 1:
-        raise InputError(f"max_pairs must be an integer of at least 1, got {max_pairs!r}")
+    check_count(max_pairs, "max_pairs", 1)
     seed = check_seed(seed)
     a, b = pair_of(A, B)  # float32 or float64, as given; rows normalised block by block
     n = a.shape[0]
