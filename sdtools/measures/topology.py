@@ -310,15 +310,16 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
         n = a.shape[0]
         if n < 2:
             raise InputError("A and B hold a single distinct item; pairs need two")
-    if labels is not None and np.unique(labels).size == n:
-        labels = None  # every item its own group: items independently
+    n_groups = 0 if labels is None else int(np.unique(labels).size)
+    if n_groups == n:
+        labels, n_groups = None, 0  # every item its own group: items independently
     theta = torch.cat([_tangent(normalize(a[s : s + ROWS]), normalize(b[s : s + ROWS]))[0]
                        for s in range(0, n, ROWS)])
     # a row moved when its angle is above the rounding of unit rows in this dtype
     moved = (theta > 64 * torch.finfo(a.dtype).eps).cpu().numpy()
     rng = np.random.default_rng(seed)
     donors = [torch.as_tensor(_donors(moved, labels, rng), device=a.device)
-              for _ in range(1 if labels is None else _group_draws(labels))]
+              for _ in range(1 if labels is None else _group_draws(n_groups))]
     gen = torch.Generator().manual_seed(seed)
     order, shifts, m, exact = _pairs(n, max_pairs, gen)
     ang = np.empty((2 + len(donors), m))
@@ -352,14 +353,13 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
     return TopologyResult(drift=drift, null=null, topology_kept=kept, n_pairs=int(m),
                           exact=exact, seed=int(seed), metric_kept=metric, rank_corr=rho,
                           rank_corr_null=rho0, n_moved=int(moved.sum()),
-                          groups=0 if labels is None else int(np.unique(labels).size),
+                          groups=n_groups,
                           n_items=n, warnings=tuple(warns))
 
 
-def _group_draws(labels: np.ndarray) -> int:
-    """Null draws for grouped donors: ``GROUP_UNITS / groups`` (rounded up), 1 to
+def _group_draws(groups: int) -> int:
+    """Null draws for ``groups`` groups of donors: ``GROUP_UNITS / groups`` (rounded up), 1 to
     ``GROUP_DRAWS``."""
-    groups = int(np.unique(labels).size)
     return max(1, min(GROUP_DRAWS, -(-GROUP_UNITS // groups)))
 
 
