@@ -19,7 +19,6 @@ from .summary import (
     BOOT_SEED,
     DEFAULT_QUANTILES,
     Interval,
-    Summary,
     clean_edges,
     jsonable,
     mean_interval,
@@ -37,7 +36,7 @@ class SamDriftResult:
 
     ``exact`` is True when every pair was used. Otherwise the numbers are estimates from
     ``n_pairs`` pairs drawn uniformly (with replacement) and ``stderr`` is the standard error
-    of ``mean``. For the exact computation quantiles come from a 0.01-degree histogram.
+    of ``mean``. Quantiles come from a 0.01-degree histogram of the drifts.
     ``mean_ci`` (exact, with ``ci=True``): bootstrap interval of the mean over probe items,
     from the U-statistic's first-order (Hoeffding) terms ``2 h_i - mean``, ``h_i`` being item
     i's mean drift to all others; None otherwise.
@@ -128,7 +127,7 @@ class _DriftAccumulator:
             self.total += float(r.sum())
         else:
             self.total += float(d.sum())
-        self._stats(d.view(-1), gb.view(-1), self._idx[: m * w])
+        self.stats(d.view(-1), gb.view(-1), self._idx[: m * w])
 
     def within(self, d: torch.Tensor, iu: torch.Tensor, start: int) -> None:
         """The pairs i < j inside a chunk, ``d`` laid out as ``triu_indices`` ``iu``."""
@@ -139,10 +138,10 @@ class _DriftAccumulator:
             dd = d.double()
             self.item.index_add_(0, iu[0] + start, dd)
             self.item.index_add_(0, iu[1] + start, dd)
-        self._stats(d, torch.empty_like(d), torch.empty(d.numel(), dtype=torch.int32,
+        self.stats(d, torch.empty_like(d), torch.empty(d.numel(), dtype=torch.int32,
                                                         device=d.device))
 
-    def _stats(self, flat: torch.Tensor, scratch: torch.Tensor, idx: torch.Tensor) -> None:
+    def stats(self, flat: torch.Tensor, scratch: torch.Tensor, idx: torch.Tensor) -> None:
         """Counts in the 0.01-degree bins: int32 bin indices and int64 ``bincount``, exact for
         any N (a float32 histogram stops counting at 2^24 per bin)."""
         self.count += flat.numel()
@@ -177,7 +176,7 @@ class _DriftAccumulator:
             k = min(k, _FINE_BINS - 1)
             before = cdf[k - 1] if k else 0.0
             frac = (target - before) / fine[k] if fine[k] else 0.0
-            return min((k + frac) * width, self.max * deg)
+            return float(min((k + frac) * width, self.max * deg))
 
         centres = (np.arange(_FINE_BINS) + 0.5) * width
         edges = np.asarray(bin_edges, dtype=np.float64)
@@ -325,14 +324,15 @@ def _sam_drift_sampled(a: torch.Tensor, b: torch.Tensor, max_pairs: int, seed: i
     """``max_pairs`` pairs in Gram blocks: each block pairs ``SAMPLE_BLOCK`` random rows with
     as many other random rows (disjoint, so i != j), one matrix product per checkpoint, so the
     cost is that of a blocked Gram of the same number of pairs; every pair is uniform over the
-    unordered pairs. Pairs of one block share rows, so the standard error is taken from the
-    spread of the block means."""
+    unordered pairs. The drifts go into the exact path's 0.01-degree counts (no sort of the
+    sample). Pairs of one block share rows, so the standard error is taken from the spread of
+    the block means."""
     n = a.shape[0]
     gen = torch.Generator(device="cpu").manual_seed(int(seed))
     inv_a = 1.0 / torch.linalg.vector_norm(a, dim=1)
     inv_b = 1.0 / torch.linalg.vector_norm(b, dim=1)
-    out = torch.empty(max_pairs, dtype=a.dtype)
     side = max(1, min(SAMPLE_BLOCK, n // 2))
+    acc = _DriftAccumulator(n, side, side, a.dtype, a.device, per_item=False)
     means, sizes = [], []
     done = 0
     perm, used = torch.randperm(n, generator=gen), 0
@@ -342,31 +342,26 @@ def _sam_drift_sampled(a: torch.Tensor, b: torch.Tensor, max_pairs: int, seed: i
         rows = perm[used : used + 2 * side].to(a.device)
         used += 2 * side
         i, j = rows[:side], rows[side:]
-        ca = torch.mm(a[i] * inv_a[i][:, None], (a[j] * inv_a[j][:, None]).T)
-        cb = torch.mm(b[i] * inv_b[i][:, None], (b[j] * inv_b[j][:, None]).T)
-        d = _drift_rad(ca.reshape(-1), cb.reshape(-1)).mul_(180.0 / math.pi)
-        k = min(d.numel(), max_pairs - done)
-        out[done : done + k] = d[:k].cpu()
-        means.append(float(d[:k].sum(dtype=torch.float64)) / k)
+        k = min(side * side, max_pairs - done)
+        before = acc.total
+        if k == side * side:
+            acc.tile(a[i] * inv_a[i][:, None], a[j] * inv_a[j][:, None],
+                     b[i] * inv_b[i][:, None], b[j] * inv_b[j][:, None], slice(0), slice(0))
+        else:  # the last block: only the pairs still wanted
+            ca = torch.mm(a[i] * inv_a[i][:, None], (a[j] * inv_a[j][:, None]).T)
+            cb = torch.mm(b[i] * inv_b[i][:, None], (b[j] * inv_b[j][:, None]).T)
+            d = _drift_rad(ca.reshape(-1)[:k], cb.reshape(-1)[:k])
+            acc.total += float(d.sum(dtype=torch.float64))
+            acc.stats(d, torch.empty_like(d), torch.empty(k, dtype=torch.int32,
+                                                          device=d.device))
+        means.append((acc.total - before) / k * (180.0 / math.pi))
         sizes.append(k)
         done += k
-    s = Summary.of(out.numpy(), bin_edges=bin_edges, quantiles=quantiles, thresholds=())
-    return SamDriftResult(
-        n_samples=n,
-        n_pairs=max_pairs,
-        exact=False,
-        mean=s.mean,
-        std=s.std,
-        stderr=_block_stderr(np.asarray(means), np.asarray(sizes, dtype=np.float64), s.std,
-                             max_pairs),
-        median=s.median,
-        max=s.max,
-        quantiles=s.quantiles,
-        bin_edges=s.bin_edges,
-        histogram=s.histogram,
-    )
-
-
+    r = acc.result(n, bin_edges, quantiles)
+    return dataclasses.replace(
+        r, exact=False,
+        stderr=_block_stderr(np.asarray(means), np.asarray(sizes, dtype=np.float64), r.std,
+                             max_pairs))
 
 
 def _block_stderr(means: np.ndarray, sizes: np.ndarray, std: float, pairs: int) -> float:

@@ -196,6 +196,25 @@ def test_sam_drift_sampled_estimate_within_four_stderr(rng):
     assert sdtools.sam_drift(A[:20], B[:20], max_pairs=10**6).exact
 
 
+def test_sam_drift_sampled_quantiles_sit_at_their_share_of_every_pair(rng):
+    """The sampled path's quantiles (from 0.01-degree counts of the drawn pairs): the share of
+    all N(N-1)/2 drifts, computed explicitly, below each lies within sampling error of p."""
+    A = rng.normal(size=(300, 12))
+    B = A + 0.4 * rng.normal(size=A.shape)
+
+    def angles(X):
+        X = X / np.linalg.norm(X, axis=1, keepdims=True)
+        return np.degrees(np.arccos(np.clip(X @ X.T, -1, 1)))[np.triu_indices(len(X), 1)]
+
+    every = np.abs(angles(A) - angles(B))
+    est = sdtools.sam_drift(A, B, max_pairs=30_000, seed=5, quantiles=(0.1, 0.5, 0.9))
+    assert not est.exact
+    for p, q in est.quantiles.items():
+        assert abs((every <= q).mean() - p) < 0.02, (p, q)
+    assert abs(est.median - est.quantiles[0.5]) < 1e-12
+    assert est.max <= every.max() + 1e-4 and sum(est.histogram) == 30_000
+
+
 def test_results_are_json(rng):
     import json
 
