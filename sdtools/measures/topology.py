@@ -1,18 +1,20 @@
 """The paper's criterion for rotation with its null: per-sample angles large while the angles
 between samples are kept, read two ways.
 
-The null is jitter of exactly the observed size and kind: each sample ``i`` that moved is
-turned by its own observed angle ``theta_i``, in the direction another moved sample ``pi(i)``
-moved (its tangent direction, carried to ``i`` by parallel transport along the great circle).
-Samples that did not move stay where they are in the null too, and only samples that moved
-lend their direction (a donor that did not move has no direction to lend). With ``groups``
-(items that change together: a class, a domain, an image's captions) the donors are drawn a
-group at a time: every item of group ``g`` borrows from members of one other group ``pi(g)``,
-so a move shared by a group stays shared in the null, and only the agreement *between* groups
-is what the null destroys (averaged over enough draws, at most ``GROUP_DRAWS``, that draws
-times groups reach ``GROUP_UNITS``: few groups make a noisy null). The null keeps the
-per-sample angles, their spread and the anisotropy of the changes, and destroys only what a
-rotation has: the agreement between the samples' moves.
+The null is jitter of exactly the observed sizes and kinds: every item is moved by its own
+observed angle ``theta_i`` along its own observed direction, forwards or backwards at random (a
+sign per item; with ``groups``, items that change together such as a class, a domain or an
+image's captions, one sign per group, shared by its items). A move that does not depend on the
+other items' moves is as likely backwards as forwards, so for jitter of any size, spread and
+anisotropy (along the data's strong or weak directions, shared within groups that are given,
+with rows that do not move) the null has the same distribution as the change itself and the
+criterion reads 0 up to sampling noise. What a rotation or any other coherent map has,
+neighbouring items moving alike, the random signs destroy. With ``groups`` only the agreement
+*between* groups is destroyed (averaged over enough draws, at most ``GROUP_DRAWS``, that draws
+times groups reach ``GROUP_UNITS``: few groups make a noisy null). Rows that did not move stay
+where they are in the null too. A coherent change whose direction itself flips with position
+(a shear that moves each item along one axis by its signed coordinate on another) already
+looks sign-random and reads near 0.
 
 Two readings of the same pairs of samples:
 
@@ -26,9 +28,9 @@ Two readings of the same pairs of samples:
   of every angle; a rotation with one), about 0 for jitter of any structure (with ``groups``
   for moves shared by a group), in between for a rotation with jitter, and part-way for linear
   reshapings that keep most but not all of the order (a few directions scaled). Below 0: the
-  order of the angles is scrambled more than by jitter of the same per-sample sizes, e.g. a
-  change that moves few items far across the others, such as a shear that moves each item
-  along one axis by its coordinate on another (near 0, sampling noise).
+  order of the angles is scrambled more than by the same moves with random signs, i.e.
+  neighbouring items move apart or across each other more than independent moves would (near
+  0, sampling noise).
 - ``metric_kept``: ``1 - drift / null``, the mean self-angle drift (SAM) against the null's.
   1 for a rotation, about 0 for jitter; it also counts coherent changes of the angles'
   *sizes*: a cone that tightens shrinks every angle and reads far below 0 although every
@@ -57,7 +59,7 @@ from .summary import jsonable
 
 PAIRS = 200_000  # sampled pairs (every pair when there are fewer)
 ROWS = 8192  # rows of the pair order per block: memory flat in N
-GROUP_DRAWS = 8  # most null draws averaged when donors are drawn by group (few groups: a noisy
+GROUP_DRAWS = 8  # most null draws averaged when signs are drawn by group (few groups: a noisy
 GROUP_UNITS = 1000  # null); as many as make draws x groups reach this (5,000 images: one)
 
 
@@ -85,7 +87,7 @@ class TopologyResult:
     n_moved : int
         Items that moved beyond rounding (the others stay put in the null too).
     groups : int
-        Groups the null's donors were drawn by (0: items independently).
+        Groups the null's signs were drawn by (0: one sign per item).
     n_items : int
         Distinct items used: an item whose rows repeat another's in both A and B (an image
         listed once per caption) is counted once, with a warning in ``warnings``.
@@ -135,51 +137,12 @@ def _tangent(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return theta, t
 
 
-def _null_rows(a: torch.Tensor, theta: torch.Tensor, ap: torch.Tensor,
-               tp: torch.Tensor) -> torch.Tensor:
-    """Rows ``a`` turned by their own angle ``theta`` in the direction ``tp`` another sample
-    (at ``ap``) moved, carried to a's tangent plane by parallel transport along the great
-    circle from ap to a (a rotation in their plane, so nothing of that direction is lost)."""
-    c = (ap * a).sum(1, keepdim=True)
-    t = tp - (a * tp).sum(1, keepdim=True) / (1.0 + c).clamp(min=1e-12) * (ap + a)
-    norm = torch.linalg.vector_norm(t, dim=1, keepdim=True)
-    t = torch.where(norm > 1e-12, t / norm.clamp(min=1e-30), torch.zeros_like(t))
-    turned: torch.Tensor = torch.cos(theta)[:, None] * a + torch.sin(theta)[:, None] * t
-    return turned
-
-
-def _donors(moved: np.ndarray, labels: np.ndarray | None,
-            rng: np.random.Generator) -> np.ndarray:
-    """For every item, another item that moved whose direction it borrows: a derangement of
-    the moved items, or with ``labels`` a derangement of the groups with moved items, each
-    item taking a random moved member of its group's partner. Items that did not move get a
-    donor too (their angle is 0, so it is never used)."""
-    n = moved.size
-    idx = np.flatnonzero(moved)
-    donor = np.zeros(n, dtype=np.int64)
-    if idx.size == 0:
-        return donor
+def _signs(labels: np.ndarray | None, n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random sign per item, or with ``labels`` one per group shared by its items."""
     if labels is None:
-        perm = rng.permutation(idx.size)
-        fixed = perm == np.arange(idx.size)
-        perm[fixed] = (perm[fixed] + 1) % idx.size
-        donor[:] = idx[rng.integers(0, idx.size, n)]
-        donor[idx] = idx[perm]
-        return donor
+        return rng.choice(np.array([-1.0, 1.0]), n)
     _, lab = np.unique(labels, return_inverse=True)
-    live = np.unique(lab[idx])  # groups with a moved member
-    perm = rng.permutation(live.size)
-    fixed = perm == np.arange(live.size)
-    perm[fixed] = (perm[fixed] + 1) % live.size
-    partner = np.full(int(lab.max()) + 1, -1, dtype=np.int64)
-    partner[live] = live[perm]
-    partner[partner < 0] = live[rng.integers(0, live.size, int((partner < 0).sum()))]
-    order = idx[np.argsort(lab[idx], kind="stable")]  # moved items by group
-    starts = np.searchsorted(lab[order], np.arange(int(lab.max()) + 2))
-    p = partner[lab]
-    lo, hi = starts[p], starts[p + 1]
-    donor[:] = order[lo + (rng.random(n) * (hi - lo)).astype(np.int64)]
-    return donor
+    return rng.choice(np.array([-1.0, 1.0]), int(lab.max()) + 1)[lab]
 
 
 def _pairs(n: int, max_pairs: int, gen: torch.Generator) -> tuple[torch.Tensor, int, int, bool]:
@@ -199,19 +162,16 @@ def _exact_start(n: int, s: int) -> int:
 
 
 def _block(a: torch.Tensor, b: torch.Tensor, idx: torch.Tensor,
-           donors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Unit rows ``idx`` of a, of b and of each null draw (rows turned by their own angle in
-    their donor's direction): memory in the block's rows, not in N."""
+           signs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Unit rows ``idx`` of a, of b and of each null draw (rows turned by their own angle along
+    their own direction, forwards or backwards by the draw's sign): memory in the block's rows,
+    not in N."""
     ai, bi = normalize(a[idx]), normalize(b[idx])
-    theta, _ = _tangent(ai, bi)
-    theta = torch.where(theta > 64 * torch.finfo(a.dtype).eps, theta, torch.zeros_like(theta))
-    out = [ai, bi]
-    for donor in donors:
-        d = donor[idx]
-        ad = normalize(a[d])
-        _, td = _tangent(ad, normalize(b[d]))
-        out.append(_null_rows(ai, theta, ad, td))
-    return out
+    theta, t = _tangent(ai, bi)
+    moved = theta > 64 * torch.finfo(a.dtype).eps
+    cos = torch.where(moved, torch.cos(theta), torch.ones_like(theta))[:, None]
+    sin = torch.where(moved, torch.sin(theta), torch.zeros_like(theta))[:, None]
+    return [ai, bi] + [cos * ai + sin * sign[idx][:, None] * t for sign in signs]
 
 
 def _angle(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -318,16 +278,16 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
     # a row moved when its angle is above the rounding of unit rows in this dtype
     moved = (theta > 64 * torch.finfo(a.dtype).eps).cpu().numpy()
     rng = np.random.default_rng(seed)
-    donors = [torch.as_tensor(_donors(moved, labels, rng), device=a.device)
-              for _ in range(1 if labels is None else _group_draws(n_groups))]
+    signs = [torch.as_tensor(_signs(labels, n, rng), dtype=a.dtype, device=a.device)
+             for _ in range(1 if labels is None else _group_draws(n_groups))]
     gen = torch.Generator().manual_seed(seed)
     order, shifts, m, exact = _pairs(n, max_pairs, gen)
-    ang = np.empty((2 + len(donors), m))
+    ang = np.empty((2 + len(signs), m))
     span = shifts if exact else shifts + 1
     for c0 in range(0, n, ROWS):  # a block of the order and the rows its pairs reach
         c1 = min(c0 + ROWS, n)
         idx = order[torch.arange(c0, c1 + span - 1) % n].to(a.device)
-        mats = _block(a, b, idx, donors)
+        mats = _block(a, b, idx, signs)
         for s in range(1, shifts + 1):
             # pairs (order[k], order[k + s]): all pairs i < j in order when exact, else
             # shift s gives pairs (s - 1) n .. s n - 1, wrapping around
@@ -358,7 +318,7 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
 
 
 def _group_draws(groups: int) -> int:
-    """Null draws for ``groups`` groups of donors: ``GROUP_UNITS / groups`` (rounded up), 1 to
+    """Null draws for ``groups`` groups of signs: ``GROUP_UNITS / groups`` (rounded up), 1 to
     ``GROUP_DRAWS``."""
     return max(1, min(GROUP_DRAWS, -(-GROUP_UNITS // groups)))
 

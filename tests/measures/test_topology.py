@@ -49,7 +49,7 @@ def test_rotation_with_jitter_reads_between_on_the_scale_of_the_metric(cone_data
 @pytest.mark.parametrize("still", [0.5, 0.2])
 def test_rows_that_do_not_move_are_not_shrunk_in_the_null(cone_data, still):
     """Half the rows jittered 10 degrees, half exactly unchanged read -0.55 (truth 0): a null
-    row whose donor did not move was shrunk instead of turned."""
+    row whose donor did not move was shrunk instead of turned. Unmoved rows stay put."""
     X, _ = cone_data
     rng = np.random.default_rng(23)
     stay = rng.random(len(X)) < still
@@ -112,3 +112,33 @@ def test_repeated_items_are_counted_once(cone_data):
     once, five = sdtools.topology_kept(X, B), sdtools.topology_kept(X[rep], B[rep])
     assert five.n_items == len(X) and "repeat another item" in five.warnings[0]
     assert five.topology_kept == pytest.approx(once.topology_kept, abs=1e-9)
+
+
+@pytest.mark.parametrize("draw", [168, 270, 305, 357])
+def test_jitter_along_the_strongest_or_weakest_directions_reads_zero(draw):
+    """Drawn shapes where the earlier null (each item turned in another item's direction,
+    carried over by parallel transport) read weak-direction jitter +0.065 to +0.091 and strong-
+    direction jitter -0.072: the transport leaked a donor's move into strong directions. The
+    null now moves each item along its own direction with a random sign, which has the same
+    distribution as any jitter whose moves are independent of each other's."""
+    from sdtools.measures.properties import draw_change, draw_shape, make_data
+
+    rng = np.random.default_rng([0, draw])
+    s = draw_shape(rng, 1024, 3_000_000)
+    X, basis, labels = make_data(rng, s)
+    kind, detail, B, groups = draw_change(rng, X, basis, labels, s)
+    assert kind == "jitter" and detail.split()[0] in ("weak", "strong")
+    top = sdtools.topology_kept(X, B, seed=draw, groups=groups)
+    assert abs(top.topology_kept) < 0.03 and abs(top.metric_kept) < 0.03
+
+
+def test_the_null_is_the_change_with_random_signs(cone_data):
+    """Under independent jitter, flipping every move's sign gives the same distribution: a
+    change whose every move is reversed reads like the original (up to the null's draw)."""
+    X, _ = cone_data
+    rng = np.random.default_rng(24)
+    B = jitter(X, rng.uniform(3.0, 15.0, len(X)), rng)
+    back = unit(2 * (X * B).sum(1, keepdims=True) * X - B)  # every move reversed
+    one, two = sdtools.topology_kept(X, B), sdtools.topology_kept(X, back)
+    assert one.null == pytest.approx(two.null, rel=0.05)  # the same sizes, the signs redrawn
+    assert abs(one.topology_kept) < 0.05 and abs(two.topology_kept) < 0.05
