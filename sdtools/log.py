@@ -90,19 +90,28 @@ def cli_messages(packages: Sequence[str] = ("sdtools",),
     global _cli
     handler = _Stderr()
     saved = []
+    # a root handler that already prints to the terminal (``logging.basicConfig`` in the
+    # calling process) would print every message a second time: stop them at the package
+    twice = any(isinstance(h, logging.StreamHandler)
+                and getattr(h, "stream", None) in (sys.stderr, sys.stdout, sys.__stderr__,
+                                                   sys.__stdout__)
+                for h in logging.getLogger().handlers)
     for name in packages:
         logger = logging.getLogger(name)
-        saved.append((logger, logger.level))
+        saved.append((logger, logger.level, logger.propagate))
         logger.setLevel(level)
         logger.addHandler(handler)
+        if twice:
+            logger.propagate = False
     outer, _cli = _cli, tuple(packages)
     try:
         yield
     finally:
         _cli = outer
-        for logger, old in saved:
+        for logger, old, propagate in saved:
             logger.removeHandler(handler)
             logger.setLevel(old)
+            logger.propagate = propagate
 
 
 def quiet_messages(quiet: bool) -> bool:

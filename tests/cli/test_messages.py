@@ -53,6 +53,26 @@ def test_the_command_line_handler_shows_info_and_under_quiet_notices_and_warning
     assert logging.getLogger("modx").level == before
 
 
+def test_a_process_that_configured_logging_sees_each_message_once(capsys, monkeypatch):
+    """A caller with ``logging.basicConfig`` (a root handler on the terminal) saw every message
+    of the command line twice: once from its handler, once from the root's."""
+    monkeypatch.delenv("RANK", raising=False)
+    root = logging.getLogger()
+    mine = logging.StreamHandler(sys.stderr)
+    mine.setFormatter(logging.Formatter("ROOT %(message)s"))
+    root.addHandler(mine)
+    try:
+        with cli_messages(("sdtools",)):
+            get_logger("sdtools.report").warning("one line")
+        assert logging.getLogger("sdtools").propagate  # restored on exit
+        get_logger("sdtools.report").warning("the library again")
+    finally:
+        root.removeHandler(mine)
+    err = capsys.readouterr().err
+    assert err.count("one line") == 1 and "warning: one line" in err
+    assert "ROOT the library again" in err  # outside, the caller's logging is as it was
+
+
 def test_the_cli_shows_a_library_warning_on_stderr(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SDTOOLS_CACHE", str(tmp_path / "cache"))
     save_modx(tmp_path / "a.pt")
