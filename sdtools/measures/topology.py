@@ -4,17 +4,18 @@ between samples are kept, read two ways.
 The null is jitter of exactly the observed sizes and kinds: every item is moved by its own
 observed angle ``theta_i`` along its own observed direction, forwards or backwards at random (a
 sign per item; with ``groups``, items that change together such as a class, a domain or an
-image's captions, one sign per group, shared by its items). A move that does not depend on the
-other items' moves is as likely backwards as forwards, so for jitter of any size, spread and
-anisotropy (along the data's strong or weak directions, shared within groups that are given,
-with rows that do not move) the null has the same distribution as the change itself and the
+image's captions, one sign per group, shared by its items). Where each item's move, given where
+the item is, is as likely backwards as forwards (zero-mean jitter of any size, spread and
+anisotropy, along the data's strong or weak directions, shared within groups that are given,
+with rows that do not move), the null has the same distribution as the change itself and the
 criterion reads 0 up to sampling noise. What a rotation or any other coherent map has,
-neighbouring items moving alike, the random signs destroy. With ``groups`` only the agreement
-*between* groups is destroyed (averaged over enough draws, at most ``GROUP_DRAWS``, that draws
-times groups reach ``GROUP_UNITS``: few groups make a noisy null). Rows that did not move stay
-where they are in the null too. A coherent change whose direction itself flips with position
-(a shear that moves each item along one axis by its signed coordinate on another) already
-looks sign-random and reads near 0.
+neighbouring items moving alike, the random signs destroy; so they do for a drift shared by
+all items (every item shifted toward one direction), which reads above 0 like the coherent move
+it is. With ``groups`` only the agreement *between* groups is destroyed, so only pairs of items
+in different groups are read, and sign draws that give every group the same sign (the change
+itself or its mirror image) are drawn again; the null is averaged over enough draws, at most
+``GROUP_DRAWS``, that draws times groups reach ``GROUP_UNITS`` (few groups make a noisy null).
+Rows that did not move stay where they are in the null too.
 
 Two readings of the same pairs of samples:
 
@@ -22,21 +23,21 @@ Two readings of the same pairs of samples:
   ``1 - sqrt((1 - rho) / (1 - rho_null))``, where ``rho`` is the rank (Spearman) correlation of
   the pairs' angles under a and b and ``rho_null`` the same under a and the null. ``1 - rho``
   grows with the square of a perturbation's size, so the square root puts the ratio on the
-  scale of the change's size: 0.9 means the order of the angles moved a tenth as much as
-  under jitter of the same per-sample sizes. It reads 1 for a rotation and for any change that
-  keeps the order of the angles (a cone tightening or widening, which is a monotone reshaping
-  of every angle; a rotation with one), about 0 for jitter of any structure (with ``groups``
-  for moves shared by a group), in between for a rotation with jitter, and part-way for linear
-  reshapings that keep most but not all of the order (a few directions scaled). Below 0: the
-  order of the angles is scrambled more than by the same moves with random signs, i.e.
-  neighbouring items move apart or across each other more than independent moves would (near
-  0, sampling noise).
+  scale of the change's size: 0.9 means the order of the angles moved a tenth as much as under
+  the null (the same moves with random signs). It reads 1 for a rotation and for any change
+  that keeps the order of the angles (a cone tightening or widening, which is a monotone
+  reshaping of every angle; a rotation with one), about 0 for zero-mean jitter of any
+  structure (with ``groups`` for moves shared by a group), in between for a rotation with
+  jitter, and part-way for linear reshapings that keep most but not all of the order (a few
+  directions scaled, a shear). Below 0: the order of the angles is scrambled more than by the
+  same moves with random signs, i.e. neighbouring items move apart or across each other more
+  than independent moves would (near 0, sampling noise).
 - ``metric_kept``: ``1 - drift / null``, the mean self-angle drift (SAM) against the null's.
   1 for a rotation, about 0 for jitter; it also counts coherent changes of the angles'
   *sizes*: a cone that tightens shrinks every angle and reads far below 0 although every
   neighbourhood is kept. Below 0: the angles between samples changed more, on average, than
-  under jitter of the same per-sample sizes, i.e. a coherent reshaping (cone, scale) or, with
-  ``topology_kept`` also below 0, disorder beyond jitter.
+  under the null, i.e. a coherent reshaping (cone, scale) or, with ``topology_kept`` also below
+  0, disorder beyond jitter.
 
 Both are None when nothing moved beyond rounding.
 """
@@ -83,7 +84,8 @@ class TopologyResult:
     rank_corr, rank_corr_null : float
         ``rho`` and ``rho_null``.
     n_pairs : int
-        Pairs used; ``exact``: all of them.
+        Pairs used (with ``groups``, those of items in different groups); ``exact``: all of
+        them.
     n_moved : int
         Items that moved beyond rounding (the others stay put in the null too).
     groups : int
@@ -137,12 +139,19 @@ def _tangent(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return theta, t
 
 
-def _signs(labels: np.ndarray | None, n: int, rng: np.random.Generator) -> np.ndarray:
-    """A random sign per item, or with ``labels`` one per group shared by its items."""
-    if labels is None:
+def _signs(codes: np.ndarray | None, n: int, moved: np.ndarray,
+           rng: np.random.Generator) -> np.ndarray:
+    """A random sign per item, or with group ``codes`` (0 .. G-1 per item) one per group shared
+    by its items, drawn again while every group with a moved item has the same sign (the null
+    would then be the change itself or its mirror image)."""
+    if codes is None:
         return rng.choice(np.array([-1.0, 1.0]), n)
-    _, lab = np.unique(labels, return_inverse=True)
-    return rng.choice(np.array([-1.0, 1.0]), int(lab.max()) + 1)[lab]
+    live = np.unique(codes[moved])
+    while True:
+        per_group = rng.choice(np.array([-1.0, 1.0]), int(codes.max()) + 1)
+        if live.size < 2 or np.unique(per_group[live]).size > 1:
+            out: np.ndarray = per_group[codes]
+            return out
 
 
 def _pairs(n: int, max_pairs: int, gen: torch.Generator) -> tuple[torch.Tensor, int, int, bool]:
@@ -215,7 +224,8 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
         Seed of the pairs and of the null move.
     groups : array (N,), optional
         A label per item for items that change together (a class, a domain, an image's
-        captions): the null borrows moves a group at a time.
+        captions): the null's signs are drawn a group at a time and only pairs of items in
+        different groups are read (one group: items one by one, with a warning).
 
     Returns
     -------
@@ -270,19 +280,25 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
         n = a.shape[0]
         if n < 2:
             raise InputError("A and B hold a single distinct item; pairs need two")
-    n_groups = 0 if labels is None else int(np.unique(labels).size)
-    if n_groups == n:
-        labels, n_groups = None, 0  # every item its own group: items independently
+    codes = None if labels is None else np.unique(labels, return_inverse=True)[1].ravel()
+    n_groups = 0 if codes is None else int(codes.max()) + 1
+    if n_groups == 1:
+        warns.append("every item is in one group, so the null cannot keep a group's move "
+                      "and change the others': read item by item")
+    if n_groups in (1, n):
+        codes, n_groups = None, 0  # every item its own group (or one): items independently
     theta = torch.cat([_tangent(normalize(a[s : s + ROWS]), normalize(b[s : s + ROWS]))[0]
                        for s in range(0, n, ROWS)])
     # a row moved when its angle is above the rounding of unit rows in this dtype
     moved = (theta > 64 * torch.finfo(a.dtype).eps).cpu().numpy()
     rng = np.random.default_rng(seed)
-    signs = [torch.as_tensor(_signs(labels, n, rng), dtype=a.dtype, device=a.device)
-             for _ in range(1 if labels is None else _group_draws(n_groups))]
+    signs = [torch.as_tensor(_signs(codes, n, moved, rng), dtype=a.dtype, device=a.device)
+             for _ in range(1 if codes is None else _group_draws(n_groups))]
+    code_t = None if codes is None else torch.as_tensor(codes, device=a.device)
     gen = torch.Generator().manual_seed(seed)
     order, shifts, m, exact = _pairs(n, max_pairs, gen)
     ang = np.empty((2 + len(signs), m))
+    same = np.zeros(m, dtype=bool)  # pairs inside one group: their agreement is kept in the null
     span = shifts if exact else shifts + 1
     for c0 in range(0, n, ROWS):  # a block of the order and the rows its pairs reach
         c1 = min(c0 + ROWS, n)
@@ -299,6 +315,12 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
             for row, x in enumerate(mats):
                 ang[row, start + lo : start + hi] = _angle(
                     x[lo - c0 : hi - c0], x[lo - c0 + s : hi - c0 + s]).double().cpu().numpy()
+            if code_t is not None:
+                g = code_t[idx]
+                same[start + lo : start + hi] = (g[lo - c0 : hi - c0]
+                                                 == g[lo - c0 + s : hi - c0 + s]).cpu().numpy()
+    if same.any() and (~same).sum() >= 2:  # with groups, only pairs across groups are read
+        ang, m = ang[:, ~same], int((~same).sum())
     drift = math.degrees(float(np.abs(ang[0] - ang[1]).mean()))
     null = math.degrees(float(np.abs(ang[0] - ang[2:]).mean()))
     tiny = math.degrees(8 * torch.finfo(a.dtype).eps)

@@ -114,31 +114,68 @@ def test_repeated_items_are_counted_once(cone_data):
     assert five.topology_kept == pytest.approx(once.topology_kept, abs=1e-9)
 
 
-@pytest.mark.parametrize("draw", [168, 270, 305, 357])
-def test_jitter_along_the_strongest_or_weakest_directions_reads_zero(draw):
-    """Drawn shapes where the earlier null (each item turned in another item's direction,
-    carried over by parallel transport) read weak-direction jitter +0.065 to +0.091 and strong-
-    direction jitter -0.072: the transport leaked a donor's move into strong directions. The
-    null now moves each item along its own direction with a random sign, which has the same
-    distribution as any jitter whose moves are independent of each other's."""
-    from sdtools.measures.properties import draw_change, draw_shape, make_data
+def _directional_jitter(seed, n, d, alpha, cone, where, deg):
+    """Shapes where the earlier null (each item turned in another item's direction, carried
+    over by parallel transport) read jitter along the weakest directions +0.07 to +0.09 and
+    along the strongest -0.07: the transport leaked a donor's move into strong directions."""
+    from sdtools.measures.properties import Shape, _turn, make_data
 
-    rng = np.random.default_rng([0, draw])
-    s = draw_shape(rng, 1024, 3_000_000)
-    X, basis, labels = make_data(rng, s)
-    kind, detail, B, groups = draw_change(rng, X, basis, labels, s)
-    assert kind == "jitter" and detail.split()[0] in ("weak", "strong")
-    top = sdtools.topology_kept(X, B, seed=draw, groups=groups)
+    rng = np.random.default_rng(seed)
+    X, basis, _ = make_data(rng, Shape(n, d, alpha, cone, 0, 1))
+    w = np.arange(1, d, dtype=np.float64) ** (-alpha / 2.0)
+    w = np.concatenate([[0.0], w if where == "strong" else 1.0 / w])
+    return X, _turn(X, (rng.standard_normal(X.shape) * w / w.max()) @ basis.T, deg)
+
+
+@pytest.mark.parametrize("case", [(1256, 33, 1.87, 0.0, "weak", 16.0),
+                                  (1937, 175, 0.59, 0.57, "weak", 11.0),
+                                  (498, 307, 1.34, 0.0, "strong", 22.0),
+                                  (1290, 228, 0.59, 0.32, "weak", 6.0)])
+def test_jitter_along_the_strongest_or_weakest_directions_reads_zero(case):
+    X, B = _directional_jitter(7, *case)
+    top = sdtools.topology_kept(X, B, seed=1)
     assert abs(top.topology_kept) < 0.03 and abs(top.metric_kept) < 0.03
 
 
-def test_the_null_is_the_change_with_random_signs(cone_data):
-    """Under independent jitter, flipping every move's sign gives the same distribution: a
-    change whose every move is reversed reads like the original (up to the null's draw)."""
+def test_the_null_is_the_change_with_random_signs(cone_data, monkeypatch):
+    """With every sign +1 the null is the change itself: both readings are exactly 0."""
+    from sdtools.measures import topology
+
+    X, basis = cone_data
+    B = jitter(X @ plane_rotation(basis, [30.0]), 5.0, np.random.default_rng(24))
+    assert sdtools.topology_kept(X, B).topology_kept > 0.5
+    monkeypatch.setattr(topology, "_signs", lambda codes, n, moved, rng: np.ones(n))
+    top = sdtools.topology_kept(X, B)
+    assert top.drift == pytest.approx(top.null, rel=1e-9)
+    assert top.topology_kept == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("n_groups", [2, 3])
+def test_few_groups_read_a_rotation_with_jitter_as_items_do(cone_data, n_groups):
+    """With 2-3 groups a group-wise sign null kept the agreement inside each group, which is
+    most pairs: rotation with jitter read 0.6-0.8 by the seed where items read 0.8. Only pairs
+    across groups are read, and draws giving every group one sign are drawn again."""
+    X, basis = cone_data
+    B = jitter(X @ plane_rotation(basis, [30.0]), 5.0, np.random.default_rng(25))
+    lab = np.arange(len(X)) % n_groups
+    items = sdtools.topology_kept(X, B).topology_kept
+    for seed in range(3):
+        top = sdtools.topology_kept(X, B, groups=lab, seed=seed)
+        assert top.topology_kept == pytest.approx(items, abs=0.08)
+        assert top.n_pairs < len(X) * (len(X) - 1) // 2  # pairs inside a group left out
+
+
+def test_one_group_reads_item_by_item_with_a_warning(cone_data):
+    X, basis = cone_data
+    B = jitter(X @ plane_rotation(basis, [30.0]), 5.0, np.random.default_rng(26))
+    one = sdtools.topology_kept(X, B, groups=np.zeros(len(X)))
+    assert one.groups == 0 and "one group" in one.warnings[0]
+    assert one.topology_kept == pytest.approx(sdtools.topology_kept(X, B).topology_kept, abs=1e-12)
+
+
+def test_a_drift_shared_by_every_item_is_coherent_not_jitter(cone_data):
+    """Every item shifted toward one direction: the moves agree, so the reading is above 0."""
     X, _ = cone_data
-    rng = np.random.default_rng(24)
-    B = jitter(X, rng.uniform(3.0, 15.0, len(X)), rng)
-    back = unit(2 * (X * B).sum(1, keepdims=True) * X - B)  # every move reversed
-    one, two = sdtools.topology_kept(X, B), sdtools.topology_kept(X, back)
-    assert one.null == pytest.approx(two.null, rel=0.05)  # the same sizes, the signs redrawn
-    assert abs(one.topology_kept) < 0.05 and abs(two.topology_kept) < 0.05
+    v = unit(np.random.default_rng(27).standard_normal((1, X.shape[1])))
+    top = sdtools.topology_kept(X, unit(X + 0.15 * v))
+    assert top.topology_kept > 0.3
