@@ -127,21 +127,25 @@ class _DriftAccumulator:
             self.total += float(r.sum())
         else:
             self.total += float(d.sum())
-        self.stats(d.view(-1), gb.view(-1), self._idx[: m * w])
+        self._stats(d.view(-1), gb.view(-1), self._idx[: m * w])
 
     def within(self, d: torch.Tensor, iu: torch.Tensor, start: int) -> None:
         """The pairs i < j inside a chunk, ``d`` laid out as ``triu_indices`` ``iu``."""
         if d.numel() == 0:
             return
-        self.total += float(d.sum(dtype=torch.float64))
         if self.item is not None:
             dd = d.double()
             self.item.index_add_(0, iu[0] + start, dd)
             self.item.index_add_(0, iu[1] + start, dd)
-        self.stats(d, torch.empty_like(d), torch.empty(d.numel(), dtype=torch.int32,
-                                                        device=d.device))
+        self.add(d)
 
-    def stats(self, flat: torch.Tensor, scratch: torch.Tensor, idx: torch.Tensor) -> None:
+    def add(self, d: torch.Tensor) -> None:
+        """Drifts (flat, radians) counted without per-item sums."""
+        self.total += float(d.sum(dtype=torch.float64))
+        self._stats(d, torch.empty_like(d), torch.empty(d.numel(), dtype=torch.int32,
+                                                         device=d.device))
+
+    def _stats(self, flat: torch.Tensor, scratch: torch.Tensor, idx: torch.Tensor) -> None:
         """Counts in the 0.01-degree bins: int32 bin indices and int64 ``bincount``, exact for
         any N (a float32 histogram stops counting at 2^24 per bin)."""
         self.count += flat.numel()
@@ -344,16 +348,12 @@ def _sam_drift_sampled(a: torch.Tensor, b: torch.Tensor, max_pairs: int, seed: i
         i, j = rows[:side], rows[side:]
         k = min(side * side, max_pairs - done)
         before = acc.total
+        xa, ya = a[i] * inv_a[i][:, None], a[j] * inv_a[j][:, None]
+        xb, yb = b[i] * inv_b[i][:, None], b[j] * inv_b[j][:, None]
         if k == side * side:
-            acc.tile(a[i] * inv_a[i][:, None], a[j] * inv_a[j][:, None],
-                     b[i] * inv_b[i][:, None], b[j] * inv_b[j][:, None], slice(0), slice(0))
+            acc.tile(xa, ya, xb, yb, slice(0), slice(0))
         else:  # the last block: only the pairs still wanted
-            ca = torch.mm(a[i] * inv_a[i][:, None], (a[j] * inv_a[j][:, None]).T)
-            cb = torch.mm(b[i] * inv_b[i][:, None], (b[j] * inv_b[j][:, None]).T)
-            d = _drift_rad(ca.reshape(-1)[:k], cb.reshape(-1)[:k])
-            acc.total += float(d.sum(dtype=torch.float64))
-            acc.stats(d, torch.empty_like(d), torch.empty(k, dtype=torch.int32,
-                                                          device=d.device))
+            acc.add(_drift_rad((xa @ ya.T).reshape(-1)[:k], (xb @ yb.T).reshape(-1)[:k]))
         means.append((acc.total - before) / k * (180.0 / math.pi))
         sizes.append(k)
         done += k
