@@ -29,6 +29,50 @@ GROUPS_PER_FOLD = 11  # groups of probe items per fold, the units of the bootstr
 
 
 @dataclasses.dataclass
+class LabelMoves:
+    """Per label: the sum of the moves ``sum (b_i - a_i)`` and of the rows ``sum a_i`` (L, D,
+    float64), the sum of the squared moves (L,) and the rows (L,): what the share of the change
+    an item's label shares needs, before the fit or (:func:`heldout_share`) after it."""
+
+    moves: torch.Tensor
+    rows_a: torch.Tensor
+    squares: torch.Tensor
+    size: torch.Tensor
+
+
+def shared_share(S: torch.Tensor, Q: torch.Tensor, size: torch.Tensor) -> float:
+    """The share of the moves' energy that the rows of one label share: per label
+    ``(|sum of moves|^2 - sum |move|^2) / (n - 1)`` estimates ``n |shared move|^2`` (unbiased
+    for moves independent within a label), summed over labels of two rows or more, over the
+    total ``sum |move|^2``; clipped to [0, 1]."""
+    many = size > 1
+    shared = float((((S * S).sum(1) - Q)[many] / (size[many] - 1)).sum())
+    total = float(Q.sum())
+    return min(max(shared / total, 0.0), 1.0) if total > 0 else 0.0
+
+
+def heldout_share(lm: LabelMoves, split: Split, fold_R: list[torch.Tensor],
+                  ratio: np.ndarray) -> float:
+    """:func:`shared_share` of the held-out residuals ``b_i - a_i R_{-f}`` (each label's rows
+    against the fit of the folds without it): the structure of what the rotation leaves, which
+    a rotation in the change does not alter (the raw moves mix a rotation's row-by-row moves in
+    and read less shared; the in-sample residual has lost what the fit absorbed of each label's
+    shared move). ``ratio[g]``: group g's held-out residual over its raw change, which scales
+    each label's sum of squared moves (exact in total, approximate per label)."""
+    k = split.k
+    fold = split.group_of_label % k
+    S = torch.empty_like(lm.moves)
+    for f in range(k):
+        sel = torch.as_tensor(np.flatnonzero(fold == f))
+        if sel.numel():
+            # sum (b - a R) = sum (b - a) + sum a (I - R)
+            Sa = lm.rows_a[sel]
+            S[sel] = lm.moves[sel] + Sa - Sa @ fold_R[f].to(Sa)
+    Q = lm.squares * torch.as_tensor(ratio[split.group_of_label], dtype=lm.squares.dtype)
+    return shared_share(S, Q, lm.size)
+
+
+@dataclasses.dataclass
 class CrossCov:
     """Per fold f: ``M[f] = A_f^T B_f`` (float64, on CPU), ``aa[f] = sum |a_i|^2``,
     ``bb[f] = sum |b_i|^2``, ``ab[f] = sum <a_i, b_i>``, ``n[f]`` rows (rows unit, or centred).
@@ -52,6 +96,7 @@ class CrossCov:
     group_spread: float = 0.0  # share of A's variance between labels (how clustered they are)
     labels: int = 0  # distinct labels (0: items independent)
     sum_a: torch.Tensor | None = None  # (D,) float64: the sum of A's rows as read
+    moves: LabelMoves | None = None  # per label sums of the moves (None without labels)
 
     @property
     def total(self) -> torch.Tensor:
@@ -116,6 +161,7 @@ class Split:
     index: list[torch.Tensor]
     label: np.ndarray
     n_labels: int
+    group_of_label: np.ndarray  # (n_labels,): the group holding each label (fold: % k)
 
     def blocks(self) -> Iterator[tuple[int, torch.Tensor]]:
         """(group, row indices) in blocks of at most ``BLOCK`` rows."""
@@ -144,7 +190,7 @@ def split_by(labels: npt.ArrayLike | torch.Tensor, n: int, k: int, per_fold: int
     order = np.argsort(unit, kind="stable")
     bounds = np.searchsorted(unit[order], np.arange(groups + 1))
     index = [torch.as_tensor(order[bounds[i] : bounds[i + 1]]) for i in range(groups)]
-    return Split(k, groups, index, lab, n_labels)
+    return Split(k, groups, index, lab, n_labels, unit_of)
 
 
 def blocks(n: int, k: int, per_fold: int,
@@ -198,13 +244,11 @@ def cross_covariance(prep: Prep, k: int, per_fold: int = 1, split: Split | None 
     Ms = Gm.view(groups // k, k, d, d).sum(0) if groups > k else Gm
     folded = stats.view(4, groups // k, k).sum(1)
     share = spread = 0.0
+    moves = None
     if split is not None:
         size = torch.bincount(lab, minlength=split.n_labels).double()
-        many = size > 1
-        # per label, (|sum of moves|^2 - sum |move|^2) / (n - 1) estimates n |shared move|^2
-        shared = float((((S * S).sum(1) - Q)[many] / (size[many] - 1)).sum())
-        total = float(Q.sum())
-        share = min(max(shared / total, 0.0), 1.0) if total > 0 else 0.0
+        moves = LabelMoves(S.cpu(), Sa.cpu(), Q.cpu(), size.cpu())
+        share = shared_share(moves.moves, moves.squares, moves.size)
         # A's variance between labels, less what the labels' own noise puts there
         grand = float((Sa.sum(0) ** 2).sum()) / n
         var = float(aa) - grand
@@ -217,5 +261,5 @@ def cross_covariance(prep: Prep, k: int, per_fold: int = 1, split: Split | None 
                     block=block,
                     group_M=Gm if groups > k else None, group_stats=stats,
                     eps=float(torch.finfo(a.dtype).eps), split=split, group_share=share,
-                    group_spread=spread, sum_a=sum_a.cpu(),
+                    group_spread=spread, sum_a=sum_a.cpu(), moves=moves,
                     labels=0 if split is None else split.n_labels)

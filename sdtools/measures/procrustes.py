@@ -30,6 +30,7 @@ from .checks import (
 from .crosscov import (
     GROUPS_PER_FOLD,
     cross_covariance,
+    heldout_share,
     prepare,
     split_by,
 )
@@ -177,8 +178,9 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     epsilons of that format is rounding, not a rotation: ``rigidity`` is then None, with a
     warning. ``groups``: a label per item for items that change together (a class, a domain, an
     image's captions): folds and bootstrap groups then hold whole labels, and the jitter null
-    shares the measured part of the change that a label's items share (a drift per class is
-    jitter, not a rotation, and reads rigidity about 0).
+    shares the part that a label's items share of what the rotation leaves (each label against
+    the fit of the folds without it), so a drift per class is jitter, not a rotation, and reads
+    rigidity about 0, and the null is the same whatever rotation comes with the drift.
 
     Parameters
     ----------
@@ -299,7 +301,16 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     explained = 1.0 if base == 0.0 else 1.0 - left / base
     heldout = 1.0 if base == 0.0 else 1.0 - ho_left / base
     assert cc.sum_a is not None  # cross_covariance sets it
-    null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=cc.group_share,
+    share = cc.group_share
+    labelled = cc.moves is not None and cc.split is not None
+    if (ci or labelled) and (per_group is None or not exact):
+        per_group = group_values(cc, R, fold_R)  # exact ones from the second pass otherwise
+    if labelled:  # the structure of what the rotation leaves, not of the raw change
+        assert per_group is not None and cc.moves is not None and cc.split is not None
+        g_base, _, g_ho = per_group
+        ratio = np.divide(g_ho, g_base, out=np.ones_like(g_ho), where=g_base > 0)
+        share = heldout_share(cc.moves, cc.split, fold_R, ratio)
+    null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=share,
                        per_group=n / cc.labels if cc.labels else 1.0,
                        spread=cc.group_spread,
                        mean_share=float((cc.sum_a / n).square().sum())) if base > 0 else 0.0
@@ -309,8 +320,7 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     rigidity = ((heldout - null) / (1.0 - null) if null < 1.0 else 0.0) if resolved else None
     cis: ShareIntervals = {}
     if ci:
-        if per_group is None or not exact:
-            per_group = group_values(cc, R, fold_R)
+        assert per_group is not None  # computed above
         cis = share_intervals(*per_group, null, n_boot, ci_seed, resolved)
     warns = []
     if repeats is not None:

@@ -18,7 +18,11 @@ jitter     each row turned 2-30 degrees, independently (sizes     topology_kept,
            per row or one size), along strong or weak            0 (0.05, or 1 / sqrt(items
            directions, or shared by each cluster / image          or groups) when larger);
            (given as groups)                                      rigidity 0 (0.1 or 1 /
-                                                                  sqrt(groups), at N/D >= 3)
+                                                                  sqrt(groups), at N/D >= 3);
+                                                                  then two random planes
+                                                                  turned 30 and 20 degrees:
+                                                                  rigidity the rotation's
+                                                                  share (as for jitter)
 partial    10-50% of the rows unchanged, the others jittered     topology_kept, metric_kept
                                                                  0 (as for jitter)
 nothing    B = A                                                 topology_kept, rigidity None
@@ -159,16 +163,16 @@ def check(kind: str, X: np.ndarray, B: np.ndarray, groups: np.ndarray | None, s:
     top = topology_kept(X, B, seed=seed, groups=groups)
     ratio = X.shape[0] / X.shape[1]
 
-    def rigidity(want: float, tol: float) -> None:
+    def rigidity(want: float, tol: float, B: np.ndarray = B, name: str = "rigidity") -> None:
         """Rigidity near ``want``; with fewer groups than held-out folds the fit must refuse
         in one line instead (a documented refusal, not a number)."""
         from ..errors import InputError
 
         try:
-            near("rigidity", procrustes(X, B, ci=False, groups=groups).rigidity, want, tol)
+            near(name, procrustes(X, B, ci=False, groups=groups).rigidity, want, tol)
         except InputError as exc:
             said = "distinct label" in str(exc)
-            rows.append(("rigidity", "refused (too few groups)", "refused" if said else str(exc),
+            rows.append((name, "refused (too few groups)", "refused" if said else str(exc),
                          "-", said))
 
     def near(name: str, value: float | None, want: float, tol: float) -> None:
@@ -195,7 +199,16 @@ def check(kind: str, X: np.ndarray, B: np.ndarray, groups: np.ndarray | None, s:
         near("topology_kept", top.topology_kept, 0.0, tol)
         near("metric_kept", top.metric_kept, 0.0, tol)
         if kind == "jitter" and ratio >= 3:  # held-out folds of few groups are noisy
-            rigidity(0.0, round(max(0.1, 1.0 / math.sqrt(units)), 3))
+            tol = round(max(0.1, 1.0 / math.sqrt(units)), 3)
+            rigidity(0.0, tol)
+            # the same jitter, then a rotation: rigidity reads the rotation's share (the null
+            # describes what the rotation leaves, whatever the rotation)
+            rng = np.random.default_rng([seed, 1])
+            planes = np.linalg.qr(rng.standard_normal((X.shape[1], 5)))[0]
+            R = plane_rotation(planes, [30.0, 20.0])
+            BR = B @ R
+            share = 1.0 - float(np.sum((X @ R - BR) ** 2) / np.sum((X - BR) ** 2))
+            rigidity(share, tol, BR, "rigidity, jitter + rotation")
     return rows
 
 
