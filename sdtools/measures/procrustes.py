@@ -30,7 +30,6 @@ from .checks import (
 from .crosscov import (
     GROUPS_PER_FOLD,
     cross_covariance,
-    heldout_share,
     prepare,
     split_by,
 )
@@ -42,7 +41,8 @@ from .rotations import (
     numerical_rank,
     principal_angles,
 )
-from .shares import ShareIntervals, group_values, second_pass, share_intervals
+from .groupnull import MAX_OWN_ROW_LABELS, grouped_null
+from .shares import ShareIntervals, group_values, residual_share, second_pass, share_intervals
 from .summary import (
     BOOT_N,
     BOOT_SEED,
@@ -180,7 +180,9 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     image's captions): folds and bootstrap groups then hold whole labels, and the jitter null
     shares the part that a label's items share of what the rotation leaves (each label against
     the fit of the folds without it), so a drift per class is jitter, not a rotation, and reads
-    rigidity about 0, and the null is the same whatever rotation comes with the drift.
+    rigidity about 0, and the null is the same whatever rotation comes with the drift. With up
+    to ``MAX_OWN_ROW_LABELS`` labels the null turns the probe's own rows (the groups' geometry
+    is the probe's; it costs one or two more fits), with more a scaled simulation.
 
     Parameters
     ----------
@@ -306,14 +308,18 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     if (ci or labelled) and (per_group is None or not exact):
         per_group = group_values(cc, R, fold_R)  # exact ones from the second pass otherwise
     if labelled:  # the structure of what the rotation leaves, not of the raw change
-        assert per_group is not None and cc.moves is not None and cc.split is not None
-        g_base, _, g_ho = per_group
-        ratio = np.divide(g_ho, g_base, out=np.ones_like(g_ho), where=g_base > 0)
-        share = heldout_share(cc.moves, cc.split, fold_R, ratio)
-    null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=share,
-                       per_group=n / cc.labels if cc.labels else 1.0,
-                       spread=cc.group_spread,
-                       mean_share=float((cc.sum_a / n).square().sum())) if base > 0 else 0.0
+        assert per_group is not None
+        share = residual_share(cc, fold_R, per_group)
+    if base <= 0:
+        null = 0.0
+    elif labelled and cc.labels <= MAX_OWN_ROW_LABELS:  # the probe's rows, turned
+        assert cc.split is not None
+        null = grouped_null(prep, cc.split, base, r, share, center=center, seed=seed)
+    else:  # a scaled simulation (as clustered and shared as the probe's labels on average)
+        null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=share,
+                           per_group=n / cc.labels if cc.labels else 1.0,
+                           spread=cc.group_spread,
+                           mean_share=float((cc.sum_a / n).square().sum()))
     floor = PRECISION_FACTOR * PRECISION_EPS[fmt]
     collapsed = numerical_rank(fit.s, cc.eps) <= 1  # one space (or both) spans one direction
     resolved = base > 0 and math.sqrt(base / n) >= floor and not collapsed

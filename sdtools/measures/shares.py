@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from .checks import normalize, to_numpy
-from .crosscov import GROUPS_PER_FOLD, CrossCov, Prep, blocks, rows
+from .crosscov import GROUPS_PER_FOLD, CrossCov, Prep, blocks, heldout_share, rows
 from .summary import Interval, bootstrap_means, percentile_ci
 
 
@@ -44,6 +44,17 @@ def group_values(cc: CrossCov, R: torch.Tensor,
     fit = dots[:, 0]
     ho = dots[np.arange(groups), 1 + np.arange(groups) % k] if fold_R is not None else fit
     return base, norms - 2.0 * fit, norms - 2.0 * ho
+
+
+def residual_share(cc: CrossCov, fold_R: list[torch.Tensor],
+                   per_group: tuple[np.ndarray, np.ndarray, np.ndarray]) -> float:
+    """The share of the held-out residual that a label's rows share
+    (:func:`~.crosscov.heldout_share`), each label's squared moves scaled by its group's
+    held-out residual over its raw change (``per_group``: :func:`group_values`)."""
+    assert cc.moves is not None and cc.split is not None  # labels given
+    g_base, _, g_ho = per_group
+    ratio = np.divide(g_ho, g_base, out=np.ones_like(g_ho), where=g_base > 0)
+    return heldout_share(cc.moves, cc.split, fold_R, ratio)
 
 
 def share_intervals(base: np.ndarray, left: np.ndarray, ho: np.ndarray, null: float, n_boot: int,
@@ -104,4 +115,4 @@ def second_pass(
     return base, left, ho, to_numpy(resid).astype(np.float64), (per[0], per[1], per[2])
 
 
-__all__ = ["ShareIntervals", "group_values", "second_pass", "share_intervals"]
+__all__ = ["ShareIntervals", "group_values", "residual_share", "second_pass", "share_intervals"]
