@@ -33,6 +33,7 @@ from .crosscov import (
     prepare,
     split_by,
 )
+from .groupnull import MAX_OWN_ROW_LABELS, grouped_null
 from .rotations import (
     MIN_ROWS_PER_DIM,
     fit_folds,
@@ -41,7 +42,6 @@ from .rotations import (
     numerical_rank,
     principal_angles,
 )
-from .groupnull import MAX_OWN_ROW_LABELS, grouped_null
 from .shares import ShareIntervals, group_values, residual_share, second_pass, share_intervals
 from .summary import (
     BOOT_N,
