@@ -33,7 +33,6 @@ from .crosscov import (
     prepare,
     split_by,
 )
-from .groupnull import MAX_OWN_ROW_LABELS, grouped_null
 from .rotations import (
     MIN_ROWS_PER_DIM,
     fit_folds,
@@ -42,6 +41,7 @@ from .rotations import (
     numerical_rank,
     principal_angles,
 )
+from .rownull import MAX_OWN_ROW_LABELS, MAX_OWN_ROW_SIZE, own_rows_null
 from .shares import ShareIntervals, group_values, residual_share, second_pass, share_intervals
 from .summary import (
     BOOT_N,
@@ -172,7 +172,10 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     block b in fold b % k). ``residuals``: also the per-sample angles left after the rotation (a
     second pass over the rows). ``ci``: bootstrap intervals of the shares and rigidity
     (``n_boot`` resamples, ``ci_seed``); they need no pass over the data, only one D x D matrix
-    per group of items. ``seed``: the jitter null's. ``precision``: the float format the
+    per group of items. ``seed``: the jitter null's: the held-out share the probe's own rows
+    read when turned by jitter of the change's mean angle, at the fit's rank and folds (N x D
+    up to ``MAX_OWN_ROW_SIZE``; above, a scaled simulation with the probe's spectrum). The
+    intervals hold the null fixed. ``precision``: the float format the
     embeddings were computed or stored in (``bfloat16``, ``float16``, ``float32``); by default
     read from the values. A change whose RMS angle is under ``PRECISION_FACTOR`` machine
     epsilons of that format is rounding, not a rotation: ``rigidity`` is then None, with a
@@ -181,8 +184,9 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     shares the part that a label's items share of what the rotation leaves (each label against
     the fit of the folds without it), so a drift per class is jitter, not a rotation, and reads
     rigidity about 0, and the null is the same whatever rotation comes with the drift. With up
-    to ``MAX_OWN_ROW_LABELS`` labels the null turns the probe's own rows (the groups' geometry
-    is the probe's; it costs one or two more fits), with more a scaled simulation.
+    to ``MAX_OWN_ROW_LABELS`` labels the null's jitter shares that part within labels on the
+    probe's own rows (the groups' geometry is the probe's); with more, a scaled simulation
+    whose groups are as clustered as the labels on average.
 
     Parameters
     ----------
@@ -312,9 +316,10 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
         share = residual_share(cc, fold_R, per_group)
     if base <= 0:
         null = 0.0
-    elif labelled and cc.labels <= MAX_OWN_ROW_LABELS:  # the probe's rows, turned
-        assert cc.split is not None
-        null = grouped_null(prep, cc.split, base, r, share, center=center, seed=seed)
+    elif (cc.labels <= MAX_OWN_ROW_LABELS if labelled
+          else prep[0].numel() <= MAX_OWN_ROW_SIZE):  # the probe's rows, turned
+        null = own_rows_null(prep, cc.split if labelled else None, k, base, r, share,
+                             center=center, seed=seed)
     else:  # a scaled simulation (as clustered and shared as the probe's labels on average)
         null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=share,
                            per_group=n / cc.labels if cc.labels else 1.0,
