@@ -38,6 +38,7 @@ from .rotations import (
     fit_folds,
     heldout_left,
     jitter_null,
+    needs_float64,
     numerical_rank,
     principal_angles,
 )
@@ -319,7 +320,7 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     elif (cc.labels <= MAX_OWN_ROW_LABELS if labelled
           else prep[0].numel() <= MAX_OWN_ROW_SIZE):  # the probe's rows, turned
         null = own_rows_null(prep, cc.split if labelled else None, k, base, r, share,
-                             center=center, seed=seed)
+                             center=center, seed=seed, precise=needs_float64(fit.s, r, base))
     else:  # a scaled simulation (as clustered and shared as the probe's labels on average)
         null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=share,
                            per_group=n / cc.labels if cc.labels else 1.0,

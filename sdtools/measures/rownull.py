@@ -23,7 +23,13 @@ import math
 import torch
 
 from .crosscov import GROUPS_PER_FOLD, Prep, Split, cross_covariance, prepare, rows
-from .rotations import fit_folds, heldout_left
+from .rotations import (
+    fit_rotation,
+    fold_svd,
+    heldout_left,
+    numerical_rank,
+    orthogonalize,
+)
 from .shares import group_values, residual_share
 
 MIN_NULL_DEG = 2.0  # smaller changes are simulated at this angle: the share is scale-free there
@@ -34,7 +40,7 @@ MAX_OWN_ROW_SIZE = 20_000_000  # N x D above which independent items get the sca
 
 def own_rows_null(prep: Prep, split: Split | None, folds: int, base: float, rank: int,
                   share: float = 0.0, center: bool = False, seed: int = 0,
-                  draws: int | None = None) -> float:
+                  draws: int | None = None, precise: bool = False) -> float:
     """Held-out explained share of the probe's rows turned by jitter (shared within labels
     when ``split`` holds them; None: independent items in the fit's ``folds`` blocks).
 
@@ -46,7 +52,8 @@ def own_rows_null(prep: Prep, split: Split | None, folds: int, base: float, rank
     the simulated jitter's share is set, in one secant step from ``share``, to what reads
     ``share`` measured the same way on the simulation. Averaged over ``draws`` simulations
     (the same ones at each step; by default 2, or 1 above ``ONE_DRAW_SIZE`` N x D, where one
-    draw's spread is small)."""
+    draw's spread is small). ``precise``: fold fits from float64 SVDs, as the real fit's
+    (:func:`~.rotations.needs_float64`)."""
     a, _ = rows(prep[0], prep[0], prep[2], prep[2], prep[4], None, None, 0, prep[0].shape[0])
     n = a.shape[0]
     if draws is None:
@@ -54,15 +61,27 @@ def own_rows_null(prep: Prep, split: Split | None, folds: int, base: float, rank
     cos = max(min(1.0 - base / (2.0 * n), 1.0), -1.0)
     theta = max(math.acos(cos), math.radians(MIN_NULL_DEG))
     share = min(max(share, 0.0), 1.0)
-    null, measured = _simulate(a, split, folds, theta, rank, share, center, seed, draws)
+    null, measured = _simulate(a, split, folds, theta, rank, share, center, seed, draws, precise)
     if split is not None and abs(measured - share) > 0.005:
         wanted = min(max(share + (share - measured), 0.0), 1.0)
-        null, _ = _simulate(a, split, folds, theta, rank, wanted, center, seed, draws)
+        null, _ = _simulate(a, split, folds, theta, rank, wanted, center, seed, draws, precise)
     return null
 
 
+def _fold_fits(Ms: torch.Tensor, rank: int, eps: float, precise: bool) -> list[torch.Tensor]:
+    """Each fold complement's proper rotation at ``rank`` (or its numerical rank), as the real
+    fit's held-out share takes them; the null needs no in-sample fit."""
+    total = Ms.sum(0)
+    out = []
+    for f in range(Ms.shape[0]):
+        svd = fold_svd(total - Ms[f], precise)
+        out.append(orthogonalize(fit_rotation(svd, min(rank, numerical_rank(svd[1], eps)))))
+    return out
+
+
 def _simulate(a: torch.Tensor, split: Split | None, folds: int, theta: float, rank: int,
-              share: float, center: bool, seed: int, draws: int) -> tuple[float, float]:
+              share: float, center: bool, seed: int, draws: int,
+              precise: bool) -> tuple[float, float]:
     """``(held-out explained share, held-out residual's shared share)`` of ``a`` turned by
     ``theta`` along directions sharing ``share`` of their energy within labels, averaged."""
     n, d = a.shape
@@ -83,11 +102,10 @@ def _simulate(a: torch.Tensor, split: Split | None, folds: int, theta: float, ra
         sim_base = cc.base
         if sim_base <= 0:
             continue
-        fit = fit_folds(cc.M, cc.aa, cc.bb, cc.n, cc.eps, sim_base, rank=rank, reflection=False)
-        assert fit.fold_R is not None  # k >= 2 folds: each has its complement's fit
-        nulls.append(1.0 - heldout_left(cc.M, cc.aa, cc.bb, fit.fold_R) / sim_base)
-        if split is not None:
-            shares.append(residual_share(cc, fit.fold_R, group_values(cc, fit.R, fit.fold_R)))
+        fold_R = _fold_fits(cc.M, rank, cc.eps, precise)
+        nulls.append(1.0 - heldout_left(cc.M, cc.aa, cc.bb, fold_R) / sim_base)
+        if split is not None:  # (group_values' in-sample column, here fold 0's fit, is unread)
+            shares.append(residual_share(cc, fold_R, group_values(cc, fold_R[0], fold_R)))
     if not nulls:
         return 0.0, share
     return sum(nulls) / len(nulls), sum(shares) / len(shares) if shares else share
