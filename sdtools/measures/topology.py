@@ -139,14 +139,18 @@ def _tangent(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return theta, t
 
 
-def _signs(codes: np.ndarray | None, n: int, moved: np.ndarray,
+def _moved(theta: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Rows whose angle is above the rounding of unit rows in ``dtype``: they moved."""
+    return theta > 64 * torch.finfo(dtype).eps
+
+
+def _signs(codes: np.ndarray | None, n: int, live: np.ndarray,
            rng: np.random.Generator) -> np.ndarray:
     """A random sign per item, or with group ``codes`` (0 .. G-1 per item) one per group shared
-    by its items, drawn again while every group with a moved item has the same sign (the null
-    would then be the change itself or its mirror image)."""
+    by its items, drawn again while every group with a moved item (``live``, the groups with
+    one) has the same sign (the null would then be the change itself or its mirror image)."""
     if codes is None:
         return rng.choice(np.array([-1.0, 1.0]), n)
-    live = np.unique(codes[moved])
     while True:
         per_group = rng.choice(np.array([-1.0, 1.0]), int(codes.max()) + 1)
         if live.size < 2 or np.unique(per_group[live]).size > 1:
@@ -177,7 +181,7 @@ def _block(a: torch.Tensor, b: torch.Tensor, idx: torch.Tensor,
     not in N."""
     ai, bi = normalize(a[idx]), normalize(b[idx])
     theta, t = _tangent(ai, bi)
-    moved = theta > 64 * torch.finfo(a.dtype).eps
+    moved = _moved(theta, a.dtype)
     cos = torch.where(moved, torch.cos(theta), torch.ones_like(theta))[:, None]
     sin = torch.where(moved, torch.sin(theta), torch.zeros_like(theta))[:, None]
     return [ai, bi] + [cos * ai + sin * sign[idx][:, None] * t for sign in signs]
@@ -289,10 +293,10 @@ def topology_kept(A: Array, B: Array, max_pairs: int = PAIRS, seed: int = 0,
         codes, n_groups = None, 0  # every item its own group (or one): items independently
     theta = torch.cat([_tangent(normalize(a[s : s + ROWS]), normalize(b[s : s + ROWS]))[0]
                        for s in range(0, n, ROWS)])
-    # a row moved when its angle is above the rounding of unit rows in this dtype
-    moved = (theta > 64 * torch.finfo(a.dtype).eps).cpu().numpy()
+    moved = _moved(theta, a.dtype).cpu().numpy()
+    live = np.unique(codes[moved]) if codes is not None else np.empty(0, dtype=np.int64)
     rng = np.random.default_rng(seed)
-    signs = [torch.as_tensor(_signs(codes, n, moved, rng), dtype=a.dtype, device=a.device)
+    signs = [torch.as_tensor(_signs(codes, n, live, rng), dtype=a.dtype, device=a.device)
              for _ in range(1 if codes is None else _group_draws(n_groups))]
     code_t = None if codes is None else torch.as_tensor(codes, device=a.device)
     gen = torch.Generator().manual_seed(seed)

@@ -144,7 +144,7 @@ def test_the_null_is_the_change_with_random_signs(cone_data, monkeypatch):
     X, basis = cone_data
     B = jitter(X @ plane_rotation(basis, [30.0]), 5.0, np.random.default_rng(24))
     assert sdtools.topology_kept(X, B).topology_kept > 0.5
-    monkeypatch.setattr(topology, "_signs", lambda codes, n, moved, rng: np.ones(n))
+    monkeypatch.setattr(topology, "_signs", lambda codes, n, live, rng: np.ones(n))
     top = sdtools.topology_kept(X, B)
     assert top.drift == pytest.approx(top.null, rel=1e-9)
     assert top.topology_kept == pytest.approx(0.0, abs=1e-9)
