@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -130,7 +131,7 @@ def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool
             step = wave or max(len(items), 1)
             for k in range(0, len(items), step):
                 part = items[k:k + step]
-                with _jobs_ignore_ctrl_c(launcher):
+                with _ctrl_c_held(launcher):
                     jobs = ex.map_array(fn, [plan] * len(part), part, [str(out)] * len(part))
                 say(f"{launcher}: {len(part)} {what} submitted ({k + len(part)} of "
                     f"{len(items)}); logs in {out / 'submitit'}")
@@ -144,22 +145,27 @@ def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool
 
 
 @contextlib.contextmanager
-def _jobs_ignore_ctrl_c(launcher: str):
-    """The local executor's job processes start with Ctrl-C ignored (inherited), so that a
-    Ctrl-C to the terminal reaches this process alone, which stops them (no traceback from
-    each of them)."""
-    if launcher != "local":
+def _ctrl_c_held(launcher: str):
+    """While the local executor starts its jobs, Ctrl-C is blocked in this thread (the mask is
+    inherited: submitit's controller and the jobs start with it blocked, so a Ctrl-C to the
+    process group reaches this process alone, with no traceback from each of them) and caught
+    by a handler that only notes it (for threads that do not block it). A Ctrl-C held or noted
+    is raised as ``KeyboardInterrupt`` once the jobs have started, so they are stopped.
+    Ignoring it there lost one that came while they started, and the study waited on jobs
+    that never end."""
+    if launcher != "local" or threading.current_thread() is not threading.main_thread():
         yield
         return
-    try:
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread
-        yield
-        return
+    got: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a held one is noted now
         signal.signal(signal.SIGINT, old)
+    if got:
+        raise KeyboardInterrupt
 
 
 def _children(pid: int) -> list[int]:
