@@ -153,7 +153,8 @@ def _ctrl_c_held(launcher: str):
     is raised as ``KeyboardInterrupt`` once the jobs have started, so they are stopped.
     Ignoring it there lost one that came while they started, and the study waited on jobs
     that never end."""
-    if launcher != "local" or threading.current_thread() is not threading.main_thread():
+    if (launcher != "local" or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):  # (already ignored: kept)
         yield
         return
     got: list[int] = []
