@@ -30,6 +30,13 @@ def _job_processes(folder: Path) -> list[int]:
     return out
 
 
+def _ctrl_c_by_default() -> None:
+    """In the study's process before it starts: Ctrl-C's default action, whatever the test
+    runner's (a runner started in the background of a shell without job control ignores
+    Ctrl-C, and its children inherit that: the study then never sees the test's Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
 @pytest.mark.parametrize("how", ["sigterm", "ctrl-c to the group"])
@@ -45,7 +52,7 @@ def test_an_interrupted_local_launch_stops_its_jobs(tmp_path, how):
     proc = subprocess.Popen([sys.executable, "-m", "modx.cli", "study", str(plan), "--out",
                              str(out), "--launcher", "local", "--parallel", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_ctrl_c_by_default)
     try:
         deadline = time.time() + 120
         while time.time() < deadline and not list((out / "seed0").glob("phase0-run/config.json")):
