@@ -31,8 +31,8 @@ GROUPS_PER_FOLD = 11  # groups of probe items per fold, the units of the bootstr
 @dataclasses.dataclass
 class LabelMoves:
     """Per label: the sum of the moves ``sum (b_i - a_i)`` and of the rows ``sum a_i`` (L, D,
-    float64), the sum of the squared moves (L,) and the rows (L,): what the share of the change
-    an item's label shares needs, before the fit or (:func:`heldout_share`) after it."""
+    float64), the sum of the squared moves (L,) and the rows (L,): what the share of the
+    held-out residual that a label's items share (:func:`heldout_share`) needs."""
 
     moves: torch.Tensor
     rows_a: torch.Tensor
@@ -93,7 +93,6 @@ class CrossCov:
     group_stats: torch.Tensor | None = None  # (4, G)
     eps: float = float(torch.finfo(torch.float32).eps)  # of the dtype M was accumulated in
     split: Split | None = None  # how rows fall into groups (None: contiguous blocks)
-    group_share: float = 0.0  # share of the change shared by the items of one label
     group_spread: float = 0.0  # share of A's variance between labels (how clustered they are)
     labels: int = 0  # distinct labels (0: items independent)
     sum_a: torch.Tensor | None = None  # (D,) float64: the sum of A's rows as read
@@ -207,8 +206,9 @@ def blocks(n: int, k: int, per_fold: int,
 
 def cross_covariance(prep: Prep, k: int, per_fold: int = 1, split: Split | None = None) -> CrossCov:
     """One pass: fold (and, with ``per_fold`` > 1, group) cross-covariances and norms. With
-    ``split`` the rows fall into groups by label, and the share of the change that the rows of
-    one label share (``group_share``, unbiased for independent moves) is measured too."""
+    ``split`` the rows fall into groups by label, and the per-label sums the share of a
+    label's shared move needs (``moves``, :func:`heldout_share`) and how clustered the labels
+    are (``group_spread``) are kept too."""
     a = prep[0]
     unit = prep[4] and prep[5] is None
     n, d = a.shape
@@ -244,12 +244,11 @@ def cross_covariance(prep: Prep, k: int, per_fold: int = 1, split: Split | None 
             aa += (ac.double() ** 2).sum()
     Ms = Gm.view(groups // k, k, d, d).sum(0) if groups > k else Gm
     folded = stats.view(4, groups // k, k).sum(1)
-    share = spread = 0.0
+    spread = 0.0
     moves = None
     if split is not None:
         size = torch.bincount(lab, minlength=split.n_labels).double()
         moves = LabelMoves(S.cpu(), Sa.cpu(), Q.cpu(), size.cpu())
-        share = shared_share(moves.moves, moves.squares, moves.size)
         # A's variance between labels, less what the labels' own noise puts there
         grand = float((Sa.sum(0) ** 2).sum()) / n
         var = float(aa) - grand
@@ -261,6 +260,6 @@ def cross_covariance(prep: Prep, k: int, per_fold: int = 1, split: Split | None 
     return CrossCov(Ms.double().cpu(), folded[0], folded[1], folded[2], folded[3],
                     block=block,
                     group_M=Gm if groups > k else None, group_stats=stats,
-                    eps=float(torch.finfo(a.dtype).eps), split=split, group_share=share,
+                    eps=float(torch.finfo(a.dtype).eps), split=split,
                     group_spread=spread, sum_a=sum_a.cpu(), moves=moves,
                     labels=0 if split is None else split.n_labels)

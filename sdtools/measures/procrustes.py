@@ -308,8 +308,8 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     explained = 1.0 if base == 0.0 else 1.0 - left / base
     heldout = 1.0 if base == 0.0 else 1.0 - ho_left / base
     assert cc.sum_a is not None  # cross_covariance sets it
-    share = cc.group_share
-    labelled = cc.moves is not None and cc.split is not None
+    share = 0.0  # the part of the jitter a label's items share (independent items: none)
+    labelled = cc.split is not None  # (cross_covariance then keeps the label sums, moves)
     if (ci or labelled) and (per_group is None or not exact):
         per_group = group_values(cc, R, fold_R)  # exact ones from the second pass otherwise
     if labelled:  # the structure of what the rotation leaves, not of the raw change
