@@ -156,6 +156,9 @@ def study(
     gpus_per_cell: Annotated[int | None, typer.Option(help="GPUs per job")] = None,
     cpus_per_cell: Annotated[int | None, typer.Option(help="CPUs per job")] = None,
     parallel: Annotated[int | None, typer.Option(help="jobs at once")] = None,
+    archive: Annotated[Path | None, typer.Option(
+        help="write the study in --out to this folder without its runs (plan, timings, a "
+             "small record per finished cell) and stop; a study run on a copy resumes")] = None,
     quiet: QuietOpt = False,
 ):
     """Seeds x methods x knobs: one run per cell, paired statistics, claims, figures."""
@@ -172,6 +175,16 @@ def study(
     if list_cells:
         for c in p.cells():
             typer.echo(f"{c.index}\t{c.run_dir(Path(out))}")
+        return
+    if archive is not None:
+        from .study_archive import write_archive
+
+        if launcher is not None or cell is not None:
+            raise ConfigError("--archive writes a study's archive and runs nothing; drop "
+                              "--launcher and --cell")
+        n = write_archive(p, out, archive, force=force)
+        if not quiet:
+            typer.echo(f"archive: {n} of {len(p.cells())} cells recorded in {archive}")
         return
     flags = dict(partition=partition, time_min=time_min, gpus_per_cell=gpus_per_cell,
                  cpus_per_cell=cpus_per_cell, parallel=parallel)

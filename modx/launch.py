@@ -100,6 +100,15 @@ def _wait(jobs, names: list[str]) -> None:
         raise TrainingError(f"{failed[0]}{more}; launch again to rerun what did not finish")
 
 
+def work_left(plan: Plan, out: Path) -> tuple[list[int], list]:
+    """The seeds whose phase-0 model is still to train (only seeds with cells left: an
+    archive's finished seeds need none) and the unfinished cells."""
+    todo = [c for c in plan.cells() if not c.done(out)]
+    seeds = [s for s in plan.seeds if any(c.seed == s for c in todo)
+             and not RunDir(out / f"seed{s}" / "phase0-run").is_done("phase0", 0)]
+    return seeds, todo
+
+
 def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool = False,
            say: Callable[[str], None] | None = None) -> dict | None:
     """Run the study's unfinished work as jobs; returns the aggregate (None if cells are
@@ -119,9 +128,7 @@ def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool
     out = prepare(plan, out, force)
     ex = executor(launcher, out / "submitit", plan.name, opts)
     wave = opts.get("parallel", os.cpu_count() or 1) if launcher == "local" else None
-    seeds = [s for s in plan.seeds
-             if not RunDir(out / f"seed{s}" / "phase0-run").is_done("phase0", 0)]
-    todo = [c for c in plan.cells() if not RunDir(c.run_dir(out)).report_path.is_file()]
+    seeds, todo = work_left(plan, out)
     jobs: list = []
     try:
         for what, items, fn, names in (

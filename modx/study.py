@@ -7,6 +7,10 @@ once (``DIR/seed{S}/phase0``); each cell copies it and runs its method's phases,
 of a seed start from the same model. Finished cells are skipped; ``--cell I`` runs one cell
 alone (a cluster job array), ``--list`` prints them. :mod:`modx.study_stats` turns the cells'
 reports into ``study.json``.
+
+A cell is finished when its run report is there, or its compact record
+(``DIR/seed{S}/CELL/cell.json``, :mod:`modx.study_archive`): a study kept without its runs
+(plan, timings, one small record per finished cell) resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sdtools.runs import RunDir
 
 from .config import FIELDS, TRAINING_KEYS, TrainConfig, flatten, from_dict, read_toml
 from .methods import METHODS
+from .study_records import CELL_RECORD
 
 log = get_logger(__name__)
 
@@ -152,6 +157,11 @@ class Cell:
     def run_dir(self, out: Path) -> Path:
         return Path(out) / f"seed{self.seed}" / self.name
 
+    def done(self, out: Path) -> bool:
+        """Finished: its run report, or its compact record (:data:`CELL_RECORD`), is there."""
+        d = self.run_dir(out)
+        return RunDir(d).report_path.is_file() or (d / CELL_RECORD).is_file()
+
 
 def load_plan(path) -> Plan:
     path = Path(path)
@@ -251,7 +261,7 @@ def run_cell(plan: Plan, cell: Cell, out, progress: bool = False,
 
     out = Path(out)
     d = cell.run_dir(out)
-    if RunDir(d).report_path.is_file():
+    if cell.done(out):
         return d
     base = seed_phase0(plan, cell.seed, out,
                        progress if phase0_progress is None else phase0_progress)
@@ -302,7 +312,7 @@ def run_timed(plan: Plan, c: Cell, out: Path, progress: bool = False) -> float |
     import time
 
     t0 = time.time()
-    if RunDir(c.run_dir(out)).report_path.is_file():
+    if c.done(out):
         return None
     try:
         run_cell(plan, c, out, progress=False, phase0_progress=progress)
@@ -316,7 +326,7 @@ def finish(plan: Plan, out: Path) -> dict | None:
     """Aggregate when every cell is done (else the finished ones, marked partial)."""
     from .study_stats import aggregate
 
-    finished = [RunDir(c.run_dir(out)).report_path.is_file() for c in plan.cells()]
+    finished = [c.done(out) for c in plan.cells()]
     if all(finished):
         return aggregate(plan, out)
     if any(finished):  # the cells finished so far, marked partial, refreshed as more finish

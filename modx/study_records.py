@@ -12,6 +12,7 @@ import dataclasses
 from sdtools.records import Record, absent, flat, spec
 
 MODALITIES = ("image", "text")
+CELL_RECORD = "cell.json"  # a finished cell's row kept without its run (modx.study_archive)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +83,19 @@ class CellResult(Record):
     value: float | None
     name: str | None = absent()
     metrics: CellMetrics = flat()
+
+
+def cell_record(row: CellResult, tag: str) -> dict:
+    """A cell's compact record (``cell.json``): its row, tagged ``kind: cell``."""
+    return {"written_by": tag, "kind": "cell", **row.to_dict()}
+
+
+def read_cell_record(obj, where: str) -> CellResult:
+    """The row of a ``cell.json`` object (its tag checked by the caller)."""
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    return CellResult.from_dict({k: v for k, v in obj.items()
+                                 if k not in ("written_by", "kind")}, where)
 
 
 @dataclasses.dataclass(frozen=True)

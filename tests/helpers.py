@@ -67,3 +67,28 @@ def run_cli(main, args, capsys):
         code = exc.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def fake_cell(plan, cell, out):
+    """A cell's run folder with two phases of planted embeddings and its report.json, its
+    config the cell's own (as a study writes it)."""
+    import numpy as np
+
+    import sdtools
+    from sdtools.measures.retrieval import retrieval
+
+    d = cell.run_dir(out)
+    run = sdtools.RunDir(d)
+    d.mkdir(parents=True)
+    run.write_config(plan.config(cell.seed, cell.method, cell.value, str(d)).to_dict())
+    rng = np.random.default_rng(cell.index)
+    V = rng.standard_normal((40, 8)).astype(np.float32)
+    for t in (0, 1):
+        e = sdtools.Embeddings(V + 0.3 * t * rng.standard_normal(V.shape).astype(np.float32), V,
+                               np.arange(40))
+        run.phase_dir(cell.method, t).mkdir(parents=True, exist_ok=True)
+        run.write_probe(cell.method, t, e)
+        r = retrieval(e.image, e.text, e.image_of_text).to_dict()
+        run.write_eval(cell.method, t, ["set0"], [r], {})
+    sdtools.build_report(run, progress=False).write(d / "report.json")
+    return d / "report.json"
