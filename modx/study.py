@@ -218,8 +218,7 @@ def seed_phase0(plan: Plan, seed: int, out: Path, progress: bool) -> RunDir:
         if not rd.is_done("phase0", 0):
             from .train.guard import check_out_dir
 
-            t0 = time.time()
-
+            t0, c0 = time.time(), time.process_time()
             cfg = plan.config(seed, REFERENCE, None, str(rd.path))
             check_out_dir(rd, cfg, rd.exists())  # before anything is built or written
             tr = Trainer(cfg, resume=rd.exists(), progress=progress)
@@ -228,7 +227,7 @@ def seed_phase0(plan: Plan, seed: int, out: Path, progress: bool) -> RunDir:
                 rd.write_config(cfg.to_dict())
             tr.phase0()
             tr.metrics.close()
-            _add_time(out, f"seed{seed}/phase0", time.time() - t0)
+            _add_time(out, f"seed{seed}/phase0", time.time() - t0, time.process_time() - c0)
     return rd
 
 
@@ -311,14 +310,15 @@ def run_timed(plan: Plan, c: Cell, out: Path, progress: bool = False) -> float |
     took, None when it was done before."""
     import time
 
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     if c.done(out):
         return None
     try:
         run_cell(plan, c, out, progress=False, phase0_progress=progress)
     except UserError as exc:  # say which cell failed, keep the one-line message
         raise type(exc)(f"cell {c.index} ({c.run_dir(out).relative_to(out)}): {exc}") from None
-    _add_time(out, str(c.run_dir(out).relative_to(out)), time.time() - t0)
+    _add_time(out, str(c.run_dir(out).relative_to(out)), time.time() - t0,
+              time.process_time() - c0)
     return time.time() - t0
 
 
@@ -383,15 +383,14 @@ def _same_training(plan: Plan, out: Path) -> None:
                           "choose another --out or give the same settings")
 
 
-def _add_time(out: Path, key: str, seconds: float) -> None:
-    """Wall time of each cell and each seed's phase 0 (``DIR/times.json``)."""
-
-    from sdtools.io import tag
-
-    path = out / "times.json"
-    from .study_stats import read_times
+def _add_time(out: Path, key: str, seconds: float, cpu: float | None = None) -> None:
+    """Wall time of each cell and each seed's phase 0 (``DIR/times.json``), and its process
+    time (CPU seconds of the process, all its threads) where measured."""
+    from .study_stats import read_times, write_times
 
     with _lock(out / ".times.lock"):  # concurrent --cell workers must not lose each other's
-        times = read_times(out)
+        times, cpus = read_times(out), read_times(out, "cpu_seconds")
         times[key] = seconds
-        write_json(path, {"written_by": tag(), "kind": "times", "seconds": times})
+        if cpu is not None:
+            cpus[key] = cpu
+        write_times(out, times, cpus)

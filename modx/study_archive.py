@@ -24,7 +24,7 @@ from sdtools.io import atomic_dir, check_output_dir, tag, write_json
 from .study import STUDY_ENTRIES, Plan, _same_training, write_plan
 from .study_cells import _collect
 from .study_records import CELL_RECORD, cell_record
-from .study_stats import read_times
+from .study_stats import read_times, write_times
 
 
 def write_archive(plan: Plan, out, dest, force: bool = False) -> int:
@@ -46,12 +46,11 @@ def write_archive(plan: Plan, out, dest, force: bool = False) -> int:
                           "archive; give a new folder or an earlier archive of this study")
     if not force:
         _same_training(plan, dest)
-    times = read_times(out)
+    times, cpus = read_times(out), read_times(out, "cpu_seconds")
     with atomic_dir(dest) as tmp:
         write_plan(plan, tmp)
         if times:
-            write_json(tmp / "times.json", {"written_by": tag(), "kind": "times",
-                                            "seconds": times})
+            write_times(tmp, times, cpus)
         for r in rows:
             path = tmp / f"seed{r.seed}" / str(r.name) / CELL_RECORD
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -219,14 +219,15 @@ def aggregate(plan, out, partial: bool = False) -> dict:
     rows = _collect(plan, out, partial)
     from sdtools.io import tag
 
-    times = read_times(out)
+    times, cpus = read_times(out), read_times(out, "cpu_seconds")
     study = {"written_by": tag(), "kind": "study", "plan": plan.to_dict(),
              "cells": [r.to_dict() for r in rows],
              "paired": paired_table(rows, plan),
              "frontier": frontier_table(rows, plan), "claims": claims(rows, plan),
              "level": LEVEL, "environment": environment(), "partial": partial,
              "cells_done": len(rows), "cells_planned": len(plan.cells()),
-             "cell_seconds": float(sum(times.values()))}
+             "cell_seconds": float(sum(times.values())),
+             "cell_cpu_seconds": float(sum(cpus.values())) if cpus else None}
     write_json(out / "study.json", study)
     write_text(out / "report.md", markdown(study))
     from sdtools.viz.study import plasticity_figure
@@ -261,14 +262,23 @@ def _curves(rows, plan) -> dict:
     return out
 
 
-def read_times(out: Path) -> dict:
-    """``{cell or seed phase 0: seconds}`` from ``DIR/times.json``; empty when there is none
-    or the file there is not a study's timings (a user's file, which --force replaces)."""
-
+def read_times(out: Path, which: str = "seconds") -> dict:
+    """``{cell or seed phase 0: seconds}`` from ``DIR/times.json``, wall time (``seconds``)
+    or process time (``cpu_seconds``, absent from studies written before it was recorded);
+    empty when there is none or the file there is not a study's timings (a user's file,
+    which --force replaces)."""
     from sdtools.io import written_by_us
 
     path = Path(out) / "times.json"
     if not written_by_us(path, "times"):
         return {}
-    seconds = json.loads(path.read_text()).get("seconds")
+    seconds = json.loads(path.read_text()).get(which)
     return {k: float(v) for k, v in seconds.items()} if isinstance(seconds, dict) else {}
+
+
+def write_times(out: Path, wall: dict, cpu: dict) -> None:
+    """``DIR/times.json``: wall and process seconds per cell and per seed's phase 0."""
+    from sdtools.io import tag
+
+    write_json(Path(out) / "times.json", {"written_by": tag(), "kind": "times", "seconds": wall,
+                                          **({"cpu_seconds": cpu} if cpu else {})})

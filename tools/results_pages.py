@@ -45,7 +45,9 @@ def study_page(name: str, study_dir: Path, out: Path) -> str:
              f"finished; {_environment(study.get('environment', {}))}"
              + (f"; {study['cell_seconds'] / 60:.1f} minutes of wall time summed over the "
                 "cells and phase-0 models, as each recorded it"
-                if study.get("cell_seconds") else "") + ").", ""]
+                if study.get("cell_seconds") else "")
+             + (f", {study['cell_cpu_seconds'] / 60:.1f} minutes of process time summed over "
+                "those that recorded it" if study.get("cell_cpu_seconds") else "") + ").", ""]
     figures = sorted((study_dir / "figures").glob("*.png")) if (study_dir / "figures").is_dir() \
         else []
     if figures:

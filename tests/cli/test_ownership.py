@@ -213,7 +213,10 @@ def test_study_force_starts_its_times_afresh(d):
     (d / "times.json").write_text('{"mine": 1.0}')
     assert read_times(d) == {}
     _add_time(d, "seed0/phase0", 2.0)
-    assert read_times(d) == {"seed0/phase0": 2.0}
+    assert read_times(d) == {"seed0/phase0": 2.0} and read_times(d, "cpu_seconds") == {}
+    _add_time(d, "seed0/finetune", 3.0, 5.5)  # process time over both cores: above wall
+    assert read_times(d) == {"seed0/phase0": 2.0, "seed0/finetune": 3.0}
+    assert read_times(d, "cpu_seconds") == {"seed0/finetune": 5.5}
     (d / "times.json").write_text("")  # a 0-byte file: not a study's timings, no traceback
     assert read_times(d) == {}
 

@@ -105,7 +105,8 @@ def test_study_cells_alone_aggregate_like_one_process(tmp_path):
     for c in reversed(cells):  # a job array, in any order, one cell per process
         res = run_study(plan, tmp_path / "array", cell=c.index, progress=False)
     assert res is not None
-    strip = lambda s: {k: v for k, v in s.items() if k != "cell_seconds"}  # noqa: E731
+    strip = lambda s: {k: v for k, v in s.items()  # noqa: E731
+                         if k not in ("cell_seconds", "cell_cpu_seconds")}
     assert strip(res) == strip(one)
     # per-seed paired differences, with intervals as scipy computes them
     rows = {(r["seed"], r["method"]): r for r in one["cells"]}
