@@ -15,11 +15,14 @@ aggregate refuses cells of one seed whose phase-0 rows differ (:mod:`modx.study_
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import shutil
 from pathlib import Path
 
 from modx.errors import ConfigError
-from sdtools.io import atomic_dir, check_output_dir, tag, write_json
+from sdtools.io import atomic_dir, check_output_dir, tag, write_json, written_by_us
 
 from .study import STUDY_ENTRIES, Plan, _same_training, write_plan
 from .study_cells import _collect
@@ -54,5 +57,45 @@ def write_archive(plan: Plan, out, dest, force: bool = False) -> int:
         for r in rows:
             path = tmp / f"seed{r.seed}" / str(r.name) / CELL_RECORD
             path.parent.mkdir(parents=True, exist_ok=True)
-            write_json(path, cell_record(r, tag()))
+            write_json(path, cell_record(r, tag(), cell_environment(out / path.parent.relative_to(
+                tmp))))
     return len(rows)
+
+
+def cell_environment(run: Path) -> dict | None:
+    """Where a cell was trained (its run's ``environment.json``, or its record's)."""
+    for path in (run / "environment.json", run / CELL_RECORD):
+        try:
+            env = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if path.name == CELL_RECORD:
+            env = env.get("environment") if isinstance(env, dict) else None
+        if isinstance(env, dict) and env:
+            return env
+    return None
+
+
+def read_plan(out) -> Plan:
+    """The plan a study folder (or an archive) recorded in its ``plan.json``."""
+    path = Path(out) / "plan.json"
+    if not written_by_us(path, "plan"):
+        raise ConfigError(f"{out} holds no study plan sdtools wrote (plan.json); give a study "
+                          "folder or an archive")
+    d = json.loads(path.read_text())
+    return Plan(**{f.name: d[f.name] for f in dataclasses.fields(Plan) if f.name in d})
+
+
+def aggregate_archive(archive, into) -> dict:
+    """``study.json`` (with its report and figure) of an archive as it stands, partial when
+    cells are missing, written into ``into`` (a new folder: the archive is copied there)
+    without training anything. Returns the study."""
+    from .study_stats import aggregate
+
+    plan = read_plan(archive)
+    into = Path(into)
+    shutil.copytree(archive, into)
+    done = [c.done(into) for c in plan.cells()]
+    if not any(done):
+        raise ConfigError(f"{archive} records no finished cell")
+    return aggregate(plan, into, partial=not all(done))

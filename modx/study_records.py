@@ -85,9 +85,11 @@ class CellResult(Record):
     metrics: CellMetrics = flat()
 
 
-def cell_record(row: CellResult, tag: str) -> dict:
-    """A cell's compact record (``cell.json``): its row, tagged ``kind: cell``."""
-    return {"written_by": tag, "kind": "cell", **row.to_dict()}
+def cell_record(row: CellResult, tag: str, environment: dict | None = None) -> dict:
+    """A cell's compact record (``cell.json``): its row, tagged ``kind: cell``, with the
+    environment its run was trained in where known."""
+    return {"written_by": tag, "kind": "cell",
+            **({"environment": environment} if environment else {}), **row.to_dict()}
 
 
 def read_cell_record(obj, where: str) -> CellResult:
@@ -95,7 +97,7 @@ def read_cell_record(obj, where: str) -> CellResult:
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
     return CellResult.from_dict({k: v for k, v in obj.items()
-                                 if k not in ("written_by", "kind")}, where)
+                                 if k not in ("written_by", "kind", "environment")}, where)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -143,6 +143,31 @@ def test_the_cli_writes_an_archive_and_refuses_without_a_study(study, tmp_path):
     assert "Traceback" not in bad.stderr and not (tmp_path / "b").exists()
 
 
+def test_an_archive_renders_its_page_partial_without_training(study, tmp_path, monkeypatch):
+    import importlib.util
+
+    import modx.train
+    from modx.study_archive import aggregate_archive
+
+    plan, _, dest = study
+    monkeypatch.setattr(modx.train, "Trainer", None)  # any training would fail
+    keep = _copy(dest, tmp_path, "keep")
+    shutil.rmtree(plan.cells()[-1].run_dir(keep))
+    s = aggregate_archive(keep, tmp_path / "agg")
+    assert s["partial"] and s["cells_done"] == len(plan.cells()) - 1
+    assert not (keep / "study.json").exists()  # the archive itself is left as it was
+    spec = importlib.util.spec_from_file_location(
+        "results_pages", __import__("pathlib").Path(__file__).parents[2] / "tools" /
+        "results_pages.py")
+    pages = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pages)
+    pages.study_page("s", tmp_path / "agg", tmp_path / "pages", source=keep)
+    text = (tmp_path / "pages" / "s.md").read_text()
+    assert f"from the study's archive `{keep}`" in text
+    assert f"{len(plan.cells()) - 1} of {len(plan.cells())} cells finished" in text
+    assert f"{len(plan.cells()) - 1} cells trained with sdtools" in text
+
+
 @pytest.mark.slow
 def test_a_study_resumed_from_its_archive_retrains_the_same_phase0(tmp_path):
     """Cell 0 runs; the study is archived and resumed in a new folder, which retrains the
