@@ -7,9 +7,10 @@ The launching process checks and records the plan, submits the seeds' phase-0 mo
 resumes a study. Job logs go to ``DIR/submitit``.
 
 Settings, from the plan file's ``[launcher]`` table or from flags: ``partition``,
-``time_min`` (per job), ``gpus_per_cell``, ``cpus_per_cell``, ``mem_gb``, ``account``,
-``parallel`` (jobs at once: Slurm's array parallelism; the local executor runs waves of that
-many).
+``time_min`` (per job), ``gpus_per_cell``, ``cpus_per_cell`` (also the threads each job
+computes with; by default the local launcher shares the machine's cores among the jobs at
+once, Slurm jobs take 4), ``mem_gb``, ``account``, ``parallel`` (jobs at once: Slurm's array
+parallelism; the local launcher keeps that many running, starting the next as one ends).
 """
 
 from __future__ import annotations
@@ -70,16 +71,71 @@ def executor(launcher: str, folder: Path, name: str, opts: dict):
     raise ConfigError(f"unknown launcher {launcher!r}; use {' or '.join(LAUNCHERS)}")
 
 
-def phase0_job(plan: Plan, seed: int, out: str) -> int:
-    """A job: the seed's phase-0 model."""
+def job_threads(launcher: str, opts: dict) -> int:
+    """Threads each job computes with: ``cpus_per_cell``, else for the local launcher this
+    machine's cores shared among the jobs at once (``parallel``), for Slurm its default of 4
+    CPUs per job. PyTorch would otherwise take every core of the machine in every job, and
+    jobs running side by side then fight over the cores."""
+    if opts.get("cpus_per_cell"):
+        return int(opts["cpus_per_cell"])
+    if launcher == "local":
+        return max(1, (os.cpu_count() or 1) // int(opts.get("parallel", os.cpu_count() or 1)))
+    return 4
+
+
+def _use_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def phase0_job(plan: Plan, seed: int, out: str, threads: int | None = None) -> int:
+    """A job: the seed's phase-0 model, on ``threads`` threads."""
+    _use_threads(threads)
     seed_phase0(plan, seed, Path(out), progress=False)
     return seed
 
 
-def cell_job(plan: Plan, index: int, out: str) -> int:
-    """A job: one cell, timed like ``--cell``."""
+def cell_job(plan: Plan, index: int, out: str, threads: int | None = None) -> int:
+    """A job: one cell, timed like ``--cell``, on ``threads`` threads."""
+    _use_threads(threads)
     run_timed(plan, plan.cells()[index], Path(out))
     return index
+
+
+def _pool(ex, calls: list[tuple], names: list[str], running: list, parallel: int, what: str,
+          say: Callable[[str], None], poll: float = 0.5) -> None:
+    """Keep ``parallel`` local jobs running, starting the next as one ends (waves would
+    leave cores idle while a wave's longest job runs on). ``running`` is kept current for
+    the caller to stop on an interrupt; a failure stops further starts, the jobs running
+    are waited for, and the first failure is raised (:func:`_wait`)."""
+    import time
+
+    queue = list(zip(calls, names, strict=True))
+    held: list = []  # (job, name) pairs running
+    failure: TrainingError | None = None
+    started = 0
+    while held or (queue and failure is None):
+        while queue and failure is None and len(held) < parallel:
+            (fn, *args), name = queue.pop(0)
+            with _ctrl_c_held("local"):
+                job = ex.submit(fn, *args)
+            held.append((job, name))
+            running[:] = [j for j, _ in held]
+            started += 1
+            say(f"local: {name} started ({started} of {len(calls)} {what}); logs in "
+                f"{job.paths.stderr.parent}")
+        time.sleep(poll)
+        for pair in [p for p in held if p[0].done()]:
+            held.remove(pair)
+            running[:] = [j for j, _ in held]
+            try:
+                _wait([pair[0]], [pair[1]])
+            except TrainingError as exc:
+                failure = failure or exc
+    if failure is not None:
+        raise failure
 
 
 def _wait(jobs, names: list[str]) -> None:
@@ -127,22 +183,25 @@ def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool
                               "launcher, or launch where the GPUs are")
     out = prepare(plan, out, force)
     ex = executor(launcher, out / "submitit", plan.name, opts)
-    wave = opts.get("parallel", os.cpu_count() or 1) if launcher == "local" else None
+    threads = job_threads(launcher, opts)
     seeds, todo = work_left(plan, out)
-    jobs: list = []
+    jobs: list = []  # the jobs running now (stopped on an interrupt)
     try:
         for what, items, fn, names in (
                 ("phase-0 models", seeds, phase0_job, [f"seed{s} phase 0" for s in seeds]),
                 ("cells", [c.index for c in todo], cell_job,
                  [f"cell {c.index} ({c.run_dir(out).relative_to(out)})" for c in todo])):
-            step = wave or max(len(items), 1)
-            for k in range(0, len(items), step):
-                part = items[k:k + step]
-                with _ctrl_c_held(launcher):
-                    jobs = ex.map_array(fn, [plan] * len(part), part, [str(out)] * len(part))
-                say(f"{launcher}: {len(part)} {what} submitted ({k + len(part)} of "
-                    f"{len(items)}); logs in {out / 'submitit'}")
-                _wait(jobs, names[k:k + step])
+            if not items:
+                continue
+            if launcher == "local":
+                _pool(ex, [(fn, plan, x, str(out), threads) for x in items], names, jobs,
+                      int(opts.get("parallel", os.cpu_count() or 1)), what, say)
+                continue
+            with _ctrl_c_held(launcher):
+                jobs[:] = ex.map_array(fn, [plan] * len(items), items, [str(out)] * len(items),
+                                       [threads] * len(items))
+            say(f"{launcher}: {len(items)} {what} submitted; logs in {out / 'submitit'}")
+            _wait(list(jobs), names)
     except (KeyboardInterrupt, Interrupted):
         n = _stop(jobs, launcher)
         log.warning("%s: stopped %d running job(s) of this study; launch again to resume it "
