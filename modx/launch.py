@@ -104,27 +104,35 @@ def cell_job(plan: Plan, index: int, out: str, threads: int | None = None) -> in
     return index
 
 
-def _pool(ex, calls: list[tuple], names: list[str], running: list, parallel: int, what: str,
-          say: Callable[[str], None], poll: float = 0.5) -> None:
-    """Keep ``parallel`` local jobs running, starting the next as one ends (waves would
-    leave cores idle while a wave's longest job runs on). ``running`` is kept current for
-    the caller to stop on an interrupt; a failure stops further starts, the jobs running
-    are waited for, and the first failure is raised (:func:`_wait`)."""
+def _pool(ex, calls: list[tuple], names: list[str], running: list, parallel: int,
+          say: Callable[[str], None], needs: list[str | None] | None = None,
+          poll: float = 0.5) -> None:
+    """Keep ``parallel`` local jobs running, starting the next ready one as one ends (waves
+    would leave cores idle while a wave's longest job runs on). ``needs[i]``: the name of the
+    job that job ``i`` waits for (a cell, its seed's phase-0 model), None for none; a job
+    whose need is still queued or running waits, and the next ready one starts instead.
+    ``running`` is kept current for the caller to stop on an interrupt; a failure stops
+    further starts, the jobs running are waited for, and the first failure is raised
+    (:func:`_wait`)."""
     import time
 
-    queue = list(zip(calls, names, strict=True))
+    queue = list(zip(calls, names, needs or [None] * len(calls), strict=True))
     held: list = []  # (job, name) pairs running
     failure: TrainingError | None = None
     started = 0
     while held or (queue and failure is None):
-        while queue and failure is None and len(held) < parallel:
-            (fn, *args), name = queue.pop(0)
+        busy = {n for _, n in held} | {n for _, n, _ in queue}
+        ready = [q for q in queue if q[2] is None or q[2] not in busy]
+        while ready and failure is None and len(held) < parallel:
+            item = ready.pop(0)
+            queue.remove(item)
+            (fn, *args), name, _ = item
             with _ctrl_c_held("local"):
                 job = ex.submit(fn, *args)
             held.append((job, name))
             running[:] = [j for j, _ in held]
             started += 1
-            say(f"local: {name} started ({started} of {len(calls)} {what}); logs in "
+            say(f"local: {name} started ({started} of {len(calls)} jobs); logs in "
                 f"{job.paths.stderr.parent}")
         time.sleep(poll)
         for pair in [p for p in held if p[0].done()]:
@@ -186,16 +194,19 @@ def launch(plan: Plan, out, launcher: str, opts: dict | None = None, force: bool
     threads = job_threads(launcher, opts)
     seeds, todo = work_left(plan, out)
     jobs: list = []  # the jobs running now (stopped on an interrupt)
+    phase0_names = {s: f"seed{s} phase 0" for s in seeds}
+    cell_names = [f"cell {c.index} ({c.run_dir(out).relative_to(out)})" for c in todo]
     try:
-        for what, items, fn, names in (
-                ("phase-0 models", seeds, phase0_job, [f"seed{s} phase 0" for s in seeds]),
-                ("cells", [c.index for c in todo], cell_job,
-                 [f"cell {c.index} ({c.run_dir(out).relative_to(out)})" for c in todo])):
+        if launcher == "local":  # one pool: a seed's cells start once its phase 0 is done
+            _pool(ex, [(phase0_job, plan, s, str(out), threads) for s in seeds]
+                  + [(cell_job, plan, c.index, str(out), threads) for c in todo],
+                  list(phase0_names.values()) + cell_names, jobs,
+                  int(opts.get("parallel", os.cpu_count() or 1)), say,
+                  needs=[None] * len(seeds) + [phase0_names.get(c.seed) for c in todo])
+        for what, items, fn, names in (() if launcher == "local" else (
+                ("phase-0 models", seeds, phase0_job, list(phase0_names.values())),
+                ("cells", [c.index for c in todo], cell_job, cell_names))):
             if not items:
-                continue
-            if launcher == "local":
-                _pool(ex, [(fn, plan, x, str(out), threads) for x in items], names, jobs,
-                      int(opts.get("parallel", os.cpu_count() or 1)), what, say)
                 continue
             with _ctrl_c_held(launcher):
                 jobs[:] = ex.map_array(fn, [plan] * len(items), items, [str(out)] * len(items),

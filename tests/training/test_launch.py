@@ -37,14 +37,14 @@ def test_local_launcher_names_a_failure_resumes_and_matches_one_process(tmp_path
     with pytest.raises(TrainingError, match=r"cell 1 \(seed0/modx-alpha3\).*log .*launch again"):
         launch(plan, tmp_path / "jobs", "local", {"parallel": 2, "cpus_per_cell": 1},
                say=said.append)
-    assert any("seed0 phase 0 started (1 of 1 phase-0 models)" in s for s in said)
+    assert any("seed0 phase 0 started (1 of 3 jobs)" in s for s in said)
     assert (tmp_path / "jobs" / "seed0" / "finetune-lr0.0005" / "report.json").is_file()
     assert list((tmp_path / "jobs" / "submitit").iterdir())  # the jobs' logs
     monkeypatch.delenv("MODX_FAIL_AT")
     said.clear()
     via = launch(plan, tmp_path / "jobs", "local", {"parallel": 2, "cpus_per_cell": 1},
                say=said.append)
-    assert said == [s for s in said if "cell 1 (seed0/modx-alpha3) started (1 of 1 cells)" in s] \
+    assert said == [s for s in said if "cell 1 (seed0/modx-alpha3) started (1 of 1 jobs)" in s] \
         and said  # resumed: the failed cell alone
     times = json.loads((tmp_path / "jobs" / "times.json").read_text())["seconds"]
     assert {"seed0/phase0", "seed0/finetune-lr0.0005", "seed0/modx-alpha3"} <= set(times)
@@ -134,8 +134,8 @@ def test_the_local_pool_starts_the_next_job_as_one_ends_and_stops_on_a_failure()
         log.append(("start", name)) or _Job(log, name, polls[name], name == "c"))})()
     running: list = []
     with pytest.raises(TrainingError, match=r"^c \(job c\): RuntimeError: boom; log"):
-        _pool(ex, [(None, n) for n in "abcde"], list("abcde"), running, 2, "cells",
-              lambda m: None, poll=0)
+        _pool(ex, [(None, n) for n in "abcde"], list("abcde"), running, 2, lambda m: None,
+              poll=0)
     starts = [n for k, n in log if k == "start"]
     assert starts == ["a", "b", "c"]  # d and e never start once c failed
     # c started when a ended, while b (the long job) still ran: no wave waited on b
@@ -164,3 +164,19 @@ def test_jobs_compute_on_their_share_of_the_cores(monkeypatch):
     finally:
         torch.set_num_threads(before)
     assert seen == [1]
+
+
+def test_the_local_pool_starts_a_cell_once_its_phase0_is_done_and_others_meanwhile():
+    from modx.launch import _pool
+
+    log, polls = [], {"p0": 1, "p1": 5, "c0": 1, "c1": 1, "c0b": 1}
+    ex = type("Ex", (), {"submit": lambda self, fn, name: (
+        log.append(("start", name)) or _Job(log, name, polls[name], False))})()
+    _pool(ex, [(None, n) for n in ("p0", "p1", "c1", "c0", "c0b")],
+          ["p0", "p1", "c1", "c0", "c0b"], [], 2, lambda m: None,
+          needs=[None, None, "p1", "p0", "p0"], poll=0)
+    starts = [n for k, n in log if k == "start"]
+    # seed 1's cell waits for its phase 0 (the long job); seed 0's cells run meanwhile
+    assert starts.index("c0") < starts.index("c1") and starts.index("c0b") < starts.index("c1")
+    assert log.index(("end", "p1")) < log.index(("start", "c1"))
+    assert log.index(("start", "c0")) < log.index(("end", "p1"))
