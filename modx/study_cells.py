@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from modx.errors import ConfigError
-from sdtools.errors import UserError
 from sdtools.run_report import RunReport
 from sdtools.runs import RunDir
 
@@ -100,7 +99,7 @@ def _collect(plan, out: Path, partial: bool = False) -> list[CellResult]:
                 _check_cell(plan, c, out, report, where, redo)
                 metrics = cell_metrics(report, c.method, metric)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            if isinstance(exc, UserError):
+            if isinstance(exc, ConfigError):
                 raise
             raise ConfigError(f"{where} is damaged ({type(exc).__name__}: {exc}); {redo}") \
                 from None
