@@ -78,6 +78,8 @@ def study_page(name: str, study_dir: Path, out: Path, source: Path | None = None
             shutil.copy2(fig, out / name / fig.name)
             lines += [f"![{fig.stem.replace('_', ' ')}]({name}/{fig.name})", ""]
     (out / f"{name}.md").write_text("\n".join(lines) + "\n" + body.strip() + "\n")
+    if study.get("partial"):
+        title += f", partial: {study['cells_done']} of {study['cells_planned']} cells"
     return title
 
 
