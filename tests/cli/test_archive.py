@@ -163,7 +163,7 @@ def test_an_archive_renders_its_page_partial_without_training(study, tmp_path, m
     spec.loader.exec_module(pages)
     pages.study_page("s", tmp_path / "agg", tmp_path / "pages", source=keep)
     text = (tmp_path / "pages" / "s.md").read_text()
-    assert f"from the study's archive `{keep}`" in text
+    assert f"from the study's archive `{keep}`, aggregated from its cells' records" in text
     assert f"{len(plan.cells()) - 1} of {len(plan.cells())} cells finished" in text
     assert f"{len(plan.cells()) - 1} cells trained with sdtools" in text
 
