@@ -386,10 +386,10 @@ def _same_training(plan: Plan, out: Path) -> None:
 def _add_time(out: Path, key: str, seconds: float, cpu: float | None = None) -> None:
     """Wall time of each cell and each seed's phase 0 (``DIR/times.json``), and its process
     time (CPU seconds of the process, all its threads) where measured."""
-    from .study_stats import read_times, write_times
+    from .study_stats import read_all_times, write_times
 
     with _lock(out / ".times.lock"):  # concurrent --cell workers must not lose each other's
-        times, cpus = read_times(out), read_times(out, "cpu_seconds")
+        times, cpus = read_all_times(out)
         times[key] = seconds
         if cpu is not None:
             cpus[key] = cpu

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from modx.errors import ConfigError
 from sdtools.io import atomic_dir, check_output_dir, tag, write_json, written_by_us
+from sdtools.runs import RunDir
 
 from .study import STUDY_ENTRIES, Plan, _same_training, write_plan
 from .study_cells import _collect
@@ -64,7 +65,7 @@ def write_archive(plan: Plan, out, dest, force: bool = False) -> int:
 
 def cell_environment(run: Path) -> dict | None:
     """Where a cell was trained (its run's ``environment.json``, or its record's)."""
-    for path in (run / "environment.json", run / CELL_RECORD):
+    for path in (RunDir(run).environment_path, run / CELL_RECORD):
         try:
             env = json.loads(path.read_text())
         except (OSError, ValueError):

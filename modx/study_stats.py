@@ -267,13 +267,19 @@ def read_times(out: Path, which: str = "seconds") -> dict:
     or process time (``cpu_seconds``, absent from studies written before it was recorded);
     empty when there is none or the file there is not a study's timings (a user's file,
     which --force replaces)."""
+    return read_all_times(out)[which == "cpu_seconds"]
+
+
+def read_all_times(out: Path) -> tuple[dict, dict]:
+    """``(wall, process)`` seconds from one read of ``DIR/times.json`` (see ``read_times``)."""
     from sdtools.io import written_by_us
 
     path = Path(out) / "times.json"
     if not written_by_us(path, "times"):
-        return {}
-    seconds = json.loads(path.read_text()).get(which)
-    return {k: float(v) for k, v in seconds.items()} if isinstance(seconds, dict) else {}
+        return {}, {}
+    d = json.loads(path.read_text())
+    return tuple({k: float(v) for k, v in x.items()} if isinstance(x, dict) else {}
+                 for x in (d.get("seconds"), d.get("cpu_seconds")))
 
 
 def write_times(out: Path, wall: dict, cpu: dict) -> None:
