@@ -42,7 +42,7 @@ from .rotations import (
     numerical_rank,
     principal_angles,
 )
-from .rownull import MAX_OWN_ROW_LABELS, MAX_OWN_ROW_SIZE, own_rows_null
+from .rownull import MAX_OWN_ROW_SIZE, own_rows_null
 from .shares import ShareIntervals, group_values, residual_share, second_pass, share_intervals
 from .summary import (
     BOOT_N,
@@ -174,9 +174,10 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     second pass over the rows). ``ci``: bootstrap intervals of the shares and rigidity
     (``n_boot`` resamples, ``ci_seed``); they need no pass over the data, only one D x D matrix
     per group of items. ``seed``: the jitter null's: the held-out share the probe's own rows
-    read when turned by jitter of the change's mean angle, at the fit's rank and folds (N x D
-    up to ``MAX_OWN_ROW_SIZE``; above, a scaled simulation with the probe's spectrum). The
-    intervals hold the null fixed. ``precision``: the float format the
+    read when turned by jitter of the change's mean angle in directions drawn as the residual
+    rows ``b_i - a_i R`` lie, at the fit's rank and folds (N x D up to ``MAX_OWN_ROW_SIZE``;
+    above, a scaled simulation with the probe's spectrum and isotropic jitter). The intervals
+    hold the null fixed. ``precision``: the float format the
     embeddings were computed or stored in (``bfloat16``, ``float16``, ``float32``); by default
     read from the values. A change whose RMS angle is under ``PRECISION_FACTOR`` machine
     epsilons of that format is rounding, not a rotation: ``rigidity`` is then None, with a
@@ -184,10 +185,10 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
     image's captions): folds and bootstrap groups then hold whole labels, and the jitter null
     shares the part that a label's items share of what the rotation leaves (each label against
     the fit of the folds without it), so a drift per class is jitter, not a rotation, and reads
-    rigidity about 0, and the null is the same whatever rotation comes with the drift. With up
-    to ``MAX_OWN_ROW_LABELS`` labels the null's jitter shares that part within labels on the
-    probe's own rows (the groups' geometry is the probe's); with more, a scaled simulation
-    whose groups are as clustered as the labels on average.
+    rigidity about 0, and the null is the same whatever rotation comes with the drift. Up to
+    ``MAX_OWN_ROW_SIZE`` the null's jitter shares that part within labels on the probe's own
+    rows (the groups' geometry is the probe's); above, a scaled simulation whose groups are
+    as clustered as the labels on average.
 
     Parameters
     ----------
@@ -317,10 +318,10 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
         share = residual_share(cc, fold_R, per_group)
     if base <= 0:
         null = 0.0
-    elif (cc.labels <= MAX_OWN_ROW_LABELS if labelled
-          else prep[0].numel() <= MAX_OWN_ROW_SIZE):  # the probe's rows, turned
+    elif prep[0].numel() <= MAX_OWN_ROW_SIZE:  # the probe's rows, turned
         null = own_rows_null(prep, cc.split if labelled else None, k, base, r, share,
-                             center=center, seed=seed, precise=needs_float64(fit.s, r, base))
+                             center=center, seed=seed, precise=needs_float64(fit.s, r, base),
+                             fits=[R])
     else:  # a scaled simulation (as clustered and shared as the probe's labels on average)
         null = jitter_null(fit.s, cc.n, base, r, seed, center=center, share=share,
                            per_group=n / cc.labels if cc.labels else 1.0,

@@ -90,7 +90,7 @@ def share_intervals(base: np.ndarray, left: np.ndarray, ho: np.ndarray, null: fl
         return ex, hs, rig
 
     at = shares(cols.mean(0, keepdims=True))
-    ex, hs, rig = (x0 + wide * (x - x0) for x0, x in zip(at, shares(means)))
+    ex, hs, rig = (x0 + wide * (x - x0) for x0, x in zip(at, shares(means), strict=True))
 
     def iv(x: np.ndarray) -> Interval:
         return Interval(*percentile_ci(x), n_boot=n_boot, seed=seed)
@@ -138,4 +138,5 @@ def second_pass(
     return base, left, ho, to_numpy(resid).astype(np.float64), (per[0], per[1], per[2])
 
 
-__all__ = ["ShareIntervals", "few_groups_widening", "group_values", "residual_share", "second_pass", "share_intervals"]
+__all__ = ["ShareIntervals", "few_groups_widening", "group_values", "residual_share", "second_pass",
+           "share_intervals"]
