@@ -82,7 +82,8 @@ def residual_shape(prep: Prep, fits: list[torch.Tensor], split: Split | None = N
         return None
     C = trust * C * (d / tr) + (1.0 - trust) * torch.eye(d, dtype=C.dtype, device=C.device)
     w, V = torch.linalg.eigh(C)
-    return ((V * w.clamp(min=0.0).sqrt()) @ V.T).to(a.dtype)
+    S: torch.Tensor = ((V * w.clamp(min=0.0).sqrt()) @ V.T).to(a.dtype)
+    return S
 
 
 def own_rows_null(prep: Prep, split: Split | None, folds: int, base: float, rank: int,
