@@ -28,7 +28,7 @@ from sdtools.runs import RunDir
 from .study import STUDY_ENTRIES, Plan, _same_training, write_plan
 from .study_cells import _collect
 from .study_records import CELL_RECORD, cell_record
-from .study_stats import read_times, write_times
+from .study_stats import read_all_times, write_times
 
 
 def write_archive(plan: Plan, out, dest, force: bool = False) -> int:
@@ -50,7 +50,7 @@ def write_archive(plan: Plan, out, dest, force: bool = False) -> int:
                           "archive; give a new folder or an earlier archive of this study")
     if not force:
         _same_training(plan, dest)
-    times, cpus = read_times(out), read_times(out, "cpu_seconds")
+    times, cpus = read_all_times(out)
     with atomic_dir(dest) as tmp:
         write_plan(plan, tmp)
         if times:
