@@ -233,6 +233,23 @@ def coarsest(*names: str | None) -> str:
     return max(given, key=lambda n: PRECISION_EPS.get(n, 0.0)) if given else "float64"
 
 
+def check_groups(groups: object, n: int, name: str = "groups") -> np.ndarray:
+    """``groups`` (an array or tensor of labels) as an (n,) array, checked: one label per item,
+    no missing label (NaN or infinite: give each item without a group a label of its own)."""
+    g = (groups.detach().cpu().numpy() if isinstance(groups, torch.Tensor)
+         else np.asarray(groups))
+    if g.ndim != 1 or g.size != n:
+        raise InputError(f"{name} must hold one label per item ({n}), got shape {g.shape}")
+    if g.dtype.kind in "fc" and not np.isfinite(g).all():
+        bad = int((~np.isfinite(g)).sum())
+        raise InputError(f"{name} has {bad} missing label(s) (NaN or infinite); give each item a "
+                         "label (an item without a group gets a label of its own)")
+    if g.dtype.kind == "O":
+        raise InputError(f"{name} must be numbers or strings, got objects; give an array of "
+                         "labels")
+    return g
+
+
 def check_count(x: object, name: str, least: int, what: str = "", why: str = "") -> int:
     """An integer of at least ``least`` (a bool is not one), else a one-line InputError:
     ``{name} must be an integer of at least {least}{what}, got {x!r}{why}``."""

@@ -15,7 +15,7 @@ import numpy.typing as npt
 import torch
 
 from ..errors import InputError
-from .checks import checked_with_norms, common, same_shape
+from .checks import check_groups, checked_with_norms, common, same_shape
 
 # what prepare returns: A, B, their inverse row norms, whether both are unit, their centres
 Prep = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, bool,
@@ -174,9 +174,7 @@ def split_by(labels: npt.ArrayLike | torch.Tensor, n: int, k: int, per_fold: int
              seed: int = 0) -> Split:
     """:class:`Split` of ``n`` rows by ``labels`` (one per row) into k folds and ``per_fold``
     groups a fold (fewer when there are fewer labels)."""
-    g = labels.detach().cpu().numpy() if isinstance(labels, torch.Tensor) else np.asarray(labels)
-    if g.ndim != 1 or g.size != n:
-        raise InputError(f"groups must hold one label per item ({n}), got shape {g.shape}")
+    g = check_groups(labels, n)
     _, lab = np.unique(g, return_inverse=True)
     n_labels = int(lab.max()) + 1
     if n_labels < k:

@@ -22,6 +22,7 @@ from .checks import (
     PRECISION_EPS,
     Array,
     check_count,
+    check_groups,
     check_seed,
     coarsest,
     repeated_rows,
@@ -276,12 +277,7 @@ def procrustes(A: Array, B: Array, center: bool = False, residuals: bool = False
         prep = prepare(prep[0][keep], prep[1][keep], center)
         n = prep[0].shape[0]
         if groups is not None:
-            g = np.asarray(groups.detach().cpu() if isinstance(groups, torch.Tensor)
-                           else groups)
-            if g.shape != (n_all,):
-                raise InputError(f"groups must hold one label per item ({n_all}), got shape "
-                                 f"{g.shape}")
-            groups = g[repeats[0]]
+            groups = check_groups(groups, n_all)[repeats[0]]
         if n < 2 * folds:
             raise InputError(f"only {n} distinct probe items (of {n_all}) for {folds} folds; "
                              f"give at least {2 * folds} distinct items")

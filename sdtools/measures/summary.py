@@ -10,7 +10,7 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from .checks import check_count, check_seed
+from .checks import check_count, check_groups, check_seed
 
 DEFAULT_ANGLE_EDGES = tuple(float(x) for x in range(0, 181, 15))
 DEFAULT_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -63,7 +63,7 @@ def cluster_means(values: npt.ArrayLike, clusters: npt.ArrayLike | None, n_boot:
     if clusters is None:
         return bootstrap_means(v, n_boot, seed)
     cols = v[:, None] if v.ndim == 1 else v
-    _, label = np.unique(np.asarray(clusters), return_inverse=True)
+    _, label = np.unique(check_groups(clusters, cols.shape[0], "clusters"), return_inverse=True)
     c = int(label.max()) + 1
     # per cluster: the sum of each column and the item count (bincount: np.add.at is slow)
     sums = np.stack([*(np.bincount(label, weights=col, minlength=c) for col in cols.T),
@@ -208,6 +208,8 @@ class Summary:
             from ..errors import InputError
 
             raise InputError("cannot summarise an empty set of values")
+        if clusters is not None:  # checked also where no interval reads them
+            clusters = check_groups(clusters, v.size, "clusters")
         mean_ci = share_ci = None
         if ci:
             cols = np.stack([v, *[(v > t).astype(np.float64) for t in thresholds]], 1)

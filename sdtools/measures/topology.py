@@ -55,7 +55,7 @@ import torch
 
 from ..errors import InputError
 from .angles import pair_of
-from .checks import Array, check_count, check_seed, normalize, repeated_rows
+from .checks import Array, check_count, check_groups, check_seed, normalize, repeated_rows
 from .summary import jsonable
 
 PAIRS = 200_000  # sampled pairs (every pair when there are fewer)
@@ -353,10 +353,7 @@ def _labels(groups: npt.ArrayLike | torch.Tensor | None, n: int) -> np.ndarray |
     """``groups`` as an (N,) array of labels, checked; None when not given."""
     if groups is None:
         return None
-    g = groups.detach().cpu().numpy() if isinstance(groups, torch.Tensor) else np.asarray(groups)
-    if g.ndim != 1 or g.size != n:
-        raise InputError(f"groups must hold one label per item ({n}), got shape {g.shape}")
-    return g
+    return check_groups(groups, n)
 
 
 __all__ = ["TopologyResult", "topology_kept"]
