@@ -49,9 +49,23 @@ def _where(study: dict, source: Path | None) -> str:
     return "; ".join(f"{n} cells trained with {where}" for where, n in seen.most_common())
 
 
-def study_page(name: str, study_dir: Path, out: Path, source: Path | None = None) -> str:
-    """Render one study's page into ``out`` (figures copied beside it); return its title.
-    ``source``: the archive ``study_dir`` was aggregated from, named as the page's source."""
+def claim_lines(study: dict) -> list[str]:
+    """The study's claims with their verdicts, one sub-item each, as its ``study.json`` holds
+    them (the index lists them under the study's link)."""
+    out = []
+    for key, c in (study.get("claims") or {}).items():
+        if isinstance(c, dict) and c.get("verdict"):
+            seeds = f", {c['n_seeds']} seeds" if c.get("n_seeds") is not None else ""
+            out.append(f"  - ({key.split('_')[0]}) {c.get('claim', key)}: "
+                       f"**{str(c['verdict']).split(' (')[0]}**{seeds}")
+    return out
+
+
+def study_page(name: str, study_dir: Path, out: Path,
+               source: Path | None = None) -> tuple[str, list[str]]:
+    """Render one study's page into ``out`` (figures copied beside it); return its title and
+    its claims' lines (:func:`claim_lines`). ``source``: the archive ``study_dir`` was
+    aggregated from, named as the page's source."""
     from modx.study_stats import markdown
 
     study = json.loads((study_dir / "study.json").read_text())
@@ -81,7 +95,29 @@ def study_page(name: str, study_dir: Path, out: Path, source: Path | None = None
     (out / f"{name}.md").write_text("\n".join(lines) + "\n" + body.strip() + "\n")
     if study.get("partial"):
         title += f", partial: {study['cells_done']} of {study['cells_planned']} cells"
-    return title
+    return title, claim_lines(study)
+
+
+def update_index(text: str, entries: dict[str, str], out: Path) -> str:
+    """``text`` with the list between its markers rewritten: ``entries`` (name -> its lines)
+    and, sorted by name among them, the entries listed before and not rendered now (with
+    their claims' lines) whose page is still in ``out``. Text without the markers is kept."""
+    if BEGIN not in text or END not in text:
+        return text
+    head, rest = text.split(BEGIN, 1)
+    listed, tail = rest.split(END, 1)
+    kept: dict[str, str] = {}
+    current = None
+    for line in listed.splitlines():
+        m = re.fullmatch(r"- \[.*\]\(results/([\w-]+)\.md\)", line.strip())
+        if m:
+            current = m.group(1)
+            if current not in entries and (out / f"{current}.md").is_file():
+                kept[current] = line.strip()
+        elif line.startswith("  - ") and current in kept:
+            kept[current] += "\n" + line.rstrip()
+    lines = [v for _, v in sorted({**kept, **entries}.items())]
+    return head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail
 
 
 def main(argv=None) -> int:
@@ -105,22 +141,13 @@ def main(argv=None) -> int:
 
             with tempfile.TemporaryDirectory() as tmp:
                 aggregate_archive(where, Path(tmp) / name)
-                title = study_page(name, Path(tmp) / name, args.out, source=Path(where))
+                title, claims = study_page(name, Path(tmp) / name, args.out,
+                                           source=Path(where))
         else:
-            title = study_page(name, Path(where), args.out)
-        entries[name] = f"- [{title}](results/{name}.md)"
+            title, claims = study_page(name, Path(where), args.out)
+        entries[name] = "\n".join([f"- [{title}](results/{name}.md)", *claims])
     index = DOCS / "results.md"
-    text = index.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        listed, tail = rest.split(END, 1)
-        kept = {}  # pages rendered before and not now stay listed while their page is there
-        for line in listed.splitlines():
-            m = re.fullmatch(r"- \[.*\]\(results/([\w-]+)\.md\)", line.strip())
-            if m and m.group(1) not in entries and (args.out / f"{m.group(1)}.md").is_file():
-                kept[m.group(1)] = line.strip()
-        lines = [v for _, v in sorted({**kept, **entries}.items())]
-        index.write_text(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail)
+    index.write_text(update_index(index.read_text(), entries, args.out))
     print(f"wrote {len(entries)} results pages in {args.out}")
     return 0
 

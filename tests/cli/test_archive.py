@@ -161,7 +161,23 @@ def test_an_archive_renders_its_page_partial_without_training(study, tmp_path, m
         "results_pages.py")
     pages = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(pages)
-    pages.study_page("s", tmp_path / "agg", tmp_path / "pages", source=keep)
+    _, claims = pages.study_page("s", tmp_path / "agg", tmp_path / "pages", source=keep)
+    verdicts = [c["verdict"].split(" (")[0] for c in s["claims"].values()]
+    assert len(claims) == len(verdicts) and verdicts
+    assert all(f"**{v}**" in line for line, v in zip(claims, verdicts, strict=True))
+    # the index: the rendered study replaces its entry, another page's entry stays listed with
+    # its claims, an entry whose page is gone is dropped, text around the markers is kept
+    (tmp_path / "pages" / "old.md").write_text("# old\n")
+    index = "\n".join(["intro", pages.BEGIN, "- [Study `old`](results/old.md)",
+                       "  - (a) a claim: **holds**, 3 seeds", "- [Study `s`](results/s.md)",
+                       "- [Study `gone`](results/gone.md)", "  - (a) x: **holds**",
+                       pages.END, "outro"])
+    new = pages.update_index(index, {"s": "- [Study `s` new](results/s.md)\n" +
+                                     "\n".join(claims)}, tmp_path / "pages")
+    assert new.split(pages.BEGIN)[1].split(pages.END)[0].strip().splitlines() == [
+        "- [Study `old`](results/old.md)", "  - (a) a claim: **holds**, 3 seeds",
+        "- [Study `s` new](results/s.md)", *claims]
+    assert new.startswith("intro\n") and new.endswith("outro")
     text = (tmp_path / "pages" / "s.md").read_text()
     assert f"from the study's archive `{keep}`, aggregated from its cells' records" in text
     assert f"{len(plan.cells()) - 1} of {len(plan.cells())} cells finished" in text
