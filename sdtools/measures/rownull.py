@@ -102,8 +102,10 @@ def own_rows_null(prep: Prep, split: Split | None, folds: int, base: float, rank
     ``share`` measured the same way on the simulation. Averaged over ``draws`` simulations
     (the same ones at each step; by default 2, or 1 above ``ONE_DRAW_SIZE`` N x D, where one
     draw's spread is small). ``precise``: fold fits from float64 SVDs, as the real fit's
-    (:func:`~.rotations.needs_float64`); ``fits``: the real fit's fold fits, whose held-out
-    residual rows shape the jitter's directions (:func:`residual_shape`; None: isotropic)."""
+    (:func:`~.rotations.needs_float64`); ``fits``: the real fit (``[R]``; its residual rows
+    shape the jitter's directions, :func:`residual_shape`; None: isotropic). The fold fits'
+    held-out residuals, tried instead, spread wider than the jitter (strong-direction jitter
+    with 20 clusters read +0.11 against them, +0.04 against the in-sample ones)."""
     # when a label's rows share nearly all of what the fit leaves (a drift per class), their
     # within-label residual is mostly the fold fits' error: the own part is drawn isotropic
     trust = 1.0 - min(max(share, 0.0), 1.0) ** SHAPE_TRUST_POWER
